@@ -1,0 +1,1 @@
+"""Datasets (embedded offline data and TFDS-backed sources) and batching."""

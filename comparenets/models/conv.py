@@ -1,0 +1,205 @@
+"""Convolutional backbones: a 2-D conv stack for images and a causal temporal conv net (TCN).
+
+``ConvStack`` is the article's CNN: blocks of kxk convolutions (3x3 by default), an activation,
+an optional norm and max or average pooling. Its dense layers belong to the task's head, which is
+where every family's output is turned into the task's answer.
+
+``TCN`` follows Bai, Kolter & Koltun (2018): residual blocks of two causal, dilated 1-D
+convolutions, dilation ``base**level``, so the receptive field grows exponentially with depth:
+``1 + 2 (k - 1) sum_i base**i``. Causal means the output at step t depends on steps <= t only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from comparenets.models.base import Features
+
+ACTIVATIONS = {'relu': nn.relu, 'gelu': nn.gelu, 'tanh': jnp.tanh, 'silu': nn.silu,
+               'elu': nn.elu}
+
+
+def _activation(name: str):
+  if name not in ACTIVATIONS:
+    raise ValueError(f'unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}')
+  return ACTIVATIONS[name]
+
+
+def _norm(kind: str, features: int, train: bool, name: str):
+  """A normalisation layer by name, or None for 'none'."""
+  if kind == 'none':
+    return None
+  if kind == 'batch':
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)
+  if kind == 'layer':
+    return nn.LayerNorm(name=name)
+  if kind == 'group':
+    return nn.GroupNorm(num_groups=math.gcd(8, features), name=name)
+  raise ValueError(f"unknown norm {kind!r}; choose one of 'none', 'batch', 'layer', 'group'")
+
+
+class ConvStack(nn.Module):
+  """2-D conv stack over images ``[B, H, W, C]``.
+
+  Attributes:
+    widths: output channels of each block; its length is the number of blocks.
+    convs_per_block: convolutions per block before the pooling.
+    kernel_size: k of the kxk convolutions.
+    pool: 'max', 'avg' or 'none', applied at the end of each block.
+    pool_size: pooling window and stride.
+    norm: 'none', 'batch', 'layer' or 'group', after each convolution.
+    activation: name of the nonlinearity.
+    dropout: dropout rate after each block (training only).
+    global_pool: how ``Features.summary`` is made from the last map: 'flatten' (classic CNN:
+      the dense head sees every position), 'avg' or 'max'.
+  """
+  widths: Sequence[int] = (32, 64)
+  convs_per_block: int = 1
+  kernel_size: int = 3
+  pool: str = 'max'
+  pool_size: int = 2
+  norm: str = 'none'
+  activation: str = 'relu'
+  dropout: float = 0.0
+  global_pool: str = 'flatten'
+
+  input_kind = 'image'
+
+  def check_input(self, shape: Sequence[int]) -> None:
+    """Raises ValueError when the pooling would shrink an image of this shape to nothing."""
+    if self.pool == 'none':
+      return
+    height, width = shape[-3], shape[-2]
+    blocks = len(self.widths)
+    if min(height, width) < self.pool_size ** blocks:
+      raise ValueError(
+          f'cnn pools by {self.pool_size} in each of {blocks} blocks, which needs images of at '
+          f'least {self.pool_size ** blocks}x{self.pool_size ** blocks}; this input is '
+          f'{height}x{width}. Use fewer widths or pool=none.')
+
+  def receptive_field(self) -> int:
+    """Side of the input square that one position of the last feature map sees."""
+    rf, jump = 1, 1
+    for _ in self.widths:
+      rf += self.convs_per_block * (self.kernel_size - 1) * jump
+      if self.pool != 'none':
+        rf += (self.pool_size - 1) * jump
+        jump *= self.pool_size
+    return rf
+
+  @nn.compact
+  def __call__(self, x: jax.Array, mask=None, *, train: bool = False) -> Features:
+    del mask  # images have no padding
+    self.check_input(x.shape)
+    act = _activation(self.activation)
+    k = self.kernel_size
+    for b, width in enumerate(self.widths):
+      for c in range(self.convs_per_block):
+        norm = _norm(self.norm, width, train, f'norm{b}_{c}')
+        x = nn.Conv(width, (k, k), padding='SAME', use_bias=norm is None, name=f'conv{b}_{c}')(x)
+        if norm is not None:
+          x = norm(x)
+        x = act(x)
+      window = (self.pool_size, self.pool_size)
+      if self.pool == 'max':
+        x = nn.max_pool(x, window, strides=window)
+      elif self.pool == 'avg':
+        x = nn.avg_pool(x, window, strides=window)
+      elif self.pool != 'none':
+        raise ValueError(f"unknown pool {self.pool!r}; choose 'max', 'avg' or 'none'")
+      if self.dropout > 0:
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    if self.global_pool == 'flatten':
+      summary = x.reshape(x.shape[0], -1)
+    elif self.global_pool == 'avg':
+      summary = x.mean(axis=(1, 2))
+    elif self.global_pool == 'max':
+      summary = x.max(axis=(1, 2))
+    else:
+      raise ValueError(f"unknown global_pool {self.global_pool!r}; choose 'flatten', 'avg', 'max'")
+    return Features(per_position=x, summary=summary)
+
+
+class CausalConv1D(nn.Module):
+  """1-D convolution over ``[B, T, C]`` padded on the left only, so step t sees steps <= t."""
+  features: int
+  kernel_size: int
+  dilation: int = 1
+
+  @nn.compact
+  def __call__(self, x):
+    pad = (self.kernel_size - 1) * self.dilation
+    return nn.Conv(self.features, (self.kernel_size,), kernel_dilation=(self.dilation,),
+                   padding=[(pad, 0)], name='conv')(x)
+
+
+class TemporalBlock(nn.Module):
+  """Two causal dilated convolutions with activation, optional norm and dropout, plus residual."""
+  features: int
+  kernel_size: int
+  dilation: int
+  dropout: float = 0.0
+  norm: str = 'none'
+  activation: str = 'relu'
+
+  @nn.compact
+  def __call__(self, x, *, train: bool = False):
+    act = _activation(self.activation)
+    y = x
+    for i in range(2):
+      y = CausalConv1D(self.features, self.kernel_size, self.dilation, name=f'causal{i}')(y)
+      if self.norm == 'layer':
+        y = nn.LayerNorm(name=f'norm{i}')(y)
+      elif self.norm != 'none':
+        raise ValueError(f"unknown tcn norm {self.norm!r}; choose 'none' or 'layer'")
+      y = act(y)
+      if self.dropout > 0:
+        y = nn.Dropout(self.dropout, deterministic=not train)(y)
+    if x.shape[-1] != self.features:
+      x = nn.Conv(self.features, (1,), name='downsample')(x)
+    return act(x + y)
+
+
+class TCN(nn.Module):
+  """Temporal conv net over sequences ``[B, T, F]`` with an optional mask ``[B, T]``.
+
+  Padding must be on the right (real steps first), which is what every task produces: being
+  causal, no real step's output can see a padded step. ``Features.summary`` is the output at each
+  sequence's last real step.
+  """
+  channels: int = 64
+  levels: int = 4
+  kernel_size: int = 3
+  dilation_base: int = 2
+  dropout: float = 0.0
+  norm: str = 'none'
+  activation: str = 'relu'
+
+  input_kind = 'sequence'
+
+  def receptive_field(self) -> int:
+    """Number of input steps that one output step depends on (itself included)."""
+    dilations = sum(self.dilation_base ** i for i in range(self.levels))
+    return 1 + 2 * (self.kernel_size - 1) * dilations
+
+  @nn.compact
+  def __call__(self, x: jax.Array, mask: jax.Array | None = None, *,
+               train: bool = False) -> Features:
+    if mask is not None:
+      x = x * mask[..., None].astype(x.dtype)
+    h = x
+    for level in range(self.levels):
+      h = TemporalBlock(self.channels, self.kernel_size, self.dilation_base ** level,
+                        self.dropout, self.norm, self.activation, name=f'block{level}')(
+                            h, train=train)
+    if mask is None:
+      summary = h[:, -1]
+    else:
+      last = jnp.maximum(mask.astype(jnp.int32).sum(axis=1) - 1, 0)
+      summary = jnp.take_along_axis(h, last[:, None, None], axis=1)[:, 0]
+    return Features(per_position=h, summary=summary)

@@ -1,0 +1,58 @@
+"""A table of the finished runs under a directory: ``python -m comparenets.summary DIR``.
+
+Reads every ``results.json`` below DIR and prints one Markdown row per run: model, task setting,
+parameters, steps, training time and the validation/test metrics.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+from typing import Any
+
+
+def load_results(root: str) -> list[dict[str, Any]]:
+  """Every run's results.json below ``root``, each with its 'workdir' added."""
+  runs = []
+  for path in sorted(glob.glob(os.path.join(root, '**', 'results.json'), recursive=True)):
+    with open(path, encoding='utf-8') as f:
+      result = json.load(f)
+    result['workdir'] = os.path.relpath(os.path.dirname(path), root)
+    runs.append(result)
+  return runs
+
+
+def table(runs: list[dict[str, Any]]) -> str:
+  metrics = sorted({k for r in runs for k in r.get('test', {})})
+  head = ['run', 'model', 'task', 'input', 'params', 'steps', 'train s'] + [
+      f'{split} {m}' for split in ('validation', 'test') for m in metrics]
+  lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+  for r in runs:
+    task = r['task']
+    setting = ','.join(f'{k}={v}' for k, v in task.items()
+                       if k in ('reading', 'order') and v not in ('auto', 'sequential'))
+    row = [r['workdir'], r['model'], task['name'] + (f' ({setting})' if setting else ''),
+           r['input_kind'], f"{r['params']['total']:,}", str(r['steps']),
+           f"{r['train_time_s']:.1f}"]
+    row += [f"{r[split].get(m, float('nan')):.4f}" for split in ('validation', 'test')
+            for m in metrics]
+    lines.append('| ' + ' | '.join(row) + ' |')
+  return '\n'.join(lines)
+
+
+def main(argv: list[str]) -> int:
+  if len(argv) != 2:
+    print('usage: python -m comparenets.summary DIR', file=sys.stderr)
+    return 2
+  runs = load_results(argv[1])
+  if not runs:
+    print(f'no results.json below {argv[1]}', file=sys.stderr)
+    return 1
+  print(table(runs))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main(sys.argv))

@@ -1,0 +1,34 @@
+"""Tasks by name. A task is one dataclass file here plus one experiment file."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from comparenets.config_utils import check_fields
+from comparenets.errors import ConfigError
+from comparenets.tasks.base import Task
+from comparenets.tasks.digits import DigitsClassification
+
+REGISTRY: dict[str, type[Task]] = {
+    'digits': DigitsClassification,
+}
+
+
+def names() -> list[str]:
+  return sorted(REGISTRY)
+
+
+def fields(name: str) -> dict[str, Any]:
+  if name not in REGISTRY:
+    raise ConfigError(f'unknown task {name!r}; choose one of {", ".join(names())}')
+  return {f.name: f.default for f in dataclasses.fields(REGISTRY[name])}
+
+
+def build(name: str, **kwargs: Any) -> Task:
+  """Builds a task by name; unknown fields are a `ConfigError` that lists the valid ones."""
+  check_fields(f'task {name!r}', kwargs, fields(name))
+  return REGISTRY[name](**kwargs)
+
+
+__all__ = ['Task', 'REGISTRY', 'build', 'names', 'fields']

@@ -1,0 +1,61 @@
+"""What a task supplies to the one train loop: data, input adapters, head, loss and metrics.
+
+A task knows input kinds ('image', 'sequence'), never backbones. The train loop asks it:
+
+* ``check_input_kind(kind, model)``: can the task feed this kind of input? (a `ConfigError` if
+  not, raised before anything is compiled);
+* ``splits()``: the data, ``{split: {name: array}}`` with 'train', 'validation' and 'test';
+* ``adapt(batch, kind) -> (x, mask)``: the batch turned into what that kind of backbone reads
+  (traced inside the compiled step, so it costs no host work);
+* ``head(**config.head)``: the module put on top of the backbone's `Features`;
+* ``per_example(outputs, batch) -> {metric: [B]}``: per-example values, 'loss' among them; the
+  training objective is the mean of 'loss', evaluation sums every entry over a split;
+* ``finalize(sums) -> metrics``: evaluation sums (and 'count') turned into the reported metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, Mapping
+
+import flax.linen as nn
+import jax
+import numpy as np
+
+from comparenets.errors import ConfigError
+
+
+@dataclasses.dataclass
+class Task:
+  """Base class; subclasses are dataclasses whose fields are the task's config fields."""
+
+  name: ClassVar[str] = ''
+  input_kinds: ClassVar[tuple[str, ...]] = ()
+  # The metric that model selection and reports look at, and whether higher is better.
+  target_metric: ClassVar[str] = 'loss'
+  higher_is_better: ClassVar[bool] = False
+
+  def check_input_kind(self, kind: str, model: str) -> None:
+    if kind not in self.input_kinds:
+      raise ConfigError(f'task {self.name!r} cannot feed model {model!r}: it reads {kind} '
+                        f'input and this task gives {" or ".join(self.input_kinds)}')
+
+  def splits(self) -> Mapping[str, Mapping[str, np.ndarray]]:
+    raise NotImplementedError
+
+  def adapt(self, batch: Mapping[str, jax.Array], kind: str):
+    raise NotImplementedError
+
+  def head(self, **kwargs: Any) -> nn.Module:
+    raise NotImplementedError
+
+  def per_example(self, outputs: Any, batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+    raise NotImplementedError
+
+  def finalize(self, sums: Mapping[str, float]) -> dict[str, float]:
+    count = float(sums['count'])
+    return {k: float(v) / count for k, v in sums.items() if k != 'count'}
+
+  def describe(self) -> dict[str, Any]:
+    """Fields that identify the task's setting, for results and reports."""
+    return {'name': self.name, **dataclasses.asdict(self)}

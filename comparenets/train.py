@@ -1,0 +1,419 @@
+"""One train loop for every (model, task) pair.
+
+* `build_setup(config)` checks the whole config and builds the task, the backbone, the head and
+  the optimizer; every mistake is a `ConfigError` raised here, before anything is compiled.
+* `make_step_fns` gives the pure step functions ``train_step(state, batch, rng) -> (state,
+  metrics)`` and ``eval_step(state, batch) -> sums``.
+* `Parallel` strategies wrap them: ``'none'`` (one device, `jax.jit`), ``'pmap'`` (`jax.pmap`,
+  gradients averaged with `lax.pmean`) and ``'jit'`` (`jax.jit` with the batch sharded over a
+  one-axis device mesh and the state replicated: what JAX recommends today).
+* `train_and_evaluate(config, workdir)` runs training with automatic resume from the newest
+  checkpoint in ``workdir``, periodic evaluation, metrics as JSON lines and TensorBoard events,
+  and writes ``config.json`` and ``results.json``; it returns the results dict.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Any, Callable, Mapping
+
+from absl import logging
+import flax
+import flax.jax_utils
+from flax.training import train_state
+import jax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+import ml_collections
+import numpy as np
+import optax
+
+from comparenets import models
+from comparenets import tasks
+from comparenets.checkpointing import Checkpointer
+from comparenets.config_utils import check_fields
+from comparenets.data import pipeline
+from comparenets.errors import ConfigError
+from comparenets.metric_writers import MetricWriter
+
+PARALLEL_MODES = ('none', 'pmap', 'jit')
+SECTIONS = {'seed': 0, 'model': None, 'task': None, 'head': None, 'train': None}
+TRAIN_FIELDS = {
+    'steps': 1000,               # optimizer updates in the whole run
+    'batch_size': 64,            # global batch, split over all devices
+    'eval_batch_size': 256,      # global; padded batches count every example once
+    'optimizer': 'adamw',        # 'adamw', 'adam', 'sgd' (with momentum 0.9)
+    'learning_rate': 1e-3,
+    'schedule': 'cosine',        # 'cosine' (warmup then cosine decay) or 'constant'
+    'warmup_steps': 0,
+    'weight_decay': 0.0,
+    'grad_clip': 0.0,            # clip by global norm; 0 turns it off
+    'parallel': 'jit',           # 'none', 'pmap' or 'jit' (see module docstring)
+    'log_every': 100,
+    'eval_every': 500,           # validation every N steps (0: only at the end)
+    'checkpoint_every': 500,     # 0: only the final checkpoint
+    'keep_checkpoints': 3,
+    'async_checkpoints': True,
+}
+
+
+@dataclasses.dataclass
+class Setup:
+  """Everything a run needs, built from a config without compiling anything."""
+  config: ml_collections.ConfigDict
+  task: tasks.Task
+  model_name: str
+  input_kind: str
+  model: models.TaskModel
+  tx: optax.GradientTransformation
+  schedule: Callable[[int], Any]
+  num_devices: int
+
+
+def _section(config, name) -> dict[str, Any]:
+  value = config.get(name)
+  if value is None:
+    raise ConfigError(f'the config has no {name!r} section')
+  return dict(value)
+
+
+def make_optimizer(train: Mapping[str, Any]):
+  """The optimizer and learning-rate schedule a train config asks for."""
+  lr, steps, warmup = train['learning_rate'], train['steps'], train['warmup_steps']
+  if train['schedule'] == 'cosine':
+    schedule = optax.warmup_cosine_decay_schedule(0.0 if warmup else lr, lr, warmup,
+                                                  max(steps, warmup + 1), end_value=0.01 * lr)
+  elif train['schedule'] == 'constant':
+    schedule = optax.constant_schedule(lr)
+  else:
+    raise ConfigError(f"train.schedule must be 'cosine' or 'constant', not {train['schedule']!r}")
+  if train['optimizer'] == 'adamw':
+    opt = optax.adamw(schedule, weight_decay=train['weight_decay'])
+  elif train['optimizer'] == 'adam':
+    opt = optax.adam(schedule)
+  elif train['optimizer'] == 'sgd':
+    opt = optax.sgd(schedule, momentum=0.9)
+  else:
+    raise ConfigError(f"train.optimizer must be 'adamw', 'adam' or 'sgd', "
+                      f"not {train['optimizer']!r}")
+  if train['grad_clip'] > 0:
+    opt = optax.chain(optax.clip_by_global_norm(train['grad_clip']), opt)
+  return opt, schedule
+
+
+def build_setup(config: ml_collections.ConfigDict) -> Setup:
+  """Checks a config and builds its parts; raises `ConfigError` with one clear sentence."""
+  check_fields('the config', dict(config), SECTIONS)
+  model_cfg = _section(config, 'model')
+  task_cfg = _section(config, 'task')
+  train = _section(config, 'train')
+  head_cfg = dict(config.get('head') or {})
+  check_fields('the train section', train, TRAIN_FIELDS)
+  train = {**TRAIN_FIELDS, **train}
+  for key in ('steps', 'batch_size', 'eval_batch_size'):
+    if not isinstance(train[key], int) or train[key] <= 0:
+      raise ConfigError(f'train.{key} must be a positive integer, not {train[key]!r}')
+  if train['parallel'] not in PARALLEL_MODES:
+    raise ConfigError(f'train.parallel must be one of {PARALLEL_MODES}, '
+                      f'not {train["parallel"]!r}')
+  num_devices = 1 if train['parallel'] == 'none' else jax.device_count()
+  for key in ('batch_size', 'eval_batch_size'):
+    if train[key] % num_devices:
+      raise ConfigError(f'train.{key}={train[key]} does not divide over the {num_devices} '
+                        f'devices of train.parallel={train["parallel"]!r}; use a multiple of '
+                        f'{num_devices}')
+  model_name = model_cfg.pop('name', None)
+  task_name = task_cfg.pop('name', None)
+  backbone = models.build(model_name, **model_cfg)
+  task = tasks.build(task_name, **task_cfg)
+  kind = models.input_kind(model_name)
+  task.check_input_kind(kind, model_name)
+  try:
+    head = task.head(**head_cfg)
+  except TypeError as e:
+    raise ConfigError(f'the head section does not fit task {task_name!r}: {e}') from None
+  tx, schedule = make_optimizer(train)
+  return Setup(config=config, task=task, model_name=model_name, input_kind=kind,
+               model=models.TaskModel(backbone=backbone, head=head), tx=tx, schedule=schedule,
+               num_devices=num_devices)
+
+
+class TrainState(train_state.TrainState):
+  """Flax's TrainState plus the model's non-parameter collections (e.g. ``batch_stats``)."""
+  model_state: Any = flax.struct.field(default_factory=dict)
+
+
+def create_state(setup: Setup, rng: jax.Array, example_batch: Mapping[str, np.ndarray]):
+  """Initialises parameters on one device from a one-example batch."""
+  def init(rng, batch):
+    x, mask = setup.task.adapt(batch, setup.input_kind)
+    variables = setup.model.init({'params': rng, 'dropout': rng}, x, mask, train=False)
+    params = variables.pop('params')
+    return TrainState.create(apply_fn=setup.model.apply, params=params, tx=setup.tx,
+                             model_state=dict(variables))
+  one = {k: v[:1] for k, v in example_batch.items()}
+  try:
+    return jax.jit(init)(rng, one)
+  except ValueError as e:  # shape checks of the backbones, raised while tracing
+    raise ConfigError(f'model {setup.model_name!r} cannot read this task\'s input: {e}') from None
+
+
+def make_step_fns(setup: Setup, axis_name: str | None = None):
+  """Pure train and eval steps; ``axis_name`` names the pmap axis to average over."""
+  model, task, kind = setup.model, setup.task, setup.input_kind
+
+  def train_step(state: TrainState, batch, rng):
+    rng = jax.random.fold_in(rng, state.step)
+    if axis_name is not None:
+      rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
+    x, mask = task.adapt(batch, kind)
+    mutable = list(state.model_state)
+
+    def loss_fn(params):
+      variables = {'params': params, **state.model_state}
+      out = model.apply(variables, x, mask, train=True, rngs={'dropout': rng},
+                        mutable=mutable or False)
+      out, new_model_state = out if mutable else (out, {})
+      per = task.per_example(out, batch)
+      return per['loss'].mean(), (per, new_model_state)
+
+    (_, (per, new_model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    metrics = {k: v.mean() for k, v in per.items()}
+    if axis_name is not None:
+      grads, metrics, new_model_state = jax.lax.pmean((grads, metrics, new_model_state),
+                                                      axis_name)
+    metrics['grad_norm'] = optax.global_norm(grads)
+    state = state.apply_gradients(grads=grads, model_state=dict(new_model_state))
+    return state, metrics
+
+  def eval_step(state: TrainState, batch):
+    x, mask = task.adapt(batch, kind)
+    out = model.apply({'params': state.params, **state.model_state}, x, mask, train=False)
+    per = task.per_example(out, batch)
+    weight = batch['weight']
+    sums = {k: (v * weight).sum() for k, v in per.items()}
+    sums['count'] = weight.sum()
+    if axis_name is not None:
+      sums = jax.lax.psum(sums, axis_name)
+    return sums
+
+  return train_step, eval_step
+
+
+class Parallel:
+  """How state and batches live on devices, and the compiled steps that go with it."""
+  mode = 'none'
+
+  def __init__(self, setup: Setup):
+    train_step, eval_step = make_step_fns(setup)
+    self.train_step = jax.jit(train_step, donate_argnums=0)
+    self.eval_step = jax.jit(eval_step)
+
+  def place(self, state):
+    return jax.device_put(state, jax.devices()[0])
+
+  def shard(self, batch):
+    return jax.device_put(batch, jax.devices()[0])
+
+  def checkpoint_target(self, state):
+    """A tree with the shardings a restored checkpoint should have before `place`."""
+    return state
+
+  def savable(self, state):
+    return state
+
+  def host_state(self, state):
+    """The state as one copy, for inspection and comparison across strategies."""
+    return jax.device_get(self.savable(state))
+
+  def host_metrics(self, metrics):
+    return jax.device_get(metrics)
+
+
+class PmapParallel(Parallel):
+  """`jax.pmap` over all local devices; state replicated on the leading axis."""
+  mode = 'pmap'
+
+  def __init__(self, setup: Setup):  # pylint: disable=super-init-not-called
+    train_step, eval_step = make_step_fns(setup, axis_name='batch')
+    self.n = jax.local_device_count()
+    self.train_step = jax.pmap(train_step, axis_name='batch', in_axes=(0, 0, None),
+                               donate_argnums=0)
+    self.eval_step = jax.pmap(eval_step, axis_name='batch')
+
+  def place(self, state):
+    return flax.jax_utils.replicate(state)
+
+  def shard(self, batch):
+    return jax.tree.map(lambda x: x.reshape((self.n, -1) + x.shape[1:]), batch)
+
+  def savable(self, state):
+    return flax.jax_utils.unreplicate(state)
+
+  def host_metrics(self, metrics):
+    return jax.tree.map(lambda x: x[0], jax.device_get(metrics))
+
+
+class JitParallel(Parallel):
+  """`jax.jit` with the batch sharded over a 1-D mesh ``('data',)`` and the state replicated."""
+  mode = 'jit'
+
+  def __init__(self, setup: Setup):  # pylint: disable=super-init-not-called
+    train_step, eval_step = make_step_fns(setup)
+    self.mesh = Mesh(np.array(jax.devices()), ('data',))
+    self.replicated = NamedSharding(self.mesh, P())
+    self.data = NamedSharding(self.mesh, P('data'))
+    self.train_step = jax.jit(train_step, in_shardings=(self.replicated, self.data,
+                                                        self.replicated),
+                              out_shardings=(self.replicated, self.replicated),
+                              donate_argnums=0)
+    self.eval_step = jax.jit(eval_step, in_shardings=(self.replicated, self.data),
+                             out_shardings=self.replicated)
+
+  def place(self, state):
+    return jax.device_put(state, self.replicated)
+
+  def shard(self, batch):
+    return jax.device_put(batch, self.data)
+
+  def checkpoint_target(self, state):
+    return self.place(state)
+
+
+def make_parallel(setup: Setup) -> Parallel:
+  mode = setup.config.train.get('parallel', TRAIN_FIELDS['parallel'])
+  return {'none': Parallel, 'pmap': PmapParallel, 'jit': JitParallel}[mode](setup)
+
+
+def evaluate(parallel: Parallel, state, task: tasks.Task, split, batch_size: int):
+  """The task's metrics over every example of ``split``."""
+  total = None
+  for batch in pipeline.eval_batches(split, batch_size):
+    sums = parallel.eval_step(state, parallel.shard(batch))
+    total = sums if total is None else jax.tree.map(lambda a, b: a + b, total, sums)
+  return task.finalize(parallel.host_metrics(total))
+
+
+def param_counts(params) -> dict[str, int]:
+  count = lambda tree: int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))
+  return {'total': count(params), 'backbone': count(params.get('backbone', {})),
+          'head': count(params.get('head', {}))}
+
+
+def _identity(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The parts of a config that make a checkpoint meaningful: changing them needs a new run."""
+  as_dict = json.loads(config.to_json_best_effort())
+  return {k: as_dict.get(k) for k in ('seed', 'model', 'task', 'head')}
+
+
+def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> str:
+  """Creates ``workdir`` and saves the config there, refusing a workdir of another experiment."""
+  workdir = os.path.abspath(workdir)
+  path = os.path.join(workdir, 'config.json')
+  if os.path.exists(path):
+    with open(path, encoding='utf-8') as f:
+      old = json.load(f)
+    new = _identity(config)
+    changed = sorted(k for k in new if old.get(k) != new[k])
+    if changed:
+      raise ConfigError(f'{workdir} holds a run with a different {", ".join(changed)} section; '
+                        'use a fresh --workdir (nothing was changed in this one)')
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    if jax.process_index() == 0:
+      with open(path + '.tmp', 'w', encoding='utf-8') as f:
+        f.write(config.to_json_best_effort(indent=2))
+      os.replace(path + '.tmp', path)
+  except OSError as e:
+    raise ConfigError(f'cannot write to workdir {workdir}: {e.strerror}') from None
+  return workdir
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Trains ``config``'s model on its task, resuming from ``workdir``; returns the results."""
+  setup = build_setup(config)
+  train = {**TRAIN_FIELDS, **dict(config.train)}
+  splits = setup.task.splits()
+  sampler = pipeline.EpochSampler(splits['train'], train['batch_size'], seed=config.seed)
+  workdir = prepare_workdir(workdir, config)
+
+  init_rng, step_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+  state = create_state(setup, init_rng, sampler.batch(0))
+  parallel = make_parallel(setup)
+  checkpointer = Checkpointer(os.path.join(workdir, 'checkpoints'),
+                              every=train['checkpoint_every'], keep=train['keep_checkpoints'],
+                              async_save=train['async_checkpoints'])
+  start = checkpointer.latest_step() or 0
+  if start:
+    logging.info('resuming from the checkpoint at step %d in %s', start, workdir)
+    state = checkpointer.restore(start, parallel.checkpoint_target(state))
+  state = parallel.place(state)
+  writer = MetricWriter(workdir)
+  total_steps = train['steps']
+  logging.info('%s on %s: %s parameters, %d devices (%s), steps %d..%d', setup.model_name,
+               setup.task.name, f'{param_counts(jax.device_get(parallel.savable(state).params))["total"]:,}',
+               setup.num_devices, parallel.mode, start, total_steps)
+
+  pending, window_start, train_time = [], time.perf_counter(), 0.0
+  progress = _progress(start, total_steps)
+  for step in range(start, total_steps):
+    state, metrics = parallel.train_step(state, parallel.shard(sampler.batch(step)), step_rng)
+    pending.append(metrics)
+    done = step + 1
+    progress.update(1)
+    if done % train['log_every'] == 0 or done == total_steps:
+      host = parallel.host_metrics(pending)  # the only host sync of the window
+      elapsed = time.perf_counter() - window_start
+      train_time += elapsed
+      summary = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+      summary['learning_rate'] = float(setup.schedule(done - 1))
+      summary['steps_per_s'] = len(host) / elapsed
+      summary['examples_per_s'] = len(host) * train['batch_size'] / elapsed
+      writer.write(done, 'train', summary)
+      progress.set_postfix(loss=f'{summary["loss"]:.4f}')
+      logging.info('step %d/%d: %s', done, total_steps, _fmt(summary))
+      pending, window_start = [], time.perf_counter()
+    if train['eval_every'] and done % train['eval_every'] == 0 and done != total_steps:
+      writer.write(done, 'validation', evaluate(parallel, state, setup.task,
+                                                splits['validation'], train['eval_batch_size']))
+      window_start = time.perf_counter()
+    checkpointer.save(done, parallel.savable(state))
+  progress.close()
+  checkpointer.save(total_steps, parallel.savable(state), force=True)
+
+  results = {'model': setup.model_name, 'task': setup.task.describe(),
+             'input_kind': setup.input_kind, 'steps': total_steps, 'resumed_from': start,
+             'params': param_counts(jax.device_get(parallel.savable(state).params)),
+             'devices': setup.num_devices, 'parallel': parallel.mode,
+             'train_time_s': train_time,
+             'target_metric': setup.task.target_metric}
+  for split in ('validation', 'test'):
+    results[split] = evaluate(parallel, state, setup.task, splits[split],
+                              train['eval_batch_size'])
+    writer.write(total_steps, split, results[split])
+    logging.info('%s: %s', split, _fmt(results[split]))
+  checkpointer.close()
+  writer.close()
+  if jax.process_index() == 0:
+    path = os.path.join(workdir, 'results.json')
+    with open(path + '.tmp', 'w', encoding='utf-8') as f:
+      json.dump(results, f, indent=2)
+    os.replace(path + '.tmp', path)
+  return results
+
+
+def _fmt(metrics: Mapping[str, float]) -> str:
+  return ' '.join(f'{k}={v:.4g}' for k, v in metrics.items())
+
+
+def _progress(start: int, total: int):
+  from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
+  return tqdm(total=total, initial=start, unit='step', dynamic_ncols=True, disable=None,
+              mininterval=1.0)
+
+
+__all__ = ['TrainState', 'Setup', 'build_setup', 'create_state', 'make_step_fns', 'Parallel',
+           'PmapParallel', 'JitParallel', 'make_parallel', 'evaluate', 'train_and_evaluate',
+           'TRAIN_FIELDS']

@@ -1,0 +1,37 @@
+"""comparenets: CNNs, TCNs, simple RNNs, LSTMs and GRUs compared on the same tasks, in JAX/Flax."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name='comparenets',
+    version='0.1.0',
+    description='Convolutional and recurrent networks side by side on the same tasks, measured.',
+    long_description=open('README.md', encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    python_requires='>=3.11',
+    packages=find_packages(include=['comparenets', 'comparenets.*']),
+    install_requires=[
+        'jax>=0.10.2,<0.11',
+        'flax>=0.12.8,<0.13',
+        'optax>=0.2.8,<0.3',
+        'orbax-checkpoint>=0.12.8,<0.13',
+        'tensorflow-datasets>=4.9.10,<5',
+        'absl-py>=2.1,<3',
+        'ml-collections>=1.1,<2',
+        'numpy>=2.0,<3',
+        'scikit-learn>=1.5,<2',
+        'tensorboardX>=2.6.2,<3',
+        'tqdm>=4.66,<5',
+    ],
+    extras_require={
+        'test': [
+            'pytest>=8,<10',
+            'pytest-xdist>=3.6,<4',
+        ],
+    },
+    entry_points={
+        'console_scripts': [
+            'comparenets-train=comparenets.main:run',
+        ],
+    },
+)

@@ -159,7 +159,10 @@ class RecurrentLayer(nn.Module):
     step_mask = None if mask is None else mask.astype(bool)[..., None]
     scan = nn.scan(cell_cls, variable_broadcast='params', split_rngs={'params': False},
                    in_axes=1, out_axes=1, reverse=self.reverse, unroll=self.unroll)
-    carry = cell_cls.initial_carry(x.shape[0], self.hidden, xp.dtype)
+    # zeros derived from the data, so the carry is typed like it (e.g. varying over the data
+    # axis inside jax.shard_map)
+    zeros = jnp.zeros_like(xp[:, 0, :self.hidden])
+    carry = jax.tree.map(lambda z: zeros, cell_cls.initial_carry(1, 1))
     carry, outputs = scan(hidden=self.hidden, name='cell')(carry, (xp, step_mask))
     return outputs, carry
 

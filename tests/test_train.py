@@ -1,0 +1,214 @@
+"""The train loop: data-parallel steps agree with one device, checkpoints round-trip, runs
+are reproducible and resume exactly."""
+
+import json
+import os
+import shutil
+
+import jax
+import ml_collections
+import numpy as np
+import pytest
+
+from comparenets import train
+from comparenets.checkpointing import Checkpointer
+from comparenets.data import pipeline
+from comparenets.errors import ConfigError
+
+MODELS = {
+    'cnn': dict(name='cnn', widths=(8, 16)),
+    'lstm': dict(name='lstm', hidden=16),
+    'tcn': dict(name='tcn', channels=8, levels=2),
+}
+
+
+def _config(model='lstm', parallel='none', steps=4, **train_kw):
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.model = dict(MODELS[model] if model in MODELS else {'name': model})
+  config.task = dict(name='digits')
+  config.head = dict(hidden=(16,))
+  config.train = dict(steps=steps, batch_size=32, eval_batch_size=64, learning_rate=1e-2,
+                      parallel=parallel, log_every=2, eval_every=0, checkpoint_every=2,
+                      warmup_steps=1)
+  config.train.update(train_kw)
+  return ml_collections.ConfigDict(config.to_dict())
+
+
+def _run_steps(config, steps=3, raw=False):
+  setup = train.build_setup(config)
+  splits = setup.task.splits()
+  sampler = pipeline.EpochSampler(splits['train'], config.train.batch_size, seed=0)
+  state = train.create_state(setup, jax.random.PRNGKey(0), sampler.batch(0))
+  parallel = train.make_parallel(setup)
+  state = parallel.place(state)
+  history = []
+  for step in range(steps):
+    state, metrics = parallel.train_step(state, parallel.shard(sampler.batch(step)),
+                                         jax.random.PRNGKey(1))
+    history.append(parallel.host_metrics(metrics))
+  if raw:
+    return state
+  evals = train.evaluate(parallel, state, setup.task, splits['validation'], 64)
+  return parallel.host_state(state), history, evals
+
+
+def test_eight_simulated_devices_are_present():
+  assert jax.device_count() == 8
+
+
+@pytest.mark.parametrize('model', sorted(MODELS))
+def test_pmap_and_jit_sharded_steps_equal_the_single_device_step(model):
+  single, hist1, eval1 = _run_steps(_config(model, 'none'))
+  for mode in ('pmap', 'jit'):
+    state, hist, evals = _run_steps(_config(model, mode))
+    assert int(state.step) == int(single.step) == 3
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6),
+                 state.params, single.params)
+    for m, m1 in zip(hist, hist1):
+      np.testing.assert_allclose(m['loss'], m1['loss'], rtol=1e-5)
+      np.testing.assert_allclose(m['grad_norm'], m1['grad_norm'], rtol=1e-4)
+    np.testing.assert_allclose(evals['accuracy'], eval1['accuracy'])
+    np.testing.assert_allclose(evals['loss'], eval1['loss'], rtol=1e-5)
+
+
+def test_batch_norm_statistics_are_kept_and_synced_across_devices():
+  means = {}
+  for mode in ('none', 'jit', 'pmap'):
+    config = _config('cnn', mode)
+    config.model.norm = 'batch'
+    state = _run_steps(config, steps=1, raw=True)
+    stats = jax.device_get(state.model_state['batch_stats']['backbone']['norm0_0'])
+    if mode == 'pmap':  # every replica holds the same (pmean-synced) statistics
+      for replica in stats['mean'][1:]:
+        np.testing.assert_array_equal(replica, stats['mean'][0])
+      stats = jax.tree.map(lambda x: x[0], stats)
+    means[mode] = stats['mean']
+  assert np.abs(means['none']).sum() > 0  # the running average moved away from 0
+  # after one step the first layer's batch mean is the same however the batch is split
+  np.testing.assert_allclose(means['jit'], means['none'], rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(means['pmap'], means['none'], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize('saved_mode,restored_mode', [('pmap', 'jit'), ('jit', 'none'),
+                                                      ('none', 'pmap')])
+def test_checkpoint_round_trips_across_device_layouts(tmp_path, saved_mode, restored_mode):
+  setup = train.build_setup(_config('lstm', saved_mode))
+  batch = pipeline.EpochSampler(setup.task.splits()['train'], 32, 0).batch(0)
+  fresh = train.create_state(setup, jax.random.PRNGKey(0), batch)
+  parallel = train.make_parallel(setup)
+  state = parallel.place(fresh)
+  state, _ = parallel.train_step(state, parallel.shard(batch), jax.random.PRNGKey(1))
+  ckpt = Checkpointer(str(tmp_path / 'ckpt'), every=1)
+  ckpt.save(1, parallel.savable(state))
+  ckpt.close()
+  expected = parallel.host_state(state)
+
+  other_setup = train.build_setup(_config('lstm', restored_mode))
+  other = train.make_parallel(other_setup)
+  target = train.create_state(other_setup, jax.random.PRNGKey(7), batch)  # other values
+  reader = Checkpointer(str(tmp_path / 'ckpt'), every=1)
+  assert reader.latest_step() == 1
+  restored = other.place(reader.restore(1, other.checkpoint_target(target)))
+  got = other.host_state(restored)
+  assert int(got.step) == 1
+  jax.tree.map(np.testing.assert_array_equal, got.params, expected.params)
+  jax.tree.map(np.testing.assert_array_equal, got.opt_state, expected.opt_state)
+  # and training continues from it in the new layout
+  other.train_step(restored, other.shard(batch), jax.random.PRNGKey(1))
+
+
+def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
+  workdir = str(tmp_path / 'run')
+  train.train_and_evaluate(_config('lstm', steps=2), workdir)
+  setup = train.build_setup(_config('cnn'))
+  batch = pipeline.EpochSampler(setup.task.splits()['train'], 32, 0).batch(0)
+  target = train.create_state(setup, jax.random.PRNGKey(0), batch)
+  with pytest.raises(ConfigError, match='the checkpoint at step 2 in .* does not fit this '
+                     'config'):
+    Checkpointer(os.path.join(workdir, 'checkpoints'), every=1).restore(2, target)
+
+
+def test_same_seed_same_results_and_resume_equals_uninterrupted(tmp_path):
+  a = train.train_and_evaluate(_config('lstm', steps=6), str(tmp_path / 'a'))
+  b = train.train_and_evaluate(_config('lstm', steps=6), str(tmp_path / 'b'))
+  assert a['test'] == b['test'] and a['validation'] == b['validation']
+
+  # an interrupted run: keep only the checkpoint of step 2, as if killed after writing it
+  c_dir = tmp_path / 'c'
+  train.train_and_evaluate(_config('lstm', steps=6), str(c_dir))
+  for step in os.listdir(c_dir / 'checkpoints'):
+    if step != '2':
+      shutil.rmtree(c_dir / 'checkpoints' / step)
+  os.remove(c_dir / 'results.json')
+  c = train.train_and_evaluate(_config('lstm', steps=6), str(c_dir))
+  assert c['resumed_from'] == 2
+  assert c['test'] == a['test'] and c['validation'] == a['validation']
+
+
+def test_workdir_outputs(tmp_path):
+  workdir = tmp_path / 'run'
+  results = train.train_and_evaluate(_config('cnn', steps=4), str(workdir))
+  on_disk = json.loads((workdir / 'results.json').read_text())
+  assert on_disk['test'] == results['test'] and 0 <= results['test']['accuracy'] <= 1
+  assert results['params']['total'] == results['params']['backbone'] + results['params']['head']
+  config = json.loads((workdir / 'config.json').read_text())
+  assert config['model']['name'] == 'cnn'
+  records = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
+  assert [r['step'] for r in records if r['split'] == 'train'] == [2, 4]
+  assert {r['split'] for r in records} == {'train', 'validation', 'test'}
+  assert sorted(os.listdir(workdir / 'checkpoints')) == ['2', '4']
+  events = os.listdir(workdir / 'tensorboard')
+  assert any(e.startswith('events.out.tfevents') for e in events)
+
+
+def test_workdir_of_another_experiment_is_refused_untouched(tmp_path):
+  workdir = tmp_path / 'run'
+  train.train_and_evaluate(_config('lstm', steps=2), str(workdir))
+  before = sorted(p.name for p in workdir.rglob('*'))
+  config_text = (workdir / 'config.json').read_text()
+  with pytest.raises(ConfigError, match='holds a run with a different model section'):
+    train.train_and_evaluate(_config('cnn', steps=2), str(workdir))
+  assert sorted(p.name for p in workdir.rglob('*')) == before
+  assert (workdir / 'config.json').read_text() == config_text
+
+
+@pytest.mark.parametrize('change,message', [
+    (lambda c: c.train.update(batch_size=30), 'train.batch_size=30 does not divide over the 8'),
+    (lambda c: c.train.update(steps=-5), 'train.steps must be a positive integer'),
+    (lambda c: c.train.update(parallel='tpu'), "train.parallel must be one of"),
+    (lambda c: c.train.update(optimizer='lion'), "train.optimizer must be 'adamw'"),
+    (lambda c: c.model.update(hiden=8), "model 'lstm' has no field 'hiden'"),
+    (lambda c: c.update(extra=1), "the config has no field 'extra'"),
+    (lambda c: c.task.update(reading='image'), "model 'lstm' reads sequence input"),
+])
+def test_bad_configs_fail_before_anything_runs(tmp_path, change, message):
+  config = _config('lstm', 'jit')
+  change(config)
+  with pytest.raises(ConfigError, match=message):
+    train.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert not (tmp_path / 'run').exists()
+
+
+def _while_bodies_with_collectives(hlo_text):
+  import re
+  comps = {}
+  for block in re.split(r'\n(?=\S)', hlo_text):
+    name = re.match(r'(?:ENTRY )?%?([\w.\-]+)', block)
+    if name:
+      comps[name.group(1)] = block
+  bodies = re.findall(r'while\(.*?body=%?([\w.\-]+)', hlo_text)
+  assert bodies, 'expected the recurrent scan to compile to a while loop'
+  return [b for b in bodies if 'all-reduce' in comps.get(b, '')]
+
+
+@pytest.mark.parametrize('mode', ['jit', 'pmap'])
+def test_no_collective_inside_the_time_loop(mode):
+  setup = train.build_setup(_config('lstm', mode))
+  batch = pipeline.EpochSampler(setup.task.splits()['train'], 32, 0).batch(0)
+  parallel = train.make_parallel(setup)
+  state = parallel.place(train.create_state(setup, jax.random.PRNGKey(0), batch))
+  hlo = parallel.train_step.lower(state, parallel.shard(batch),
+                                  jax.random.PRNGKey(0)).compile().as_text()
+  assert 'all-reduce' in hlo  # gradients are averaged once per step ...
+  assert _while_bodies_with_collectives(hlo) == []  # ... never per time step

@@ -9,13 +9,16 @@ TPU) restores on 1 CPU device and vice versa.
 
 from __future__ import annotations
 
+import gc
+import logging as pylogging
 import os
 from typing import Any
 
+from absl import logging
 import jax
 import orbax.checkpoint as ocp
 
-from comparenets.errors import ConfigError
+from comparenets.errors import CheckpointError
 
 
 def abstract_like(tree: Any) -> Any:
@@ -57,13 +60,54 @@ class Checkpointer:
 
   def restore(self, step: int, target: Any) -> Any:
     """Restores ``step`` into the structure, shapes, dtypes and shardings of ``target``."""
+    asyncio_log = pylogging.getLogger('asyncio')
+    level = asyncio_log.level
+    asyncio_log.setLevel(pylogging.CRITICAL)  # orbax's failed reads: one message, not dozens
     try:
       return self._manager.restore(step, args=ocp.args.StandardRestore(abstract_like(target)))
-    except (ValueError, KeyError, TypeError) as e:
-      raise ConfigError(
-          f'the checkpoint at step {step} in {self.directory} does not fit this config '
-          f'({_first_line(e)}); run with a fresh --workdir, or restore the config that wrote '
-          'it (saved as config.json beside it)') from e
+    except Exception as e:  # pylint: disable=broad-except  # orbax/tensorstore raise many kinds
+      raise CheckpointError(f'the checkpoint at step {step} in {self.directory} cannot be '
+                            f'restored into this run: {_first_line(e)}') from e
+    finally:
+      gc.collect()  # the failed reads' tasks report now, while the asyncio log is quiet
+      asyncio_log.setLevel(level)
+
+  def restore_latest(self, target: Any) -> tuple[int | None, Any]:
+    """Restores the newest checkpoint that can be restored into ``target``.
+
+    Returns ``(step, tree)``, or ``(None, target)`` when there is no checkpoint. A newer
+    checkpoint that cannot be restored (truncated, corrupted, written by another config) is
+    logged with its step and reason and moved aside to ``unreadable-step-N`` (kept for
+    inspection, out of the manager's way) once an older one restores. When none restores,
+    nothing is moved and a `CheckpointError` lists every step's reason.
+    """
+    failures = []
+    for step in sorted(self.all_steps(), reverse=True):
+      try:
+        tree = self.restore(step, target)
+      except CheckpointError as e:
+        logging.warning('%s', e)
+        failures.append((step, e))
+        continue
+      for bad, _ in failures:
+        aside = os.path.join(self.directory, f'unreadable-step-{bad}')
+        os.replace(os.path.join(self.directory, str(bad)), aside)
+        logging.warning('fell back from step %d to step %d; step %d moved to %s', bad, step,
+                        bad, aside)
+      if failures:
+        self._manager.reload()
+      return step, tree
+    if failures:
+      reasons = '; '.join(f'step {s}: {_first_line(e.__cause__ or e)}' for s, e in failures)
+      raise CheckpointError(
+          f'no checkpoint in {self.directory} can be restored into this run ({reasons}). If '
+          'the config changed, use a fresh --workdir; if the files are damaged, move the '
+          'checkpoints folder aside to start over')
+    return None, target
+
+  def reached_preemption(self, step: int) -> bool:
+    """True when JAX's multi-host preemption service says all hosts reached a sync point."""
+    return self._manager.reached_preemption(step)
 
   def wait(self) -> None:
     self._manager.wait_until_finished()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import math
+from typing import Any, Mapping, Sequence
 
 import ml_collections
 
@@ -44,3 +45,60 @@ def check_fields(what: str, given: Mapping[str, Any], valid: Mapping[str, Any]) 
   if unknown:
     raise ConfigError(f'{what} has no field {", ".join(map(repr, unknown))}; '
                       f'its fields are {", ".join(sorted(valid)) or "(none)"}')
+
+
+def _is_int(v: Any) -> bool:
+  return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_values(what: str, given: Mapping[str, Any], defaults: Mapping[str, Any],
+                 rules: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+  """Checks each given value against the type of its default and the field's rules.
+
+  The type comes from the default: bool, int, float (ints accepted), str, or a tuple of ints
+  (lists accepted). ``rules[field]`` may give ``min`` (inclusive), ``max`` (exclusive) and
+  ``choices``. Without a rule an int or a tuple element must be positive, a float finite and
+  not negative. Returns the values with lists turned into tuples; raises `ConfigError`.
+  """
+  rules = rules or {}
+  out = {}
+  for name, value in given.items():
+    default = defaults[name]
+    rule = rules.get(name, {})
+    field = f'{what} field {name}'
+    if isinstance(default, bool):
+      if not isinstance(value, bool):
+        raise ConfigError(f'{field} must be true or false, not {value!r}')
+    elif _is_int(default):
+      if not _is_int(value):
+        raise ConfigError(f'{field} must be an integer, not {value!r}')
+      _check_range(field, value, rule, default_min=1)
+    elif isinstance(default, float):
+      if not (_is_int(value) or isinstance(value, float)) or not math.isfinite(value):
+        raise ConfigError(f'{field} must be a finite number, not {value!r}')
+      value = float(value)
+      _check_range(field, value, rule, default_min=0.0)
+    elif isinstance(default, str):
+      if not isinstance(value, str):
+        raise ConfigError(f'{field} must be a string, not {value!r}')
+    elif isinstance(default, (tuple, list)):
+      if not isinstance(value, (tuple, list)) or not all(_is_int(v) for v in value):
+        raise ConfigError(f'{field} must be a list of integers, not {value!r}')
+      value = tuple(value)
+      for v in value:
+        _check_range(field, v, rule, default_min=1)
+    choices: Sequence[Any] | None = rule.get('choices')
+    if choices is not None and value not in choices:
+      raise ConfigError(f'{field} must be one of {", ".join(map(repr, choices))}, '
+                        f'not {value!r}')
+    out[name] = value
+  return out
+
+
+def _check_range(field: str, value, rule, default_min):
+  low = rule.get('min', default_min)
+  high = rule.get('max')
+  if low is not None and value < low:
+    raise ConfigError(f'{field} must be at least {low}, not {value!r}')
+  if high is not None and value >= high:
+    raise ConfigError(f'{field} must be below {high}, not {value!r}')

@@ -1,9 +1,27 @@
-"""Errors meant for the person running an experiment: one clear sentence, no traceback."""
+"""Errors meant for the person running an experiment: one clear sentence, no traceback.
+
+The command line prints ``comparenets: error: <message>`` and exits with ``exit_code``.
+"""
 
 
-class ConfigError(ValueError):
-  """A config that cannot run: unknown name or field, impossible value, incompatible pair."""
+class UserError(Exception):
+  """Base class: something the person can fix; the message says what to do."""
+  exit_code = 2
 
 
-class DatasetNotFoundError(RuntimeError):
+class ConfigError(UserError, ValueError):
+  """A config that cannot run: unknown name or field, wrong type, impossible value,
+  incompatible model/task pair, unusable workdir."""
+
+
+class DatasetNotFoundError(UserError, RuntimeError):
   """A dataset that is not prepared on this machine; the message says how to prepare it."""
+
+
+class CheckpointError(UserError, RuntimeError):
+  """No checkpoint in the workdir can be restored into this run's state."""
+
+
+class NonFiniteError(UserError, FloatingPointError):
+  """The loss or the gradients became NaN or Inf; the last good checkpoint is intact."""
+  exit_code = 3

@@ -1,7 +1,9 @@
 """Command line: ``python -m comparenets.main --config=experiments/digits.py:model=lstm --workdir=DIR``.
 
 Any config field can be overridden, e.g. ``--config.train.steps=50``. The run resumes from the
-newest checkpoint in DIR. A config that cannot run exits with status 2 and one line saying why.
+newest checkpoint in DIR. A config that cannot run exits with status 2 and one line saying why; a run whose loss or
+gradients became NaN/Inf exits with status 3. SIGTERM or SIGINT (Ctrl-C) finishes the current
+step, saves a checkpoint and exits with status 0; a second Ctrl-C interrupts at once.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class _QuietLibraries(pylogging.Filter):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  from comparenets.errors import ConfigError  # pylint: disable=g-import-not-at-top
+  from comparenets.errors import ConfigError, UserError  # pylint: disable=g-import-not-at-top
   from comparenets.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.INFO)
   logging.get_absl_handler().addFilter(_QuietLibraries())
@@ -41,10 +43,14 @@ def main(argv):
       config.get('model')  # config_flags reports a file it could not load on first access
     except OSError as e:
       raise ConfigError(f'cannot load the config file: {_explain(e, [])}') from None
-    train_and_evaluate(config, _WORKDIR.value)
-  except ConfigError as e:
+    results = train_and_evaluate(config, _WORKDIR.value)
+  except UserError as e:
     print(f'comparenets: error: {e}', file=sys.stderr)
-    sys.exit(2)
+    sys.exit(e.exit_code)
+  if results.get('preempted'):
+    print(f'comparenets: stopped by {results["signal"]} after step {results["step"]}; the '
+          f'checkpoint is saved in {results["workdir"]}: run the same command to resume',
+          file=sys.stderr)
 
 
 def _explain(error: BaseException, argv: list[str]) -> str:

@@ -18,6 +18,8 @@ import dataclasses
 import functools
 import json
 import os
+import signal
+import threading
 import time
 from typing import Any, Callable, Mapping
 
@@ -26,6 +28,7 @@ import flax
 import flax.jax_utils
 from flax.training import train_state
 import jax
+import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import ml_collections
 import numpy as np
@@ -34,9 +37,9 @@ import optax
 from comparenets import models
 from comparenets import tasks
 from comparenets.checkpointing import Checkpointer
-from comparenets.config_utils import check_fields
+from comparenets.config_utils import check_fields, check_values
 from comparenets.data import pipeline
-from comparenets.errors import ConfigError
+from comparenets.errors import ConfigError, NonFiniteError
 from comparenets.metric_writers import MetricWriter
 
 PARALLEL_MODES = ('none', 'pmap', 'jit')
@@ -57,6 +60,16 @@ TRAIN_FIELDS = {
     'checkpoint_every': 500,     # 0: only the final checkpoint
     'keep_checkpoints': 3,
     'async_checkpoints': True,
+    'on_nonfinite': 'stop',      # NaN/Inf loss or gradient: 'stop' the run, or 'skip' the update
+}
+TRAIN_RULES = {
+    'optimizer': {'choices': ('adamw', 'adam', 'sgd')},
+    'schedule': {'choices': ('cosine', 'constant')},
+    'parallel': {'choices': PARALLEL_MODES},
+    'on_nonfinite': {'choices': ('stop', 'skip')},
+    'warmup_steps': {'min': 0},
+    'eval_every': {'min': 0},
+    'checkpoint_every': {'min': 0},
 }
 
 
@@ -71,6 +84,7 @@ class Setup:
   tx: optax.GradientTransformation
   schedule: Callable[[int], Any]
   num_devices: int
+  train: dict[str, Any]
 
 
 def _section(config, name) -> dict[str, Any]:
@@ -107,18 +121,13 @@ def make_optimizer(train: Mapping[str, Any]):
 def build_setup(config: ml_collections.ConfigDict) -> Setup:
   """Checks a config and builds its parts; raises `ConfigError` with one clear sentence."""
   check_fields('the config', dict(config), SECTIONS)
+  check_values('the config', {'seed': config.get('seed', 0)}, SECTIONS, {'seed': {'min': 0}})
   model_cfg = _section(config, 'model')
   task_cfg = _section(config, 'task')
   train = _section(config, 'train')
   head_cfg = dict(config.get('head') or {})
   check_fields('the train section', train, TRAIN_FIELDS)
-  train = {**TRAIN_FIELDS, **train}
-  for key in ('steps', 'batch_size', 'eval_batch_size'):
-    if not isinstance(train[key], int) or train[key] <= 0:
-      raise ConfigError(f'train.{key} must be a positive integer, not {train[key]!r}')
-  if train['parallel'] not in PARALLEL_MODES:
-    raise ConfigError(f'train.parallel must be one of {PARALLEL_MODES}, '
-                      f'not {train["parallel"]!r}')
+  train = {**TRAIN_FIELDS, **check_values('train', train, TRAIN_FIELDS, TRAIN_RULES)}
   num_devices = 1 if train['parallel'] == 'none' else jax.device_count()
   for key in ('batch_size', 'eval_batch_size'):
     if train[key] % num_devices:
@@ -131,14 +140,13 @@ def build_setup(config: ml_collections.ConfigDict) -> Setup:
   task = tasks.build(task_name, **task_cfg)
   kind = models.input_kind(model_name)
   task.check_input_kind(kind, model_name)
-  try:
-    head = task.head(**head_cfg)
-  except TypeError as e:
-    raise ConfigError(f'the head section does not fit task {task_name!r}: {e}') from None
+  head_fields = task.head_fields()
+  check_fields(f'the head of task {task_name!r}', head_cfg, head_fields)
+  head = task.head(**check_values('head', head_cfg, head_fields, task.head_rules))
   tx, schedule = make_optimizer(train)
   return Setup(config=config, task=task, model_name=model_name, input_kind=kind,
                model=models.TaskModel(backbone=backbone, head=head), tx=tx, schedule=schedule,
-               num_devices=num_devices)
+               num_devices=num_devices, train=train)
 
 
 class TrainState(train_state.TrainState):
@@ -186,7 +194,15 @@ def make_step_fns(setup: Setup, axis_name: str | None = None):
       grads, metrics, new_model_state = jax.lax.pmean((grads, metrics, new_model_state),
                                                       axis_name)
     metrics['grad_norm'] = optax.tree.norm(grads)
-    state = state.apply_gradients(grads=grads, model_state=dict(new_model_state))
+    # A NaN/Inf loss or gradient leaves parameters, optimizer and model state as they were
+    # (the step counter still advances); the host stops or skips on the 'nonfinite' metric.
+    finite = jnp.isfinite(metrics['loss']) & jnp.isfinite(metrics['grad_norm'])
+    metrics['nonfinite'] = 1.0 - finite.astype(jnp.float32)
+    new = state.apply_gradients(grads=grads, model_state=dict(new_model_state))
+    keep = lambda n, o: jax.tree.map(lambda a, b: jnp.where(finite, a, b), n, o)
+    state = new.replace(params=keep(new.params, state.params),
+                        opt_state=keep(new.opt_state, state.opt_state),
+                        model_state=keep(new.model_state, state.model_state))
     return state, metrics
 
   def eval_step(state: TrainState, batch):
@@ -299,7 +315,7 @@ class JitParallel(Parallel):
 
 
 def make_parallel(setup: Setup) -> Parallel:
-  mode = setup.config.train.get('parallel', TRAIN_FIELDS['parallel'])
+  mode = setup.train['parallel']
   return {'none': Parallel, 'pmap': PmapParallel, 'jit': JitParallel}[mode](setup)
 
 
@@ -347,10 +363,83 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> str:
   return workdir
 
 
+class _StopRequest:
+  """Turns SIGTERM and SIGINT into a request to stop after the current step (main thread only).
+
+  A second SIGINT raises KeyboardInterrupt at once, for a person who really means it.
+  """
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+  def __init__(self):
+    self.signal: str | None = None
+    self._previous = {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for sig in self.SIGNALS:
+        self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.signal is not None and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    self.signal = signal.Signals(signum).name
+
+  def __exit__(self, *exc):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+
+class _Window:
+  """The device-side metrics of the steps since the last host sync."""
+
+  def __init__(self, parallel: Parallel, on_nonfinite: str, first_step: int):
+    self.parallel, self.on_nonfinite = parallel, on_nonfinite
+    self.metrics, self.first_step, self.checked, self.skipped = [], first_step, 0, 0
+    self.last_good_checkpoint: int | None = None
+
+  def add(self, metrics):
+    self.metrics.append(metrics)
+
+  def check_finite(self):
+    """Raises `NonFiniteError` ('stop') or counts the skipped updates ('skip')."""
+    flags = self.parallel.host_metrics([m['nonfinite'] for m in self.metrics[self.checked:]])
+    bad = [self.first_step + self.checked + i + 1 for i, f in enumerate(flags) if f > 0]
+    self.checked = len(self.metrics)
+    if not bad:
+      return
+    if self.on_nonfinite == 'stop':
+      kept = (f'the last good checkpoint is step {self.last_good_checkpoint}'
+              if self.last_good_checkpoint else 'no checkpoint had been written yet')
+      raise NonFiniteError(
+          f'the loss or the gradients became NaN or Inf at step {bad[0]}; the run stopped '
+          f'without saving anything after it, and {kept}. Lower train.learning_rate, set '
+          'train.grad_clip, or set train.on_nonfinite=skip to skip such updates')
+    self.skipped += len(bad)
+    logging.warning('skipped %d update(s) with a NaN/Inf loss or gradient, at steps %s',
+                    len(bad), ', '.join(map(str, bad[:10])))
+
+  def summary(self, train: Mapping[str, Any], elapsed: float) -> dict[str, float]:
+    host = self.parallel.host_metrics(self.metrics)
+    summary = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+    summary['steps_per_s'] = len(host) / elapsed
+    summary['examples_per_s'] = len(host) * train['batch_size'] / elapsed
+    return summary
+
+  def reset(self, first_step: int):
+    self.metrics, self.first_step, self.checked = [], first_step, 0
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Trains ``config``'s model on its task, resuming from ``workdir``; returns the results."""
+  """Trains ``config``'s model on its task, resuming from ``workdir``; returns the results.
+
+  On SIGTERM or SIGINT (or a multi-host preemption notice) it finishes the current step, saves
+  a checkpoint, waits for it and returns ``{'preempted': True, 'step': ..., ...}``; the same
+  call resumes from there. Raises a `UserError` subclass for anything a person must fix.
+  """
   setup = build_setup(config)
-  train = {**TRAIN_FIELDS, **dict(config.train)}
+  train = setup.train
   splits = setup.task.splits()
   sampler = pipeline.EpochSampler(splits['train'], train['batch_size'], seed=config.seed)
   workdir = prepare_workdir(workdir, config)
@@ -361,63 +450,79 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   checkpointer = Checkpointer(os.path.join(workdir, 'checkpoints'),
                               every=train['checkpoint_every'], keep=train['keep_checkpoints'],
                               async_save=train['async_checkpoints'])
-  start = checkpointer.latest_step() or 0
-  if start:
-    logging.info('resuming from the checkpoint at step %d in %s', start, workdir)
-    state = checkpointer.restore(start, parallel.checkpoint_target(state))
-  state = parallel.place(state)
-  writer = MetricWriter(workdir)
-  total_steps = train['steps']
-  logging.info('%s on %s: %s parameters, %d devices (%s), steps %d..%d', setup.model_name,
-               setup.task.name, f'{param_counts(jax.device_get(parallel.savable(state).params))["total"]:,}',
-               setup.num_devices, parallel.mode, start, total_steps)
+  writer = None
+  try:
+    start, state = checkpointer.restore_latest(parallel.checkpoint_target(state))
+    start = start or 0
+    if start:
+      logging.info('resuming from the checkpoint at step %d in %s', start, workdir)
+    state = parallel.place(state)
+    writer = MetricWriter(workdir)
+    total_steps = train['steps']
+    params = param_counts(jax.device_get(parallel.savable(state).params))
+    logging.info('%s on %s: %s parameters, %d devices (%s), steps %d..%d', setup.model_name,
+                 setup.task.name, f'{params["total"]:,}', setup.num_devices, parallel.mode,
+                 start, total_steps)
 
-  pending, previous, window_start, train_time = [], None, time.perf_counter(), 0.0
-  progress = _progress(start, total_steps)
-  for step in range(start, total_steps):
-    state, metrics = parallel.train_step(state, parallel.shard(sampler.batch(step)), step_rng)
-    # At most two steps in flight: the device always has the next step queued, and the host
-    # never runs ahead by more. Unbounded async dispatch of steps with collectives deadlocked
-    # XLA's CPU runtime with 8 simulated devices (a collective's rendezvous never completed).
-    if previous is not None:
-      jax.block_until_ready(previous)
-    previous = metrics
-    pending.append(metrics)
-    done = step + 1
-    progress.update(1)
-    if done % train['log_every'] == 0 or done == total_steps:
-      host = parallel.host_metrics(pending)  # the only host sync of the window
-      elapsed = time.perf_counter() - window_start
-      train_time += elapsed
-      summary = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
-      summary['learning_rate'] = float(setup.schedule(done - 1))
-      summary['steps_per_s'] = len(host) / elapsed
-      summary['examples_per_s'] = len(host) * train['batch_size'] / elapsed
-      writer.write(done, 'train', summary)
-      progress.set_postfix(loss=f'{summary["loss"]:.4f}')
-      logging.info('step %d/%d: %s', done, total_steps, _fmt(summary))
-      pending, window_start = [], time.perf_counter()
-    if train['eval_every'] and done % train['eval_every'] == 0 and done != total_steps:
-      writer.write(done, 'validation', evaluate(parallel, state, setup.task,
-                                                splits['validation'], train['eval_batch_size']))
-      window_start = time.perf_counter()
-    checkpointer.save(done, parallel.savable(state))
-  progress.close()
-  checkpointer.save(total_steps, parallel.savable(state), force=True)
+    window = _Window(parallel, train['on_nonfinite'], start)
+    window.last_good_checkpoint = start or None
+    previous, window_start, train_time = None, time.perf_counter(), 0.0
+    progress = _progress(start, total_steps)
+    with _StopRequest() as stop:
+      for step in range(start + 1, total_steps + 1):
+        state, metrics = parallel.train_step(state, parallel.shard(sampler.batch(step - 1)),
+                                             step_rng)
+        # At most two steps in flight: the device always has the next step queued and the
+        # host never runs further ahead. Unbounded async dispatch of steps with collectives
+        # deadlocked XLA's CPU runtime with 8 simulated devices.
+        if previous is not None:
+          jax.block_until_ready(previous)
+        previous = metrics
+        window.add(metrics)
+        progress.update(1)
+        if step % train['log_every'] == 0 or step == total_steps:
+          window.check_finite()
+          elapsed = time.perf_counter() - window_start
+          train_time += elapsed
+          summary = window.summary(train, elapsed)
+          summary['learning_rate'] = float(setup.schedule(step - 1))
+          writer.write(step, 'train', summary)
+          progress.set_postfix(loss=f'{summary["loss"]:.4f}')
+          logging.info('step %d/%d: %s', step, total_steps, _fmt(summary))
+          window.reset(step)
+          window_start = time.perf_counter()
+        if train['eval_every'] and step % train['eval_every'] == 0 and step != total_steps:
+          writer.write(step, 'validation', evaluate(parallel, state, setup.task,
+                                                    splits['validation'],
+                                                    train['eval_batch_size']))
+          window_start = time.perf_counter()
+        preempted = stop.signal or (checkpointer.reached_preemption(step) and 'preemption')
+        if checkpointer.should_save(step) or step == total_steps or preempted:
+          window.check_finite()  # never checkpoint a state that followed a NaN step
+          checkpointer.save(step, parallel.savable(state), force=True)
+          window.last_good_checkpoint = step
+        if preempted and step != total_steps:
+          checkpointer.wait()
+          progress.close()
+          logging.warning('stopped by %s after step %d; checkpoint saved in %s: run the same '
+                          'command to resume', preempted, step, workdir)
+          return {'preempted': True, 'signal': preempted, 'step': step, 'workdir': workdir}
+    progress.close()
 
-  results = {'model': setup.model_name, 'task': setup.task.describe(),
-             'input_kind': setup.input_kind, 'steps': total_steps, 'resumed_from': start,
-             'params': param_counts(jax.device_get(parallel.savable(state).params)),
-             'devices': setup.num_devices, 'parallel': parallel.mode,
-             'train_time_s': train_time,
-             'target_metric': setup.task.target_metric}
-  for split in ('validation', 'test'):
-    results[split] = evaluate(parallel, state, setup.task, splits[split],
-                              train['eval_batch_size'])
-    writer.write(total_steps, split, results[split])
-    logging.info('%s: %s', split, _fmt(results[split]))
-  checkpointer.close()
-  writer.close()
+    results = {'model': setup.model_name, 'task': setup.task.describe(),
+               'input_kind': setup.input_kind, 'steps': total_steps, 'resumed_from': start,
+               'params': params, 'devices': setup.num_devices, 'parallel': parallel.mode,
+               'train_time_s': train_time, 'skipped_updates': window.skipped,
+               'target_metric': setup.task.target_metric}
+    for split in ('validation', 'test'):
+      results[split] = evaluate(parallel, state, setup.task, splits[split],
+                                train['eval_batch_size'])
+      writer.write(total_steps, split, results[split])
+      logging.info('%s: %s', split, _fmt(results[split]))
+  finally:
+    checkpointer.close()  # waits for an asynchronous save in flight
+    if writer is not None:
+      writer.close()
   if jax.process_index() == 0:
     path = os.path.join(workdir, 'results.json')
     with open(path + '.tmp', 'w', encoding='utf-8') as f:

@@ -76,7 +76,8 @@ def test_pairs_that_cannot_work_are_refused(kwargs, kind, message):
 def test_unknown_task_fields_and_values_are_refused():
   with pytest.raises(ConfigError, match="task 'digits' has no field 'colour'"):
     tasks.build('digits', colour=True)
-  with pytest.raises(ConfigError, match="unknown reading 'columns'"):
+  with pytest.raises(ConfigError, match="task 'digits' field reading must be one of 'auto', "
+                     "'image', 'rows', 'pixels', not 'columns'"):
     tasks.build('digits', reading='columns')
   with pytest.raises(ConfigError, match="unknown task 'imagenet'"):
     tasks.build('imagenet')

@@ -13,7 +13,7 @@ import pytest
 from comparenets import train
 from comparenets.checkpointing import Checkpointer
 from comparenets.data import pipeline
-from comparenets.errors import ConfigError
+from comparenets.errors import CheckpointError, ConfigError
 
 MODELS = {
     'cnn': dict(name='cnn', widths=(8, 16)),
@@ -32,7 +32,7 @@ def _config(model='lstm', parallel='none', steps=4, **train_kw):
                       parallel=parallel, log_every=2, eval_every=0, checkpoint_every=2,
                       warmup_steps=1)
   config.train.update(train_kw)
-  return ml_collections.ConfigDict(config.to_dict())
+  return ml_collections.ConfigDict(config.to_dict(), type_safe=False)
 
 
 def _run_steps(config, steps=3, raw=False):
@@ -124,8 +124,8 @@ def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
   setup = train.build_setup(_config('cnn'))
   batch = pipeline.EpochSampler(setup.task.splits()['train'], 32, 0).batch(0)
   target = train.create_state(setup, jax.random.PRNGKey(0), batch)
-  with pytest.raises(ConfigError, match='the checkpoint at step 2 in .* does not fit this '
-                     'config'):
+  with pytest.raises(CheckpointError, match='the checkpoint at step 2 in .* cannot be '
+                     'restored into this run'):
     Checkpointer(os.path.join(workdir, 'checkpoints'), every=1).restore(2, target)
 
 
@@ -175,9 +175,15 @@ def test_workdir_of_another_experiment_is_refused_untouched(tmp_path):
 
 @pytest.mark.parametrize('change,message', [
     (lambda c: c.train.update(batch_size=30), 'train.batch_size=30 does not divide over the 8'),
-    (lambda c: c.train.update(steps=-5), 'train.steps must be a positive integer'),
-    (lambda c: c.train.update(parallel='tpu'), "train.parallel must be one of"),
-    (lambda c: c.train.update(optimizer='lion'), "train.optimizer must be 'adamw'"),
+    (lambda c: c.train.update(steps=-5), 'train field steps must be at least 1, not -5'),
+    (lambda c: c.train.update(parallel='tpu'), "train field parallel must be one of 'none'"),
+    (lambda c: c.train.update(optimizer='lion'), "train field optimizer must be one of 'adamw'"),
+    (lambda c: c.model.update(hidden='big'), "model 'lstm' field hidden must be an integer"),
+    (lambda c: c.model.update(hidden=0), "model 'lstm' field hidden must be at least 1, not 0"),
+    (lambda c: c.model.update(dropout=1.5), "model 'lstm' field dropout must be below 1.0"),
+    (lambda c: c.head.update(hidden=(16, -1)), 'head field hidden must be at least 1, not -1'),
+    (lambda c: c.head.update(width=3), "the head of task 'digits' has no field 'width'"),
+    (lambda c: c.train.update(learning_rate=float('nan')), 'learning_rate must be a finite'),
     (lambda c: c.model.update(hiden=8), "model 'lstm' has no field 'hiden'"),
     (lambda c: c.update(extra=1), "the config has no field 'extra'"),
     (lambda c: c.task.update(reading='image'), "model 'lstm' reads sequence input"),

@@ -11,7 +11,7 @@ from typing import Any
 
 import flax.linen as nn
 
-from comparenets.config_utils import check_fields
+from comparenets.config_utils import check_fields, check_values
 from comparenets.errors import ConfigError
 from comparenets.models.base import Features
 from comparenets.models.conv import TCN, ConvStack
@@ -57,10 +57,7 @@ def build(name: str, **kwargs) -> nn.Module:
   cls, fixed = _entry(name)
   valid = fields(name)
   check_fields(f'model {name!r}', kwargs, valid)
-  for key, value in kwargs.items():
-    default = valid[key]
-    if isinstance(default, (tuple, list)) and isinstance(value, (tuple, list)):
-      kwargs[key] = tuple(value)
+  kwargs = check_values(f'model {name!r}', kwargs, valid, getattr(cls, 'config_rules', {}))
   return cls(**fixed, **kwargs)
 
 

@@ -69,6 +69,13 @@ class ConvStack(nn.Module):
   global_pool: str = 'flatten'
 
   input_kind = 'image'
+  config_rules = {
+      'pool': {'choices': ('max', 'avg', 'none')},
+      'norm': {'choices': ('none', 'batch', 'layer', 'group')},
+      'activation': {'choices': tuple(sorted(ACTIVATIONS))},
+      'global_pool': {'choices': ('flatten', 'avg', 'max')},
+      'dropout': {'max': 1.0},
+  }
 
   def check_input(self, shape: Sequence[int]) -> None:
     """Raises ValueError when the pooling would shrink an image of this shape to nothing."""
@@ -181,6 +188,12 @@ class TCN(nn.Module):
   activation: str = 'relu'
 
   input_kind = 'sequence'
+  config_rules = {
+      'norm': {'choices': ('none', 'layer')},
+      'activation': {'choices': tuple(sorted(ACTIVATIONS))},
+      'dilation_base': {'min': 1},
+      'dropout': {'max': 1.0},
+  }
 
   def receptive_field(self) -> int:
     """Number of input steps that one output step depends on (itself included)."""

@@ -183,6 +183,7 @@ class Recurrent(nn.Module):
   unroll: int = 1
 
   input_kind = 'sequence'
+  config_rules = {'cell': {'choices': tuple(CELLS)}, 'dropout': {'max': 1.0}}
 
   @nn.compact
   def __call__(self, x: Array, mask: Array | None = None, *, train: bool = False) -> Features:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from comparenets.config_utils import check_fields
+from comparenets.config_utils import check_fields, check_values
 from comparenets.errors import ConfigError
 from comparenets.tasks.base import Task
 from comparenets.tasks.digits import DigitsClassification
@@ -27,8 +27,11 @@ def fields(name: str) -> dict[str, Any]:
 
 def build(name: str, **kwargs: Any) -> Task:
   """Builds a task by name; unknown fields are a `ConfigError` that lists the valid ones."""
-  check_fields(f'task {name!r}', kwargs, fields(name))
-  return REGISTRY[name](**kwargs)
+  valid = fields(name)
+  check_fields(f'task {name!r}', kwargs, valid)
+  cls = REGISTRY[name]
+  kwargs = check_values(f'task {name!r}', kwargs, valid, cls.config_rules)
+  return cls(**kwargs)
 
 
 __all__ = ['Task', 'REGISTRY', 'build', 'names', 'fields']

@@ -16,6 +16,7 @@ A task knows input kinds ('image', 'sequence'), never backbones. The train loop 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any, ClassVar, Mapping
 
 import flax.linen as nn
@@ -34,6 +35,9 @@ class Task:
   # The metric that model selection and reports look at, and whether higher is better.
   target_metric: ClassVar[str] = 'loss'
   higher_is_better: ClassVar[bool] = False
+  # Per-field rules for `config_utils.check_values` (min, max, choices).
+  config_rules: ClassVar[dict[str, dict[str, Any]]] = {}
+  head_rules: ClassVar[dict[str, dict[str, Any]]] = {'dropout': {'max': 1.0}}
 
   def check_input_kind(self, kind: str, model: str) -> None:
     if kind not in self.input_kinds:
@@ -48,6 +52,10 @@ class Task:
 
   def head(self, **kwargs: Any) -> nn.Module:
     raise NotImplementedError
+
+  def head_fields(self) -> dict[str, Any]:
+    """The head's config fields and their defaults (the keyword arguments of `head`)."""
+    return {name: p.default for name, p in inspect.signature(self.head).parameters.items()}
 
   def per_example(self, outputs: Any, batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
     raise NotImplementedError

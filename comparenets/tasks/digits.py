@@ -42,6 +42,14 @@ class DigitsClassification(Task):
   target_metric = 'accuracy'
   higher_is_better = True
   num_classes = 10
+  config_rules = {
+      'reading': {'choices': READINGS},
+      'order': {'choices': ORDERS},
+      'permutation_seed': {'min': 0},
+      'split_seed': {'min': 0},
+      'validation_fraction': {'min': 0.01, 'max': 0.5},
+      'test_fraction': {'min': 0.01, 'max': 0.5},
+  }
 
   def __post_init__(self):
     if self.reading not in READINGS:
@@ -89,7 +97,7 @@ class DigitsClassification(Task):
       x = x[:, self.permutation]
     return x, None
 
-  def head(self, hidden=(), dropout=0.0):
+  def head(self, hidden: tuple[int, ...] = (), dropout: float = 0.0):
     return ClassificationHead(self.num_classes, tuple(hidden), dropout)
 
   def per_example(self, outputs, batch):

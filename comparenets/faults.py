@@ -1,0 +1,176 @@
+"""Fault injection for runs of the command line: signals at chosen moments, damaged checkpoints.
+
+Used by the reliability tests and by ``python -m comparenets.faults`` (the fault drill whose
+table is in BUILD_NOTES.md). Everything here drives real runs in subprocesses; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Sequence
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def command(config: str, workdir: str, overrides: Sequence[str] = ()) -> list[str]:
+  return [sys.executable, '-m', 'comparenets.main', f'--config={config}',
+          f'--workdir={workdir}', *overrides]
+
+
+def environment(devices: int) -> dict[str, str]:
+  env = dict(os.environ)
+  env['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={devices}'
+  return env
+
+
+def checkpoint_steps(workdir: str) -> list[int]:
+  """The finished checkpoints of a workdir (orbax's temporary directories are not steps)."""
+  ckpt = os.path.join(workdir, 'checkpoints')
+  if not os.path.isdir(ckpt):
+    return []
+  return sorted(int(p) for p in os.listdir(ckpt) if p.isdigit())
+
+
+def unfinished_writes(workdir: str) -> list[str]:
+  ckpt = os.path.join(workdir, 'checkpoints')
+  if not os.path.isdir(ckpt):
+    return []
+  return sorted(p for p in os.listdir(ckpt) if 'tmp' in p)
+
+
+def run(cmd: list[str], devices: int = 8, timeout: float = 600) -> subprocess.CompletedProcess:
+  return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                        env=environment(devices))
+
+
+def start_and_signal(cmd: list[str], workdir: str, sig: int, *, after_steps: int | None = None,
+                     after_seconds: float | None = None, devices: int = 8):
+  """Starts ``cmd`` and sends ``sig`` once a checkpoint of ``after_steps`` or more exists, or
+  after ``after_seconds``; returns (exit code, stderr)."""
+  proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True, env=environment(devices))
+  start, deadline = time.time(), time.time() + 300
+  while time.time() < deadline and proc.poll() is None:
+    if after_seconds is not None and time.time() - start >= after_seconds:
+      break
+    if after_steps is not None and any(s >= after_steps for s in checkpoint_steps(workdir)):
+      break
+    time.sleep(0.005)
+  if proc.poll() is None:
+    proc.send_signal(sig)
+  _, err = proc.communicate(timeout=300)
+  return proc.returncode, err
+
+
+def final_params(workdir: str) -> tuple[int, Any]:
+  """(step, parameters) of the newest checkpoint, read without a target."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  step = max(checkpoint_steps(workdir))
+  tree = ocp.StandardCheckpointer().restore(
+      os.path.join(workdir, 'checkpoints', str(step), 'default'))
+  return step, tree['params']
+
+
+def corrupt_checkpoint(step_dir: str, seed: int = 0) -> None:
+  """Overwrites a checkpoint's data and manifest files with random bytes of the same length."""
+  rng = random.Random(seed)
+  for root, _, files in os.walk(step_dir):
+    for name in files:
+      path = os.path.join(root, name)
+      size = os.path.getsize(path)
+      if size and (f'{os.sep}d{os.sep}' in path or name.startswith('manifest')):
+        with open(path, 'r+b') as f:
+          f.write(bytes(rng.getrandbits(8) for _ in range(size)))
+
+
+def last_logged_step(workdir: str) -> int:
+  path = os.path.join(workdir, 'metrics.jsonl')
+  if not os.path.exists(path):
+    return 0
+  with open(path, encoding='utf-8') as f:
+    steps = [json.loads(l)['step'] for l in f if l.strip() and '"train"' in l]
+  return max(steps, default=0)
+
+
+def _equal_params(a, b) -> bool:
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  return all(jax.tree.leaves(jax.tree.map(lambda x, y: bool(np.array_equal(x, y)), a, b)))
+
+
+def drill(kills: int = 12, terms: int = 4, corruptions: int = 2, seed: int = 0) -> str:
+  """Runs the fault drill and returns a Markdown table of what each kind of fault cost."""
+  config = 'experiments/digits.py:model=rnn'
+  overrides = ['--config.train.steps=1500', '--config.train.checkpoint_every=100',
+               '--config.train.log_every=10', '--config.train.eval_every=0']
+  rng = random.Random(seed)
+  base = tempfile.mkdtemp(prefix='fault_drill_')
+  reference = os.path.join(base, 'reference')
+  assert run(command(config, reference, overrides)).returncode == 0
+  want = final_params(reference)
+  rows = []
+
+  # SIGKILL at random moments, again and again on one run, until it finishes
+  workdir = os.path.join(base, 'kill')
+  lost, during_write, done = [], 0, 0
+  while done < kills and not os.path.exists(os.path.join(workdir, 'results.json')):
+    code, _ = start_and_signal(command(config, workdir, overrides), workdir, signal.SIGKILL,
+                               after_seconds=rng.uniform(0.5, 8.0))
+    if code != -signal.SIGKILL:
+      break
+    done += 1
+    during_write += bool(unfinished_writes(workdir))
+    lost.append(max(0, last_logged_step(workdir) - max(checkpoint_steps(workdir), default=0)))
+  finished = run(command(config, workdir, overrides)).returncode == 0
+  equal = finished and _equal_params(final_params(workdir)[1], want[1])
+  rows.append(('SIGKILL at a random moment', done,
+               f'{during_write} of them during a checkpoint write',
+               f'steps since the last checkpoint: at most {max(lost, default=0)} '
+               f'(checkpoint every 100)', 'equal' if equal else 'DIFFERENT'))
+
+  # SIGTERM: checkpoint of the current step, exit 0
+  workdir = os.path.join(base, 'term')
+  exits, exact = [], 0
+  for _ in range(terms):
+    code, err = start_and_signal(command(config, workdir, overrides), workdir, signal.SIGTERM,
+                                 after_seconds=rng.uniform(3.0, 8.0))
+    exits.append(code)
+    line = [l for l in err.splitlines() if 'stopped by SIGTERM after step' in l]
+    if line:
+      step = int(line[0].split('after step ')[1].split(';')[0])
+      exact += max(checkpoint_steps(workdir)) == step
+  finished = run(command(config, workdir, overrides)).returncode == 0
+  equal = finished and _equal_params(final_params(workdir)[1], want[1])
+  rows.append(('SIGTERM at a random moment', terms, f'exit codes {sorted(set(exits))}',
+               f'none: {exact} of {terms} saved the exact step they stopped at',
+               'equal' if equal else 'DIFFERENT'))
+
+  # corrupt newest checkpoint
+  equal_runs = 0
+  for i in range(corruptions):
+    workdir = os.path.join(base, f'corrupt{i}')
+    code, _ = start_and_signal(command(config, workdir, overrides), workdir, signal.SIGKILL,
+                               after_steps=300 + 100 * i)
+    corrupt_checkpoint(os.path.join(workdir, 'checkpoints', str(max(checkpoint_steps(workdir)))),
+                       seed=i)
+    finished = run(command(config, workdir, overrides)).returncode == 0
+    equal_runs += finished and _equal_params(final_params(workdir)[1], want[1])
+  rows.append(('newest checkpoint overwritten with random bytes', corruptions,
+               'fell back to the previous checkpoint', 'that checkpoint interval (100 steps)',
+               f'equal in {equal_runs} of {corruptions}'))
+
+  head = ('fault', 'times', 'how', 'lost', 'final parameters vs uninterrupted run')
+  lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+  lines += ['| ' + ' | '.join(map(str, r)) + ' |' for r in rows]
+  return '\n'.join(lines)
+
+
+if __name__ == '__main__':
+  print(drill(*(int(a) for a in sys.argv[1:])))

@@ -70,12 +70,17 @@ def start_and_signal(cmd: list[str], workdir: str, sig: int, *, after_steps: int
 
 
 def final_params(workdir: str) -> tuple[int, Any]:
-  """(step, parameters) of the newest checkpoint, read without a target."""
+  """(step, parameters as NumPy arrays) of the newest checkpoint."""
+  import jax  # pylint: disable=g-import-not-at-top
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   step = max(checkpoint_steps(workdir))
-  tree = ocp.StandardCheckpointer().restore(
-      os.path.join(workdir, 'checkpoints', str(step), 'default'))
-  return step, tree['params']
+  path = os.path.join(workdir, 'checkpoints', str(step), 'default')
+  checkpointer = ocp.StandardCheckpointer()
+  # a target on this process's first device, so a checkpoint of any device count reads here
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                        checkpointer.metadata(path).item_metadata.tree)
+  return step, jax.device_get(checkpointer.restore(path, target)['params'])
 
 
 def corrupt_checkpoint(step_dir: str, seed: int = 0) -> None:

@@ -48,9 +48,10 @@ def main(argv):
     print(f'comparenets: error: {e}', file=sys.stderr)
     sys.exit(e.exit_code)
   if results.get('preempted'):
-    print(f'comparenets: stopped by {results["signal"]} after step {results["step"]}; the '
-          f'checkpoint is saved in {results["workdir"]}: run the same command to resume',
-          file=sys.stderr)
+    saved = ('the checkpoint is saved in' if results['saved'] else
+             'training had not started, nothing changed in')
+    print(f'comparenets: stopped by {results["signal"]} after step {results["step"]}; '
+          f'{saved} {results["workdir"]}: run the same command to resume', file=sys.stderr)
 
 
 def _explain(error: BaseException, argv: list[str]) -> str:

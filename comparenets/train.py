@@ -438,6 +438,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   a checkpoint, waits for it and returns ``{'preempted': True, 'step': ..., ...}``; the same
   call resumes from there. Raises a `UserError` subclass for anything a person must fix.
   """
+  with _StopRequest() as stop:
+    return _train_and_evaluate(config, workdir, stop)
+
+
+def _train_and_evaluate(config, workdir, stop: _StopRequest) -> dict[str, Any]:
   setup = build_setup(config)
   train = setup.train
   splits = setup.task.splits()
@@ -467,46 +472,49 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     window = _Window(parallel, train['on_nonfinite'], start)
     window.last_good_checkpoint = start or None
     previous, window_start, train_time = None, time.perf_counter(), 0.0
+    if stop.signal:  # asked to stop while starting up: the workdir is as it was
+      return {'preempted': True, 'signal': stop.signal, 'step': start, 'saved': False,
+              'workdir': workdir}
     progress = _progress(start, total_steps)
-    with _StopRequest() as stop:
-      for step in range(start + 1, total_steps + 1):
-        state, metrics = parallel.train_step(state, parallel.shard(sampler.batch(step - 1)),
-                                             step_rng)
-        # At most two steps in flight: the device always has the next step queued and the
-        # host never runs further ahead. Unbounded async dispatch of steps with collectives
-        # deadlocked XLA's CPU runtime with 8 simulated devices.
-        if previous is not None:
-          jax.block_until_ready(previous)
-        previous = metrics
-        window.add(metrics)
-        progress.update(1)
-        if step % train['log_every'] == 0 or step == total_steps:
-          window.check_finite()
-          elapsed = time.perf_counter() - window_start
-          train_time += elapsed
-          summary = window.summary(train, elapsed)
-          summary['learning_rate'] = float(setup.schedule(step - 1))
-          writer.write(step, 'train', summary)
-          progress.set_postfix(loss=f'{summary["loss"]:.4f}')
-          logging.info('step %d/%d: %s', step, total_steps, _fmt(summary))
-          window.reset(step)
-          window_start = time.perf_counter()
-        if train['eval_every'] and step % train['eval_every'] == 0 and step != total_steps:
-          writer.write(step, 'validation', evaluate(parallel, state, setup.task,
-                                                    splits['validation'],
-                                                    train['eval_batch_size']))
-          window_start = time.perf_counter()
-        preempted = stop.signal or (checkpointer.reached_preemption(step) and 'preemption')
-        if checkpointer.should_save(step) or step == total_steps or preempted:
-          window.check_finite()  # never checkpoint a state that followed a NaN step
-          checkpointer.save(step, parallel.savable(state), force=True)
-          window.last_good_checkpoint = step
-        if preempted and step != total_steps:
-          checkpointer.wait()
-          progress.close()
-          logging.warning('stopped by %s after step %d; checkpoint saved in %s: run the same '
-                          'command to resume', preempted, step, workdir)
-          return {'preempted': True, 'signal': preempted, 'step': step, 'workdir': workdir}
+    for step in range(start + 1, total_steps + 1):
+      state, metrics = parallel.train_step(state, parallel.shard(sampler.batch(step - 1)),
+                                           step_rng)
+      # At most two steps in flight: the device always has the next step queued and the
+      # host never runs further ahead. Unbounded async dispatch of steps with collectives
+      # deadlocked XLA's CPU runtime with 8 simulated devices.
+      if previous is not None:
+        jax.block_until_ready(previous)
+      previous = metrics
+      window.add(metrics)
+      progress.update(1)
+      if step % train['log_every'] == 0 or step == total_steps:
+        window.check_finite()
+        elapsed = time.perf_counter() - window_start
+        train_time += elapsed
+        summary = window.summary(train, elapsed)
+        summary['learning_rate'] = float(setup.schedule(step - 1))
+        writer.write(step, 'train', summary)
+        progress.set_postfix(loss=f'{summary["loss"]:.4f}')
+        logging.info('step %d/%d: %s', step, total_steps, _fmt(summary))
+        window.reset(step)
+        window_start = time.perf_counter()
+      if train['eval_every'] and step % train['eval_every'] == 0 and step != total_steps:
+        writer.write(step, 'validation', evaluate(parallel, state, setup.task,
+                                                  splits['validation'],
+                                                  train['eval_batch_size']))
+        window_start = time.perf_counter()
+      preempted = stop.signal or (checkpointer.reached_preemption(step) and 'preemption')
+      if checkpointer.should_save(step) or step == total_steps or preempted:
+        window.check_finite()  # never checkpoint a state that followed a NaN step
+        checkpointer.save(step, parallel.savable(state), force=True)
+        window.last_good_checkpoint = step
+      if preempted and step != total_steps:
+        checkpointer.wait()
+        progress.close()
+        logging.warning('stopped by %s after step %d; checkpoint saved in %s: run the same '
+                        'command to resume', preempted, step, workdir)
+        return {'preempted': True, 'signal': preempted, 'step': step, 'saved': True,
+                'workdir': workdir}
     progress.close()
 
     results = {'model': setup.model_name, 'task': setup.task.describe(),

@@ -51,7 +51,7 @@ def test_permuted_order_is_one_fixed_permutation():
   batch = _batch()
   seq, _ = tasks.build('digits', reading='pixels').adapt(batch, 'sequence')
   task = tasks.build('digits', reading='pixels', order='permuted', permutation_seed=3)
-  perm = task.permutation
+  perm = task.permutation(64)
   assert sorted(perm) == list(range(64)) and not np.array_equal(perm, np.arange(64))
   x1, _ = task.adapt(batch, 'sequence')
   x2, _ = tasks.build('digits', reading='pixels', order='permuted',

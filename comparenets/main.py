@@ -85,7 +85,9 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 def run():
   """Console-script entry point."""
-  app.run(main, flags_parser=_parse_flags)
+  from comparenets.stopping import StopRequest  # pylint: disable=g-import-not-at-top
+  with StopRequest():  # from here on, SIGTERM/SIGINT stop cleanly (see comparenets.stopping)
+    app.run(main, flags_parser=_parse_flags)
 
 
 if __name__ == '__main__':

@@ -18,8 +18,6 @@ import dataclasses
 import functools
 import json
 import os
-import signal
-import threading
 import time
 from typing import Any, Callable, Mapping
 
@@ -41,6 +39,7 @@ from comparenets.config_utils import check_fields, check_values
 from comparenets.data import pipeline
 from comparenets.errors import ConfigError, NonFiniteError
 from comparenets.metric_writers import MetricWriter
+from comparenets.stopping import StopRequest
 
 PARALLEL_MODES = ('none', 'pmap', 'jit')
 SECTIONS = {'seed': 0, 'model': None, 'task': None, 'head': None, 'train': None}
@@ -145,7 +144,8 @@ def build_setup(config: ml_collections.ConfigDict) -> Setup:
   head = task.head(**check_values('head', head_cfg, head_fields, task.head_rules))
   tx, schedule = make_optimizer(train)
   return Setup(config=config, task=task, model_name=model_name, input_kind=kind,
-               model=models.TaskModel(backbone=backbone, head=head), tx=tx, schedule=schedule,
+               model=models.TaskModel(backbone=backbone, head=head, stem=task.stem()),
+               tx=tx, schedule=schedule,
                num_devices=num_devices, train=train)
 
 
@@ -363,34 +363,6 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> str:
   return workdir
 
 
-class _StopRequest:
-  """Turns SIGTERM and SIGINT into a request to stop after the current step (main thread only).
-
-  A second SIGINT raises KeyboardInterrupt at once, for a person who really means it.
-  """
-  SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-  def __init__(self):
-    self.signal: str | None = None
-    self._previous = {}
-
-  def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
-      for sig in self.SIGNALS:
-        self._previous[sig] = signal.signal(sig, self._handle)
-    return self
-
-  def _handle(self, signum, frame):
-    del frame
-    if self.signal is not None and signum == signal.SIGINT:
-      raise KeyboardInterrupt
-    self.signal = signal.Signals(signum).name
-
-  def __exit__(self, *exc):
-    for sig, handler in self._previous.items():
-      signal.signal(sig, handler)
-
-
 class _Window:
   """The device-side metrics of the steps since the last host sync."""
 
@@ -438,15 +410,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   a checkpoint, waits for it and returns ``{'preempted': True, 'step': ..., ...}``; the same
   call resumes from there. Raises a `UserError` subclass for anything a person must fix.
   """
-  with _StopRequest() as stop:
+  with StopRequest() as stop:
     return _train_and_evaluate(config, workdir, stop)
 
 
-def _train_and_evaluate(config, workdir, stop: _StopRequest) -> dict[str, Any]:
+def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
   setup = build_setup(config)
   train = setup.train
   splits = setup.task.splits()
-  sampler = pipeline.EpochSampler(splits['train'], train['batch_size'], seed=config.seed)
+  sampler = setup.task.train_sampler(train['batch_size'], config.seed)
   workdir = prepare_workdir(workdir, config)
 
   init_rng, step_rng = jax.random.split(jax.random.PRNGKey(config.seed))
@@ -521,12 +493,19 @@ def _train_and_evaluate(config, workdir, stop: _StopRequest) -> dict[str, Any]:
                'input_kind': setup.input_kind, 'steps': total_steps, 'resumed_from': start,
                'params': params, 'devices': setup.num_devices, 'parallel': parallel.mode,
                'train_time_s': train_time, 'skipped_updates': window.skipped,
+               'receptive_field': getattr(setup.model.backbone, 'receptive_field',
+                                          lambda: None)(),
                'target_metric': setup.task.target_metric}
     for split in ('validation', 'test'):
       results[split] = evaluate(parallel, state, setup.task, splits[split],
                                 train['eval_batch_size'])
       writer.write(total_steps, split, results[split])
       logging.info('%s: %s', split, _fmt(results[split]))
+    if jax.process_index() == 0:
+      final = jax.device_get(parallel.savable(state))
+      results.update(setup.task.write_artifacts(
+          setup.model, {'params': final.params, **final.model_state}, workdir,
+          jax.random.fold_in(step_rng, total_steps)))
   finally:
     checkpointer.close()  # waits for an asynchronous save in flight
     if writer is not None:

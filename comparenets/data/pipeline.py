@@ -7,7 +7,7 @@ step s therefore sees exactly the batches an uninterrupted run would have seen.
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -45,6 +45,17 @@ class EpochSampler:
   def batch(self, step: int) -> dict[str, np.ndarray]:
     idx = self.indices(step)
     return {k: v[idx] for k, v in self.split.items()}
+
+
+class GeneratedSampler:
+  """Training batches generated on the fly: batch(step) = generate(default_rng([seed, step]), B)."""
+
+  def __init__(self, generate: Callable[[np.random.Generator, int], dict[str, np.ndarray]],
+               batch_size: int, seed: int):
+    self.generate, self.batch_size, self.seed = generate, batch_size, seed
+
+  def batch(self, step: int) -> dict[str, np.ndarray]:
+    return self.generate(np.random.default_rng([self.seed, step]), self.batch_size)
 
 
 def eval_batches(split: Split, batch_size: int) -> Iterator[dict[str, np.ndarray]]:

@@ -172,6 +172,14 @@ class TemporalBlock(nn.Module):
     return act(x + y)
 
 
+def tcn_levels_for(length: int, kernel_size: int, dilation_base: int = 2) -> int:
+  """The fewest TCN levels whose receptive field covers ``length`` steps."""
+  levels = 1
+  while 1 + 2 * (kernel_size - 1) * sum(dilation_base ** i for i in range(levels)) < length:
+    levels += 1
+  return levels
+
+
 class TCN(nn.Module):
   """Temporal conv net over sequences ``[B, T, F]`` with an optional mask ``[B, T]``.
 

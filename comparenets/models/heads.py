@@ -37,9 +37,15 @@ class PerPositionHead(nn.Module):
 
 
 class TaskModel(nn.Module):
-  """A backbone followed by a task's head; parameters live under 'backbone' and 'head'."""
+  """A task's stem (e.g. a token embedding; optional), a backbone and the task's head.
+
+  Parameters live under 'stem', 'backbone' and 'head'.
+  """
   backbone: nn.Module
   head: nn.Module
+  stem: nn.Module | None = None
 
   def __call__(self, x: jax.Array, mask: jax.Array | None = None, *, train: bool = False):
+    if self.stem is not None:
+      x = self.stem(x)
     return self.head(self.backbone(x, mask, train=train), train=train)

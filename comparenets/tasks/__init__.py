@@ -9,9 +9,12 @@ from comparenets.config_utils import check_fields, check_values
 from comparenets.errors import ConfigError
 from comparenets.tasks.base import Task
 from comparenets.tasks.digits import DigitsClassification
+from comparenets.tasks.memory import AddingProblem, CopyMemory
 from comparenets.tasks.tfds_images import TFDSImageClassification
 
 REGISTRY: dict[str, type[Task]] = {
+    'adding': AddingProblem,
+    'copy_memory': CopyMemory,
     'digits': DigitsClassification,
     'tfds_images': TFDSImageClassification,
 }

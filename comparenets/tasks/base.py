@@ -23,6 +23,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
+from comparenets.data import pipeline
 from comparenets.errors import ConfigError
 
 
@@ -47,6 +48,16 @@ class Task:
   def splits(self) -> Mapping[str, Mapping[str, np.ndarray]]:
     raise NotImplementedError
 
+  def train_sampler(self, batch_size: int, seed: int):
+    """An object whose ``batch(step)`` is the training batch of that step, a pure function of
+    (seed, step) so that resumed runs see the same data. Default: shuffled epochs over
+    ``splits()['train']``; tasks that generate data on the fly override it."""
+    return pipeline.EpochSampler(self.splits()['train'], batch_size, seed)
+
+  def stem(self) -> nn.Module | None:
+    """A module applied to the adapted input before the backbone (e.g. a token embedding)."""
+    return None
+
   def adapt(self, batch: Mapping[str, jax.Array], kind: str):
     raise NotImplementedError
 
@@ -63,6 +74,12 @@ class Task:
   def finalize(self, sums: Mapping[str, float]) -> dict[str, float]:
     count = float(sums['count'])
     return {k: float(v) / count for k, v in sums.items() if k != 'count'}
+
+  def write_artifacts(self, model: nn.Module, variables: Any, workdir: str, rng) -> dict:
+    """Called once after training (process 0): saves samples such as generated text into
+    ``workdir`` and returns extra results. Default: nothing."""
+    del model, variables, workdir, rng
+    return {}
 
   def describe(self) -> dict[str, Any]:
     """Fields that identify the task's setting, for results and reports."""

@@ -139,6 +139,9 @@ def build_setup(config: ml_collections.ConfigDict) -> Setup:
   task = tasks.build(task_name, **task_cfg)
   kind = models.input_kind(model_name)
   task.check_input_kind(kind, model_name)
+  if task.requires_causal and not getattr(backbone, 'causal', False):
+    raise ConfigError(f'task {task_name!r} predicts what comes next, which needs a causal '
+                      f'model; this {model_name!r} sees later steps (bidirectional=True?)')
   head_fields = task.head_fields()
   check_fields(f'the head of task {task_name!r}', head_cfg, head_fields)
   head = task.head(**check_values('head', head_cfg, head_fields, task.head_rules))

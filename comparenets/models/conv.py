@@ -196,6 +196,7 @@ class TCN(nn.Module):
   activation: str = 'relu'
 
   input_kind = 'sequence'
+  causal = True
   config_rules = {
       'norm': {'choices': ('none', 'layer')},
       'activation': {'choices': tuple(sorted(ACTIVATIONS))},

@@ -183,6 +183,11 @@ class Recurrent(nn.Module):
   unroll: int = 1
 
   input_kind = 'sequence'
+
+  @property
+  def causal(self) -> bool:
+    return not self.bidirectional
+
   config_rules = {'cell': {'choices': tuple(CELLS)}, 'dropout': {'max': 1.0}}
 
   @nn.compact

@@ -8,14 +8,20 @@ from typing import Any
 from comparenets.config_utils import check_fields, check_values
 from comparenets.errors import ConfigError
 from comparenets.tasks.base import Task
+from comparenets.tasks.char_lm import CharLM
 from comparenets.tasks.digits import DigitsClassification
+from comparenets.tasks.forecasting import Forecasting
 from comparenets.tasks.memory import AddingProblem, CopyMemory
+from comparenets.tasks.sentiment import Sentiment
 from comparenets.tasks.tfds_images import TFDSImageClassification
 
 REGISTRY: dict[str, type[Task]] = {
     'adding': AddingProblem,
+    'char_lm': CharLM,
     'copy_memory': CopyMemory,
     'digits': DigitsClassification,
+    'sentiment': Sentiment,
+    'forecasting': Forecasting,
     'tfds_images': TFDSImageClassification,
 }
 

@@ -38,6 +38,9 @@ class Task:
   higher_is_better: ClassVar[bool] = False
   # Per-field rules for `config_utils.check_values` (min, max, choices).
   config_rules: ClassVar[dict[str, dict[str, Any]]] = {}
+  # True for tasks that predict what comes next: they need a backbone whose output at step t
+  # depends on steps <= t only (no bidirectional RNN).
+  requires_causal: ClassVar[bool] = False
   head_rules: ClassVar[dict[str, dict[str, Any]]] = {'dropout': {'max': 1.0}}
 
   def check_input_kind(self, kind: str, model: str) -> None:

@@ -9,6 +9,56 @@ import ml_collections
 
 from comparenets.errors import ConfigError
 
+# The train section's fields and their defaults (comparenets.train checks configs against it).
+TRAIN_DEFAULTS = {
+    'steps': 1000,               # optimizer updates in the whole run
+    'batch_size': 64,            # global batch, split over all devices
+    'eval_batch_size': 256,      # global; padded batches count every example once
+    'optimizer': 'adamw',        # 'adamw', 'adam', 'sgd' (with momentum 0.9)
+    'learning_rate': 1e-3,
+    'schedule': 'cosine',        # 'cosine' (warmup then cosine decay) or 'constant'
+    'warmup_steps': 0,
+    'weight_decay': 0.0,
+    'grad_clip': 0.0,            # clip by global norm; 0 turns it off
+    'parallel': 'jit',           # 'none', 'pmap' or 'jit' (see comparenets.train)
+    'log_every': 100,
+    'eval_every': 500,           # validation every N steps (0: only at the end)
+    'checkpoint_every': 500,     # 0: only the final checkpoint
+    'keep_checkpoints': 3,
+    'async_checkpoints': True,
+    'on_nonfinite': 'stop',      # NaN/Inf loss or gradient: 'stop' the run, or 'skip' the update
+}
+
+# What ``quick`` does to the train section of every experiment: a seconds-long CPU run.
+QUICK_TRAIN = dict(steps=40, warmup_steps=5, log_every=10, eval_every=20, checkpoint_every=20)
+
+
+def experiment_config(arg: ml_collections.ConfigDict, models: Mapping[str, Mapping[str, Any]],
+                      task: Mapping[str, Any], *, head: Mapping[str, Any] | None = None,
+                      train: Mapping[str, Any] | None = None,
+                      quick_task: Mapping[str, Any] | None = None,
+                      quick_train: Mapping[str, Any] | None = None,
+                      what: str = 'this experiment') -> ml_collections.ConfigDict:
+  """The config of an experiment file: seed, model, task, head and train sections.
+
+  ``models`` maps the model names the experiment supports to their fields; ``arg.model`` picks
+  one (anything else is a `ConfigError`). ``train`` overrides `TRAIN_DEFAULTS`. With
+  ``arg.quick``, ``quick_task`` and `QUICK_TRAIN` plus ``quick_train`` shrink the run.
+  """
+  if arg.model not in models:
+    raise ConfigError(f'{what} runs {", ".join(sorted(models))}; model must be one of '
+                      f'those, not {arg.model!r}')
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.model = ml_collections.ConfigDict({'name': arg.model, **models[arg.model]})
+  config.task = ml_collections.ConfigDict(dict(task))
+  config.head = ml_collections.ConfigDict(dict(head or {}))
+  config.train = ml_collections.ConfigDict({**TRAIN_DEFAULTS, **(train or {})})
+  if arg.get('quick'):
+    config.task.update(dict(quick_task or {}))
+    config.train.update({**QUICK_TRAIN, **(quick_train or {})})
+  return config
+
 
 def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
   """Parses an experiment argument such as ``"model=lstm,quick"`` (big_vision's convention).

@@ -142,20 +142,31 @@ def drill(kills: int = 12, terms: int = 4, corruptions: int = 2, seed: int = 0) 
 
   # SIGTERM: checkpoint of the current step, exit 0
   workdir = os.path.join(base, 'term')
-  exits, exact = [], 0
+  exits, outcomes = [], {'mid-run, checkpoint of that exact step': 0,
+                         'during start-up, nothing to save': 0,
+                         'after the last step, run finished': 0, 'other': 0}
   for _ in range(terms):
+    if os.path.exists(os.path.join(workdir, 'results.json')):
+      break
     code, err = start_and_signal(command(config, workdir, overrides), workdir, signal.SIGTERM,
-                                 after_seconds=rng.uniform(3.0, 8.0))
+                                 after_seconds=rng.uniform(2.0, 8.0))
     exits.append(code)
     line = [l for l in err.splitlines() if 'stopped by SIGTERM after step' in l]
-    if line:
+    if line and 'training had not started' in line[0]:
+      outcomes['during start-up, nothing to save'] += 1
+    elif line:
       step = int(line[0].split('after step ')[1].split(';')[0])
-      exact += max(checkpoint_steps(workdir)) == step
+      exact = max(checkpoint_steps(workdir)) == step
+      outcomes['mid-run, checkpoint of that exact step' if exact else 'other'] += 1
+    elif code == 0 and os.path.exists(os.path.join(workdir, 'results.json')):
+      outcomes['after the last step, run finished'] += 1
+    else:
+      outcomes['other'] += 1
   finished = run(command(config, workdir, overrides)).returncode == 0
   equal = finished and _equal_params(final_params(workdir)[1], want[1])
-  rows.append(('SIGTERM at a random moment', terms, f'exit codes {sorted(set(exits))}',
-               f'none: {exact} of {terms} saved the exact step they stopped at',
-               'equal' if equal else 'DIFFERENT'))
+  seen = '; '.join(f'{k}: {v}' for k, v in outcomes.items() if v)
+  rows.append(('SIGTERM at a random moment', len(exits), f'exit codes {sorted(set(exits))}',
+               f'nothing ({seen})', 'equal' if equal else 'DIFFERENT'))
 
   # corrupt newest checkpoint
   equal_runs = 0

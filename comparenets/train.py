@@ -35,7 +35,7 @@ import optax
 from comparenets import models
 from comparenets import tasks
 from comparenets.checkpointing import Checkpointer
-from comparenets.config_utils import check_fields, check_values
+from comparenets.config_utils import TRAIN_DEFAULTS, check_fields, check_values
 from comparenets.data import pipeline
 from comparenets.errors import ConfigError, NonFiniteError
 from comparenets.metric_writers import MetricWriter
@@ -43,24 +43,7 @@ from comparenets.stopping import StopRequest
 
 PARALLEL_MODES = ('none', 'pmap', 'jit')
 SECTIONS = {'seed': 0, 'model': None, 'task': None, 'head': None, 'train': None}
-TRAIN_FIELDS = {
-    'steps': 1000,               # optimizer updates in the whole run
-    'batch_size': 64,            # global batch, split over all devices
-    'eval_batch_size': 256,      # global; padded batches count every example once
-    'optimizer': 'adamw',        # 'adamw', 'adam', 'sgd' (with momentum 0.9)
-    'learning_rate': 1e-3,
-    'schedule': 'cosine',        # 'cosine' (warmup then cosine decay) or 'constant'
-    'warmup_steps': 0,
-    'weight_decay': 0.0,
-    'grad_clip': 0.0,            # clip by global norm; 0 turns it off
-    'parallel': 'jit',           # 'none', 'pmap' or 'jit' (see module docstring)
-    'log_every': 100,
-    'eval_every': 500,           # validation every N steps (0: only at the end)
-    'checkpoint_every': 500,     # 0: only the final checkpoint
-    'keep_checkpoints': 3,
-    'async_checkpoints': True,
-    'on_nonfinite': 'stop',      # NaN/Inf loss or gradient: 'stop' the run, or 'skip' the update
-}
+TRAIN_FIELDS = TRAIN_DEFAULTS
 TRAIN_RULES = {
     'optimizer': {'choices': ('adamw', 'adam', 'sgd')},
     'schedule': {'choices': ('cosine', 'constant')},

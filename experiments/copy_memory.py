@@ -8,10 +8,8 @@ Arguments: ``model`` (tcn, rnn, lstm, gru), ``length`` (T, default 100), ``quick
 The TCN's depth is chosen so that its receptive field covers all T + 20 steps.
 """
 
-from comparenets.config_utils import parse_arg
-from comparenets.errors import ConfigError
+from comparenets.config_utils import experiment_config, parse_arg
 from comparenets.models.conv import tcn_levels_for
-import ml_collections
 
 
 def get_config(arg=None):
@@ -22,23 +20,11 @@ def get_config(arg=None):
       'lstm': dict(hidden=128, layers=1),
       'gru': dict(hidden=128, layers=1),
   }
-  if arg.model not in models:
-    raise ConfigError(f'copy memory runs sequence models; model must be one of '
-                      f'{", ".join(sorted(models))}, not {arg.model!r}')
-  config = ml_collections.ConfigDict()
-  config.seed = 0
-  config.model = ml_collections.ConfigDict({'name': arg.model, **models[arg.model]})
-  config.task = ml_collections.ConfigDict(dict(name='copy_memory', length=arg.length, digits=10,
-                                               validation_size=1000, test_size=1000,
-                                               data_seed=0))
-  config.head = ml_collections.ConfigDict()
-  config.train = ml_collections.ConfigDict(dict(
-      steps=4000, batch_size=64, eval_batch_size=500, optimizer='adam', learning_rate=2e-3,
-      schedule='cosine', warmup_steps=100, weight_decay=0.0, grad_clip=1.0, parallel='jit',
-      log_every=100, eval_every=1000, checkpoint_every=1000, keep_checkpoints=3,
-      async_checkpoints=True, on_nonfinite='stop'))
-  if arg.quick:
-    config.task.update(validation_size=200, test_size=200)
-    config.train.update(steps=40, warmup_steps=5, eval_batch_size=200, log_every=10,
-                        eval_every=20, checkpoint_every=20)
-  return config
+  return experiment_config(
+      arg, models, what='copy memory',
+      task=dict(name='copy_memory', length=arg.length, digits=10, validation_size=1000,
+                test_size=1000, data_seed=0),
+      train=dict(steps=4000, eval_batch_size=512, optimizer='adam', learning_rate=2e-3,
+                 warmup_steps=100, grad_clip=1.0, eval_every=1000, checkpoint_every=1000),
+      quick_task=dict(validation_size=256, test_size=256),
+      quick_train=dict(eval_batch_size=256))

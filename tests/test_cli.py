@@ -36,7 +36,8 @@ def test_quick_run_of_every_family(tmp_path, model):
 
 
 @pytest.mark.parametrize('arg,overrides,message', [
-    ('model=transformer', [], "unknown model 'transformer'; choose one of cnn, gru, lstm"),
+    ('model=transformer', [], "digits runs cnn, gru, lstm, rnn, tcn; model must be one of "
+     "those, not 'transformer'"),
     ('model=lstm,quick', ['--config.model.kernel_size=3'],
      "--config.model.kernel_size names no field of the experiment's config"),
     ('model=cnn,reading=pixels', [], "model 'cnn' reads image input but task digits with "

@@ -11,6 +11,8 @@ from typing import Callable, Iterator, Mapping
 
 import numpy as np
 
+from comparenets.errors import ConfigError
+
 Split = Mapping[str, np.ndarray]
 
 
@@ -28,8 +30,8 @@ class EpochSampler:
     self.split = split
     self.size = split_size(split)
     if batch_size > self.size:
-      raise ValueError(f'batch_size {batch_size} is larger than the training split '
-                       f'({self.size} examples)')
+      raise ConfigError(f'train.batch_size={batch_size} is larger than the training split '
+                        f'({self.size} examples); use a smaller batch')
     self.batch_size = batch_size
     self.seed = seed
     self.steps_per_epoch = self.size // batch_size

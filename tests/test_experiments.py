@@ -1,0 +1,60 @@
+"""Every experiment file's quick run, for every family that can read the task's input."""
+
+import importlib.util
+import os
+
+import pytest
+import tensorflow_datasets as tfds
+
+from comparenets import train
+from comparenets.errors import ConfigError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SEQUENCE = ['tcn', 'rnn', 'lstm', 'gru']
+EXPERIMENTS = {
+    'digits': ['cnn'] + SEQUENCE,
+    'seq_digits': SEQUENCE,
+    'adding': SEQUENCE,
+    'copy_memory': SEQUENCE,
+    'forecasting': SEQUENCE,
+    'char_lm': SEQUENCE,
+    'sentiment': SEQUENCE,       # TFDS imdb_reviews, mocked
+    'tfds_images': ['cnn'] + SEQUENCE,  # TFDS mnist, mocked
+}
+MOCKED = {'sentiment', 'tfds_images'}
+
+
+def get_config(experiment, arg):
+  spec = importlib.util.spec_from_file_location(
+      f'experiment_{experiment}', os.path.join(ROOT, 'experiments', f'{experiment}.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def test_every_experiment_file_is_listed():
+  files = {f[:-3] for f in os.listdir(os.path.join(ROOT, 'experiments')) if f.endswith('.py')}
+  assert files == set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize('experiment,model',
+                         [(e, m) for e, models in EXPERIMENTS.items() for m in models])
+def test_quick_run(tmp_path, experiment, model):
+  config = get_config(experiment, f'model={model},quick')
+  config.train.steps = 6
+  config.train.update(log_every=3, eval_every=0, checkpoint_every=3)
+  if experiment in MOCKED:
+    with tfds.testing.mock_data(num_examples=100):
+      results = train.train_and_evaluate(config, str(tmp_path))
+  else:
+    results = train.train_and_evaluate(config, str(tmp_path))
+  assert results['steps'] == 6 and results['model'] == model
+  metric = results['target_metric']
+  assert metric in results['test'] and results['test'][metric] == results['test'][metric]
+
+
+@pytest.mark.parametrize('experiment', [e for e, models in EXPERIMENTS.items()
+                                        if 'cnn' not in models])
+def test_sequence_experiments_refuse_the_cnn(experiment):
+  with pytest.raises(ConfigError, match="model must be one of those, not 'cnn'"):
+    get_config(experiment, 'model=cnn')

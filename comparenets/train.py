@@ -405,10 +405,9 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
   train = setup.train
   splits = setup.task.splits()
   sampler = setup.task.train_sampler(train['batch_size'], config.seed)
-  workdir = prepare_workdir(workdir, config)
-
   init_rng, step_rng = jax.random.split(jax.random.PRNGKey(config.seed))
-  state = create_state(setup, init_rng, sampler.batch(0))
+  state = create_state(setup, init_rng, sampler.batch(0))  # shape errors surface here
+  workdir = prepare_workdir(workdir, config)  # the first write, after every check
   parallel = make_parallel(setup)
   checkpointer = Checkpointer(os.path.join(workdir, 'checkpoints'),
                               every=train['checkpoint_every'], keep=train['keep_checkpoints'],

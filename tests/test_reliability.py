@@ -206,6 +206,15 @@ def test_nan_skip_mode_skips_and_counts_the_updates(tmp_path):
   assert max(r.get('nonfinite', 0) for r in records if r['split'] == 'train') > 0
 
 
+def test_input_too_small_for_the_model_is_refused_before_anything_is_written(tmp_path):
+  config = _config('cnn')
+  config.model.widths = (8, 8, 8, 8)  # pools 8x8 digits down to nothing
+  with pytest.raises(ConfigError, match="model 'cnn' cannot read this task's input: cnn pools "
+                     'by 2 in each of 4 blocks, which needs images of at least 16x16'):
+    train.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert not (tmp_path / 'run').exists()
+
+
 def test_unusable_workdir_is_one_clear_error(tmp_path):
   blocker = tmp_path / 'file'
   blocker.write_text('not a directory')

@@ -45,10 +45,9 @@ def _lstm_bias_init(key, shape, dtype=jnp.float32):
   return jnp.zeros(shape, dtype).at[..., hidden:2 * hidden].set(1.0)
 
 
-class SimpleRNNCell(nn.Module):
-  """Elman cell: one tanh layer over the input projection and the previous hidden state."""
+class _HiddenStateCell(nn.Module):
+  """A cell whose carry is its hidden state alone (simple RNN, GRU)."""
   hidden: int
-  gates = 1
   bias_init = staticmethod(nn.initializers.zeros_init())
 
   @staticmethod
@@ -58,6 +57,11 @@ class SimpleRNNCell(nn.Module):
   @staticmethod
   def output(carry):
     return carry
+
+
+class SimpleRNNCell(_HiddenStateCell):
+  """Elman cell: one tanh layer over the input projection and the previous hidden state."""
+  gates = 1
 
   @nn.compact
   def __call__(self, carry, inputs):
@@ -95,19 +99,9 @@ class LSTMCell(nn.Module):
     return _masked(mask, (new_c, new_h), carry)
 
 
-class GRUCell(nn.Module):
+class GRUCell(_HiddenStateCell):
   """GRU cell: reset and update gates plus the candidate; carry is ``h``."""
-  hidden: int
   gates = 3
-  bias_init = staticmethod(nn.initializers.zeros_init())
-
-  @staticmethod
-  def initial_carry(batch: int, hidden: int, dtype=jnp.float32):
-    return jnp.zeros((batch, hidden), dtype)
-
-  @staticmethod
-  def output(carry):
-    return carry
 
   @nn.compact
   def __call__(self, carry, inputs):

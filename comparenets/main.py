@@ -20,6 +20,11 @@ _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment file and argument, e.g. experiments/digits.py:model=lstm,quick.',
     lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics, results.')
+_COORDINATOR = flags.DEFINE_string(
+    'coordinator_address', None, 'host:port of process 0, for a multi-process run started by '
+    'hand (Cloud TPU and SLURM runs find it themselves).')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Processes in a multi-process run.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process in a multi-process run.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -35,7 +40,10 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   from comparenets.errors import ConfigError, UserError  # pylint: disable=g-import-not-at-top
   from comparenets.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
-  logging.set_verbosity(logging.INFO)
+  from comparenets import distributed  # pylint: disable=g-import-not-at-top
+  distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  import jax  # pylint: disable=g-import-not-at-top
+  logging.set_verbosity(logging.INFO if jax.process_index() == 0 else logging.WARNING)
   logging.get_absl_handler().addFilter(_QuietLibraries())
   try:
     try:

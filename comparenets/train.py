@@ -37,6 +37,7 @@ from comparenets import tasks
 from comparenets.checkpointing import Checkpointer
 from comparenets.config_utils import TRAIN_DEFAULTS, check_fields, check_values
 from comparenets.data import pipeline
+from comparenets.distributed import process_slice
 from comparenets.errors import ConfigError, NonFiniteError
 from comparenets.metric_writers import MetricWriter
 from comparenets.stopping import StopRequest
@@ -218,6 +219,9 @@ class Parallel:
     return jax.device_put(state, jax.devices()[0])
 
   def shard(self, batch):
+    if jax.process_count() > 1:
+      raise ConfigError("train.parallel='none' runs on one device; a multi-process run needs "
+                        "'jit' or 'pmap'")
     return jax.device_put(batch, jax.devices()[0])
 
   def checkpoint_target(self, state):
@@ -235,6 +239,12 @@ class Parallel:
     return jax.device_get(metrics)
 
 
+def _first_replica(x: jax.Array) -> jax.Array:
+  """The copy of a pmap-replicated value on this process's first device."""
+  # one process: the shard drops the device axis; several: it keeps it with size 1
+  return x.addressable_data(0).reshape(x.shape[1:])
+
+
 class PmapParallel(Parallel):
   """`jax.pmap` over all local devices; state replicated on the leading axis."""
   mode = 'pmap'
@@ -250,13 +260,20 @@ class PmapParallel(Parallel):
     return flax.jax_utils.replicate(state)
 
   def shard(self, batch):
-    return jax.tree.map(lambda x: x.reshape((self.n, -1) + x.shape[1:]), batch)
+    local = process_slice(batch, jax.process_index(), jax.process_count())
+    return jax.tree.map(lambda x: x.reshape((self.n, -1) + x.shape[1:]), local)
 
   def savable(self, state):
-    return flax.jax_utils.unreplicate(state)
+    state = jax.tree.map(_first_replica, state)
+    if jax.process_count() > 1:  # per-process copies: orbax writes host arrays from process 0
+      state = jax.device_get(state)
+    return state
+
+  def checkpoint_target(self, state):
+    return jax.device_get(state) if jax.process_count() > 1 else state
 
   def host_metrics(self, metrics):
-    return jax.tree.map(lambda x: x[0], jax.device_get(metrics))
+    return jax.device_get(jax.tree.map(_first_replica, metrics))
 
 
 class JitParallel(Parallel):
@@ -294,7 +311,11 @@ class JitParallel(Parallel):
     return jax.device_put(state, self.replicated)
 
   def shard(self, batch):
-    return jax.device_put(batch, self.data)
+    if jax.process_count() == 1:
+      return jax.device_put(batch, self.data)
+    local = process_slice(batch, jax.process_index(), jax.process_count())
+    return jax.tree.map(
+        lambda x: jax.make_array_from_process_local_data(self.data, x), local)
 
   def checkpoint_target(self, state):
     return self.place(state)

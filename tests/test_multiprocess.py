@@ -1,0 +1,99 @@
+"""Two processes x 4 simulated CPU devices, joined by jax.distributed over 127.0.0.1 (gloo),
+train like one process with 8 devices and like one device; their checkpoint restores in one."""
+
+import json
+import os
+import socket
+import subprocess
+
+import jax
+import numpy as np
+import pytest
+
+from comparenets import distributed
+from comparenets import faults
+
+OVERRIDES = ['--config.train.steps=20', '--config.train.checkpoint_every=10',
+             '--config.train.log_every=10', '--config.train.eval_every=0',
+             '--config.model.hidden=32']
+CONFIG = 'experiments/digits.py:model=lstm,quick'
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def _two_processes(workdir, parallel, timeout=150):
+  port = _free_port()
+  cmd = faults.command(CONFIG, workdir, OVERRIDES + [f'--config.train.parallel={parallel}'])
+  procs = [subprocess.Popen(cmd + [f'--coordinator_address=127.0.0.1:{port}',
+                                   '--num_processes=2', f'--process_id={i}'],
+                            cwd=faults.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env=faults.environment(4)) for i in range(2)]
+  errs = [p.communicate(timeout=timeout)[1] for p in procs]
+  for p, err in zip(procs, errs):
+    assert p.returncode == 0, err[-3000:]
+  return errs
+
+
+def _one_process(workdir, devices, *extra):
+  proc = faults.run(faults.command(CONFIG, workdir, OVERRIDES + list(extra)), devices=devices,
+                    timeout=150)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return proc
+
+
+def _close(a, b):
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=2e-3, atol=2e-4), a, b)
+
+
+@pytest.fixture(scope='module')
+def references(tmp_path_factory):
+  base = tmp_path_factory.mktemp('single')
+  _one_process(str(base / 'eight'), 8)
+  _one_process(str(base / 'one'), 1)
+  return {'eight': faults.final_params(str(base / 'eight')),
+          'one': faults.final_params(str(base / 'one'))}
+
+
+@pytest.mark.parametrize('parallel', ['jit', 'pmap'])
+def test_two_processes_train_like_one(tmp_path, references, parallel):
+  workdir = str(tmp_path / 'two')
+  errs = _two_processes(workdir, parallel)
+  assert '8 devices' in errs[0]  # process 0 logs, and sees the global device count
+  assert 'parameters' not in errs[1]  # process 1 keeps quiet
+  step, params = faults.final_params(workdir)
+  assert step == references['eight'][0] == 20
+  _close(params, references['eight'][1])
+  _close(params, references['one'][1])
+  results = json.loads(open(os.path.join(workdir, 'results.json')).read())
+  assert results['devices'] == 8
+
+
+def test_checkpoint_of_two_processes_resumes_in_one(tmp_path):
+  workdir = str(tmp_path / 'two')
+  _two_processes(workdir, 'jit')
+  resumed = _one_process(workdir, 8, '--config.train.steps=30')
+  assert 'resuming from the checkpoint at step 20' in resumed.stderr
+  results = json.loads(open(os.path.join(workdir, 'results.json')).read())
+  assert results['resumed_from'] == 20 and results['steps'] == 30
+
+
+def test_process_slices_tile_the_global_batch():
+  batch = {'x': np.arange(16).reshape(8, 2)}
+  parts = [distributed.process_slice(batch, i, 4)['x'] for i in range(4)]
+  np.testing.assert_array_equal(np.concatenate(parts), batch['x'])
+  with pytest.raises(ValueError, match='a global batch of 8 does not split over 3 processes'):
+    distributed.process_slice(batch, 0, 3)
+
+
+def test_environment_detection(monkeypatch):
+  monkeypatch.delenv('SLURM_NTASKS', raising=False)
+  monkeypatch.setenv('TPU_WORKER_HOSTNAMES', 'w0,w1,w2,w3')
+  assert distributed.detected_processes() == 4
+  monkeypatch.setenv('TPU_WORKER_HOSTNAMES', 'localhost')
+  assert distributed.detected_processes() == 1
+  monkeypatch.setenv('SLURM_NTASKS', '16')
+  assert distributed.detected_processes() == 16

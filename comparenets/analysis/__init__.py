@@ -1,0 +1,1 @@
+"""Structure metrics, benchmarks and (to come) the comparison report and claims audit."""

@@ -22,6 +22,7 @@ setup(
         'scikit-learn>=1.5,<2',
         'tensorboardX>=2.6.2,<3',
         'tqdm>=4.66,<5',
+        'matplotlib>=3.8,<4',
     ],
     extras_require={
         'test': [
@@ -32,6 +33,7 @@ setup(
     entry_points={
         'console_scripts': [
             'comparenets-train=comparenets.main:run',
+            'comparenets-compare=comparenets.compare:run',
         ],
     },
 )

@@ -1,0 +1,199 @@
+"""The comparison report of a suite's workdir: ``REPORT.md`` plus PNG plots beside it.
+
+Every number in the report comes from a run directory's ``results.json`` or ``metrics.jsonl``
+(the tables name the run directory), or from `comparenets.analysis.structure` measured when the
+report is written (``structure.jsonl``).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+from typing import Any
+
+from comparenets import models
+from comparenets import tasks
+from comparenets.errors import ConfigError
+from comparenets.metric_writers import read_metrics
+from comparenets.summary import load_results
+
+FAMILY_ORDER = ('cnn', 'tcn', 'rnn', 'lstm', 'gru')
+
+
+def _plt():
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  return plt
+
+
+def group_runs(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+  """Runs by task setting: the first component of the run's directory (e.g. 'adding_T50')."""
+  groups = collections.defaultdict(list)
+  for run in runs:
+    groups[run['workdir'].split(os.sep)[0]].append(run)
+  order = lambda r: (FAMILY_ORDER.index(r['model']) if r['model'] in FAMILY_ORDER else 99,
+                     r['workdir'])
+  return {k: sorted(v, key=order) for k, v in sorted(groups.items())}
+
+
+def results_table(group: list[dict[str, Any]]) -> str:
+  metric = group[0]['target_metric']
+  head = ['model', 'run', 'params', 'steps', 'train s', f'validation {metric}',
+          f'test {metric}']
+  extra = any('beats_baselines_everywhere' in r for r in group)
+  if extra:
+    head.append('beats both baselines at every horizon')
+  lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+  for r in group:
+    row = [r['model'], f"`{r['workdir']}`", f"{r['params']['total']:,}", str(r['steps']),
+           f"{r['train_time_s']:.1f}", f"{r['validation'][metric]:.4f}",
+           f"{r['test'][metric]:.4f}"]
+    if extra:
+      row.append(str(r.get('beats_baselines_everywhere', '')))
+    lines.append('| ' + ' | '.join(row) + ' |')
+  if extra:
+    base = group[0]['baselines']
+    for name, values in base.items():
+      lines.append(f'\nBaseline {name}, test {metric}: {values[metric]:.4f}')
+  return '\n'.join(lines)
+
+
+def io_table() -> str:
+  """Which family reads which task's input, and as what (from the registries, not prose)."""
+  names = [m for m in FAMILY_ORDER if m in models.REGISTRY]
+  lines = ['| task | ' + ' | '.join(names) + ' |', '|---|' + '---|' * len(names)]
+  for task_name in tasks.names():
+    task = tasks.build(task_name)
+    cells = []
+    for m in names:
+      kind = models.input_kind(m)
+      try:
+        task.check_input_kind(kind, m)
+        if task.requires_causal and not getattr(models.build(m), 'causal', False):
+          raise ConfigError('not causal')
+        reading = getattr(task, 'reading_for', lambda k: k)(kind)
+        cells.append(reading if reading != kind else kind)
+      except ConfigError:
+        cells.append('-')
+    lines.append(f'| {task_name} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)
+
+
+def plot_metric_vs_params(groups, path: str) -> None:
+  plt = _plt()
+  n = len(groups)
+  fig, axes = plt.subplots(1, n, figsize=(4 * n, 3.4), squeeze=False)
+  for ax, (name, group) in zip(axes[0], groups.items()):
+    metric = group[0]['target_metric']
+    for r in group:
+      ax.scatter(r['params']['total'], r['test'][metric])
+      ax.annotate(r['model'], (r['params']['total'], r['test'][metric]), fontsize=8)
+    ax.set_xscale('log')
+    ax.set_title(name, fontsize=9)
+    ax.set_xlabel('parameters')
+    ax.set_ylabel(f'test {metric}')
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def plot_learning_curves(group, root: str, path: str) -> None:
+  plt = _plt()
+  fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(9, 3.4))
+  for r in group:
+    records = [m for m in read_metrics(os.path.join(root, r['workdir']))
+               if m['split'] == 'train']
+    if not records:
+      continue
+    steps = [m['step'] for m in records]
+    loss = [m['loss'] for m in records]
+    elapsed, t, previous = [], 0.0, 0
+    for m in records:  # time in the step loop, window by window (a resume restarts the count)
+      t += max(0, m['step'] - previous) / m['steps_per_s']
+      previous = m['step']
+      elapsed.append(t)
+    by_step.plot(steps, loss, marker='.', label=r['model'])
+    by_time.plot(elapsed, loss, marker='.', label=r['model'])
+  for ax, xlabel in ((by_step, 'step'), (by_time, 'training seconds')):
+    ax.set_yscale('log')
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel('train loss')
+    ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def plot_structure(rows: list[dict[str, Any]], path: str) -> None:
+  plt = _plt()
+  fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+  keys = (('time_steps_per_s', 'time steps / s (train)'),
+          ('train_step_temp_bytes', 'train step temporaries (bytes)'),
+          ('backbone_params', 'backbone parameters'))
+  by_model = collections.defaultdict(list)
+  for row in rows:
+    by_model[row['model']].append(row)
+  for ax, (key, label) in zip(axes, keys):
+    for model, items in by_model.items():
+      items = sorted(items, key=lambda r: r['length'])
+      ax.plot([r['length'] for r in items], [r[key] for r in items], marker='o', label=model)
+    ax.set_xscale('log', base=2)
+    ax.set_yscale('log')
+    ax.set_xlabel('sequence length T')
+    ax.set_ylabel(label)
+    ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def measure_structure(root: str, lengths=(16, 64, 256), batch: int = 32) -> list[dict]:
+  """Structure rows of the sequence families, cached in ``structure.jsonl``."""
+  from comparenets.analysis import structure  # pylint: disable=g-import-not-at-top
+  path = os.path.join(root, 'structure.jsonl')
+  if os.path.exists(path):
+    with open(path, encoding='utf-8') as f:
+      return [json.loads(l) for l in f if l.strip()]
+  rows = [structure.analyze(m, structure.DEFAULT_KWARGS[m], t, batch=batch)
+          for m in ('tcn', 'rnn', 'lstm', 'gru') for t in lengths]
+  with open(path, 'w', encoding='utf-8') as f:
+    f.writelines(json.dumps(r) + '\n' for r in rows)
+  return rows
+
+
+def write_report(root: str, structure_lengths=(16, 64, 256)) -> str:
+  runs = load_results(root)
+  if not runs:
+    raise ConfigError(f'no finished runs (results.json) below {root}; run a suite first')
+  groups = group_runs(runs)
+  plot_metric_vs_params(groups, os.path.join(root, 'metric_vs_params.png'))
+  parts = ['# comparenets report', '',
+           f'{len(runs)} runs below `{root}`. Every number below comes from the named run '
+           "directory's results.json / metrics.jsonl, or from structure.jsonl.", '',
+           '## Results per task', '', '![metric vs parameters](metric_vs_params.png)', '']
+  for name, group in groups.items():
+    curve = f'learning_curves_{name}.png'
+    plot_learning_curves(group, root, os.path.join(root, curve))
+    parts += [f'### {name}', '', results_table(group), '', f'![learning curves]({curve})', '']
+  if structure_lengths:
+    rows = measure_structure(root, structure_lengths)
+    plot_structure(rows, os.path.join(root, 'structure.png'))
+    parts += ['## Structure vs sequence length', '',
+              '| model | T | backbone params | forward FLOPs / example | train FLOPs / example '
+              '| train-step temporaries (MB) | compile s | time steps / s |',
+              '|---|---|---|---|---|---|---|---|']
+    for r in rows:
+      parts.append(f"| {r['model']} | {r['length']} | {r['backbone_params']:,} | "
+                   f"{r['flops_forward_per_example']:.3g} | {r['flops_train_per_example']:.3g} | "
+                   f"{r['train_step_temp_bytes'] / 1e6:.2f} | {r['compile_s']:.2f} | "
+                   f"{r['time_steps_per_s']:.3g} |")
+    parts += ['', '![structure](structure.png)', '']
+  parts += ['## Which family reads which input', '',
+            'From the task and model registries: the reading each family gets, or - where the '
+            'pair cannot work (the run would stop with a ConfigError).', '', io_table(), '']
+  path = os.path.join(root, 'REPORT.md')
+  with open(path, 'w', encoding='utf-8') as f:
+    f.write('\n'.join(parts))
+  return path

@@ -1,0 +1,104 @@
+"""The comparison: run a suite of (model, task) experiments, then write the report.
+
+    python -m comparenets.compare --suite=quick --workdir=runs/quick
+
+A suite is ``experiments/suites/<name>.py`` (or any path) whose ``get_suite()`` returns
+``(run name, experiment file, experiment argument, {dotted field: value})`` entries. Each run
+lands in ``<workdir>/<run name>``; a run that already has results.json is skipped and an
+interrupted one resumes from its checkpoint, so an interrupted suite resumes too. The report is
+``<workdir>/REPORT.md`` with its plots beside it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from typing import Any, Sequence
+
+from absl import app
+from absl import flags
+from absl import logging
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXPERIMENTS = os.path.join(ROOT, 'experiments')
+
+_SUITE = flags.DEFINE_string('suite', 'quick', 'Suite name (experiments/suites/NAME.py) or path.')
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for the runs and the report.')
+
+
+def _load(path: str, name: str):
+  spec = importlib.util.spec_from_file_location(name, path)
+  if spec is None or not os.path.exists(path):
+    from comparenets.errors import ConfigError  # pylint: disable=g-import-not-at-top
+    raise ConfigError(f'no such file: {path}')
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def load_suite(suite: str) -> list[tuple[str, str, str, dict[str, Any]]]:
+  path = suite if suite.endswith('.py') else os.path.join(EXPERIMENTS, 'suites', f'{suite}.py')
+  return list(_load(path, f'suite_{os.path.basename(path)[:-3]}').get_suite())
+
+
+def run_config(experiment: str, arg: str, overrides: dict[str, Any]):
+  config = _load(os.path.join(EXPERIMENTS, experiment), f'experiment_{experiment[:-3]}') \
+      .get_config(arg)
+  for dotted, value in overrides.items():
+    section, field = dotted.split('.', 1)
+    config[section][field] = value
+  return config
+
+
+def run_suite(suite: str, workdir: str) -> list[str]:
+  """Runs every unfinished entry of ``suite``; returns the names of the runs it trained."""
+  from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
+  from comparenets.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
+  from comparenets.stopping import StopRequest  # pylint: disable=g-import-not-at-top
+  entries = load_suite(suite)
+  with StopRequest():  # a signal between two runs stops the next one before it trains
+    return _run_entries(entries, workdir, train_and_evaluate, tqdm)
+
+
+def _run_entries(entries, workdir, train_and_evaluate, tqdm) -> list[str]:
+  trained = []
+  bar = tqdm(entries, unit='run', disable=None)
+  for i, (name, experiment, arg, overrides) in enumerate(bar):
+    run_dir = os.path.join(workdir, name)
+    if os.path.exists(os.path.join(run_dir, 'results.json')):
+      logging.info('[%d/%d] %s: finished before, skipped', i + 1, len(entries), name)
+      continue
+    logging.info('[%d/%d] %s: %s:%s %s', i + 1, len(entries), name, experiment, arg, overrides)
+    bar.set_postfix_str(name)
+    result = train_and_evaluate(run_config(experiment, arg, overrides), run_dir)
+    if result.get('preempted'):
+      logging.warning('stopped by %s; run the same command to resume the suite', result['signal'])
+      return trained
+    trained.append(name)
+  return trained
+
+
+def main(argv: Sequence[str]) -> None:
+  del argv
+  from comparenets.analysis import report  # pylint: disable=g-import-not-at-top
+  from comparenets.errors import UserError  # pylint: disable=g-import-not-at-top
+  logging.set_verbosity(logging.INFO)
+  if not _WORKDIR.value:
+    print('comparenets.compare: error: --workdir is required', file=sys.stderr)
+    sys.exit(2)
+  try:
+    run_suite(_SUITE.value, _WORKDIR.value)
+    path = report.write_report(_WORKDIR.value)
+  except UserError as e:
+    print(f'comparenets: error: {e}', file=sys.stderr)
+    sys.exit(e.exit_code)
+  print(f'report: {path}')
+
+
+def run():
+  app.run(main)
+
+
+if __name__ == '__main__':
+  run()

@@ -10,9 +10,9 @@ from comparenets.errors import ConfigError
 
 SUITE = '''
 def get_suite():
-  return [('digits/cnn', 'digits.py', 'model=cnn,quick', {'train.steps': 6}),
-          ('digits/lstm', 'digits.py', 'model=lstm,quick', {'train.steps': 6}),
-          ('forecasting/gru', 'forecasting.py', 'model=gru,quick', {'train.steps': 6})]
+  return [('digits/cnn', 'digits.py', 'model=cnn,quick', {'train.steps': 6, 'train.log_every': 2}),
+          ('digits/lstm', 'digits.py', 'model=lstm,quick', {'train.steps': 6, 'train.log_every': 2}),
+          ('forecasting/gru', 'forecasting.py', 'model=gru,quick', {'train.steps': 6, 'train.log_every': 2})]
 '''
 
 
@@ -29,6 +29,16 @@ def test_suite_runs_skips_finished_runs_and_reports(tmp_path):
   assert '`digits/lstm`' in text and 'Baseline linear_ar' in text
   assert '| lstm | 8 |' in text  # structure row
   assert '| char_lm | - | sequence | sequence | sequence | sequence |' in text
+  claims = text.split('## Claims audit')[1].split('## Which family')[0]
+  rows = [l for l in claims.splitlines() if l.startswith('| 2.')]
+  assert len(rows) == 7
+  assert "parameter count grows exponentially" in rows[0] and '**refuted**' in rows[0]
+  assert 'lstm: T=8: 66,560' in rows[0]  # the structure numbers behind it
+  assert 'only an update gate' in rows[1] and '**refuted**' in rows[1]
+  assert 'reset, update gates and a candidate' in rows[1]
+  assert 'sees only the previous time step' in rows[3] and '**not measured**' in rows[3]
+  assert 'digits: steps to 90 % of the loss drop' in rows[4]
+  assert 'cnn 53,002' in rows[6]
   for png in ('metric_vs_params.png', 'learning_curves_digits.png',
               'learning_curves_forecasting.png', 'structure.png'):
     assert os.path.getsize(workdir / png) > 10_000, png

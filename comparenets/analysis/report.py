@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from comparenets import models
+from comparenets.analysis import claims
 from comparenets import tasks
 from comparenets.errors import ConfigError
 from comparenets.metric_writers import read_metrics
@@ -177,8 +178,8 @@ def write_report(root: str, structure_lengths=(16, 64, 256)) -> str:
     curve = f'learning_curves_{name}.png'
     plot_learning_curves(group, root, os.path.join(root, curve))
     parts += [f'### {name}', '', results_table(group), '', f'![learning curves]({curve})', '']
-  if structure_lengths:
-    rows = measure_structure(root, structure_lengths)
+  rows = measure_structure(root, structure_lengths) if structure_lengths else []
+  if rows:
     plot_structure(rows, os.path.join(root, 'structure.png'))
     parts += ['## Structure vs sequence length', '',
               '| model | T | backbone params | forward FLOPs / example | train FLOPs / example '
@@ -190,6 +191,10 @@ def write_report(root: str, structure_lengths=(16, 64, 256)) -> str:
                    f"{r['train_step_temp_bytes'] / 1e6:.2f} | {r['compile_s']:.2f} | "
                    f"{r['time_steps_per_s']:.3g} |")
     parts += ['', '![structure](structure.png)', '']
+  parts += ['## Claims audit', '',
+            "The article's claims (sections of ../shared/article-cnn-vs-rnn.txt), each checked "
+            'against the measurements above.', '',
+            claims.table(claims.audit(runs, rows, root)), '']
   parts += ['## Which family reads which input', '',
             'From the task and model registries: the reading each family gets, or - where the '
             'pair cannot work (the run would stop with a ConfigError).', '', io_table(), '']

@@ -1,7 +1,7 @@
 """A table of the finished runs under a directory: ``python -m comparenets.summary DIR``.
 
 Reads every ``results.json`` below DIR and prints one Markdown row per run: model, task setting,
-parameters, steps, training time and the validation/test metrics.
+parameters, steps, training time and the task's target metric on validation and test.
 """
 
 from __future__ import annotations
@@ -25,19 +25,19 @@ def load_results(root: str) -> list[dict[str, Any]]:
 
 
 def table(runs: list[dict[str, Any]]) -> str:
-  metrics = sorted({k for r in runs for k in r.get('test', {})})
-  head = ['run', 'model', 'task', 'input', 'params', 'steps', 'train s'] + [
-      f'{split} {m}' for split in ('validation', 'test') for m in metrics]
+  """One row per run with its task's target metric (the metric model selection looks at)."""
+  head = ['run', 'model', 'task', 'input', 'params', 'steps', 'train s', 'metric',
+          'validation', 'test']
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for r in runs:
     task = r['task']
     setting = ','.join(f'{k}={v}' for k, v in task.items()
                        if k in ('reading', 'order') and v not in ('auto', 'sequential'))
+    metric = r['target_metric']
     row = [r['workdir'], r['model'], task['name'] + (f' ({setting})' if setting else ''),
            r['input_kind'], f"{r['params']['total']:,}", str(r['steps']),
-           f"{r['train_time_s']:.1f}"]
-    row += [f"{r[split].get(m, float('nan')):.4f}" for split in ('validation', 'test')
-            for m in metrics]
+           f"{r['train_time_s']:.1f}", metric, f"{r['validation'][metric]:.4g}",
+           f"{r['test'][metric]:.4g}"]
     lines.append('| ' + ' | '.join(row) + ' |')
   return '\n'.join(lines)
 

@@ -22,6 +22,10 @@ class CheckpointError(UserError, RuntimeError):
   """No checkpoint in the workdir can be restored into this run's state."""
 
 
+class WorkdirFullError(UserError, OSError):
+  """The workdir ran out of space; the checkpoints written before are intact."""
+
+
 class NonFiniteError(UserError, FloatingPointError):
   """The loss or the gradients became NaN or Inf; the last good checkpoint is intact."""
   exit_code = 3

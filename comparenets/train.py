@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import errno
 import json
 import os
+import shutil
 import time
 from typing import Any, Callable, Mapping
 
@@ -38,7 +40,7 @@ from comparenets.checkpointing import Checkpointer
 from comparenets.config_utils import TRAIN_DEFAULTS, check_fields, check_values
 from comparenets.data import pipeline
 from comparenets.distributed import process_slice
-from comparenets.errors import ConfigError, NonFiniteError
+from comparenets.errors import ConfigError, NonFiniteError, UserError, WorkdirFullError
 from comparenets.metric_writers import MetricWriter
 from comparenets.stopping import StopRequest
 
@@ -347,6 +349,22 @@ def _identity(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return {k: as_dict.get(k) for k in ('seed', 'model', 'task', 'head')}
 
 
+def check_free_space(workdir: str, state) -> None:
+  """Refuses a workdir whose filesystem cannot hold two checkpoints of ``state``."""
+  need = 2 * sum(x.nbytes for x in jax.tree.leaves(state) if hasattr(x, 'nbytes'))
+  existing = os.path.abspath(workdir)
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  try:
+    free = shutil.disk_usage(existing).free
+  except OSError:
+    return  # the write itself will say what is wrong
+  if free < need:
+    raise ConfigError(f'{os.path.abspath(workdir)} has {free / 1e6:.2f} MB free, and two '
+                      f'checkpoints of this run need about {need / 1e6:.2f} MB; free some space '
+                      'or choose another --workdir')
+
+
 def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> str:
   """Creates ``workdir`` and saves the config there, refusing a workdir of another experiment."""
   workdir = os.path.abspath(workdir)
@@ -418,7 +436,32 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   call resumes from there. Raises a `UserError` subclass for anything a person must fix.
   """
   with StopRequest() as stop:
-    return _train_and_evaluate(config, workdir, stop)
+    try:
+      return _train_and_evaluate(config, workdir, stop)
+    except UserError:
+      raise
+    except Exception as e:  # pylint: disable=broad-except
+      if not _out_of_space(e):
+        raise
+      steps = sorted(int(p) for p in os.listdir(os.path.join(workdir, 'checkpoints'))
+                     if p.isdigit()) if os.path.isdir(os.path.join(workdir, 'checkpoints')) else []
+      kept = f'the newest complete checkpoint is step {steps[-1]}' if steps else (
+          'no checkpoint was complete yet')
+      raise WorkdirFullError(
+          f'{os.path.abspath(workdir)} ran out of space (no space left on device); {kept}. '
+          'Free some space and run the same command to resume') from None
+
+
+def _out_of_space(error: BaseException) -> bool:
+  """Whether an error (or one it came from) is ENOSPC; tensorstore reports it as text."""
+  seen = error
+  while seen is not None:
+    if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+      return True
+    if 'No space left on device' in str(seen):
+      return True
+    seen = seen.__cause__ or seen.__context__
+  return False
 
 
 def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
@@ -428,6 +471,7 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
   sampler = setup.task.train_sampler(train['batch_size'], config.seed)
   init_rng, step_rng = jax.random.split(jax.random.PRNGKey(config.seed))
   state = create_state(setup, init_rng, sampler.batch(0))  # shape errors surface here
+  check_free_space(workdir, state)
   workdir = prepare_workdir(workdir, config)  # the first write, after every check
   parallel = make_parallel(setup)
   checkpointer = Checkpointer(os.path.join(workdir, 'checkpoints'),

@@ -5,6 +5,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 
 import hypothesis
 from hypothesis import strategies as st
@@ -16,7 +17,7 @@ import pytest
 
 from comparenets import faults
 from comparenets import train
-from comparenets.errors import CheckpointError, ConfigError, NonFiniteError
+from comparenets.errors import CheckpointError, ConfigError, NonFiniteError, WorkdirFullError
 
 STEPS = 1200
 OVERRIDES = [f'--config.train.steps={STEPS}', '--config.train.checkpoint_every=50',
@@ -213,6 +214,36 @@ def test_input_too_small_for_the_model_is_refused_before_anything_is_written(tmp
                      'by 2 in each of 4 blocks, which needs images of at least 16x16'):
     train.train_and_evaluate(config, str(tmp_path / 'run'))
   assert not (tmp_path / 'run').exists()
+
+
+@pytest.fixture
+def tiny_filesystem(tmp_path):
+  """A 400 kB tmpfs (root can mount one here; elsewhere the test is skipped, saying why)."""
+  mount = tmp_path / 'tiny'
+  mount.mkdir()
+  made = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=400k', 'tmpfs', str(mount)],
+                        capture_output=True, text=True)
+  if made.returncode:
+    pytest.skip(f'cannot mount a small tmpfs here: {made.stderr.strip()}')
+  yield mount
+  subprocess.run(['umount', str(mount)], check=False)
+
+
+def test_full_workdir_is_refused_before_anything_is_written(tiny_filesystem):
+  with pytest.raises(ConfigError, match=r'has 0\.4\d MB free, and two checkpoints of this run '
+                     r'need about \d+\.\d+ MB'):
+    config = _config('lstm', steps=2)
+    config.model.hidden = 128  # its checkpoints (weights and Adam's moments) are about 1 MB
+    train.train_and_evaluate(config, str(tiny_filesystem / 'run'))
+  assert os.listdir(tiny_filesystem) == []
+
+
+def test_workdir_filling_up_mid_run_names_the_last_complete_checkpoint(tiny_filesystem):
+  config = _config('lstm', steps=40, checkpoint_every=1, keep_checkpoints=40)
+  with pytest.raises(WorkdirFullError, match=r'ran out of space \(no space left on device\); the '
+                     r'newest complete checkpoint is step \d+\. Free some space'):
+    train.train_and_evaluate(config, str(tiny_filesystem / 'run'))
+  assert json.loads((tiny_filesystem / 'run' / 'config.json').read_text())['model']['hidden'] == 16
 
 
 def test_unusable_workdir_is_one_clear_error(tmp_path):

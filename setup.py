@@ -28,6 +28,7 @@ setup(
         'test': [
             'pytest>=8,<10',
             'pytest-xdist>=3.6,<4',
+            'hypothesis>=6.100,<7',
         ],
     },
     entry_points={

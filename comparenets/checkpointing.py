@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import gc
 import logging as pylogging
-import os
 from typing import Any
 
 from absl import logging
 import jax
 import orbax.checkpoint as ocp
 
+from comparenets import workdir as workdirs
 from comparenets.errors import CheckpointError
 
 
@@ -34,7 +34,7 @@ class Checkpointer:
   """Save/restore of one pytree under ``<workdir>/checkpoints``."""
 
   def __init__(self, directory: str, *, every: int, keep: int = 3, async_save: bool = True):
-    self.directory = os.path.abspath(directory)
+    self.directory = workdirs.resolve(directory)  # a local path or gs://...
     self.every = every
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep, create=True, enable_async_checkpointing=async_save,
@@ -90,8 +90,8 @@ class Checkpointer:
         failures.append((step, e))
         continue
       for bad, _ in failures:
-        aside = os.path.join(self.directory, f'unreadable-step-{bad}')
-        os.replace(os.path.join(self.directory, str(bad)), aside)
+        aside = workdirs.join(self.directory, f'unreadable-step-{bad}')
+        workdirs.join(self.directory, str(bad)).rename(aside)
         logging.warning('fell back from step %d to step %d; step %d moved to %s', bad, step,
                         bad, aside)
       if failures:

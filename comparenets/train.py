@@ -39,10 +39,10 @@ from comparenets import tasks
 from comparenets.checkpointing import Checkpointer
 from comparenets.config_utils import TRAIN_DEFAULTS, check_fields, check_values
 from comparenets.data import pipeline
-from comparenets.distributed import process_slice
 from comparenets.errors import ConfigError, NonFiniteError, UserError, WorkdirFullError
 from comparenets.metric_writers import MetricWriter
 from comparenets.stopping import StopRequest
+from comparenets import workdir as workdirs
 
 PARALLEL_MODES = ('none', 'pmap', 'jit')
 SECTIONS = {'seed': 0, 'model': None, 'task': None, 'head': None, 'train': None}
@@ -113,11 +113,17 @@ def build_setup(config: ml_collections.ConfigDict) -> Setup:
   head_cfg = dict(config.get('head') or {})
   check_fields('the train section', train, TRAIN_FIELDS)
   train = {**TRAIN_FIELDS, **check_values('train', train, TRAIN_FIELDS, TRAIN_RULES)}
+  if train['parallel'] == 'none' and jax.process_count() > 1:
+    raise ConfigError(f"train.parallel='none' runs on one device, and this run has "
+                      f"{jax.process_count()} processes; use 'jit' or 'pmap'")
   num_devices = 1 if train['parallel'] == 'none' else jax.device_count()
+  where = (f'{num_devices} devices ({jax.process_count()} processes x '
+           f'{jax.local_device_count()})' if jax.process_count() > 1 else
+           f'{num_devices} devices')
   for key in ('batch_size', 'eval_batch_size'):
-    if train[key] % num_devices:
-      raise ConfigError(f'train.{key}={train[key]} does not divide over the {num_devices} '
-                        f'devices of train.parallel={train["parallel"]!r}; use a multiple of '
+    if train[key] % num_devices:  # the global batch; each process feeds its devices' share
+      raise ConfigError(f'train.{key}={train[key]} (the global batch) does not divide over the '
+                        f'{where} of train.parallel={train["parallel"]!r}; use a multiple of '
                         f'{num_devices}')
   model_name = model_cfg.pop('name', None)
   task_name = task_cfg.pop('name', None)
@@ -261,9 +267,8 @@ class PmapParallel(Parallel):
   def place(self, state):
     return flax.jax_utils.replicate(state)
 
-  def shard(self, batch):
-    local = process_slice(batch, jax.process_index(), jax.process_count())
-    return jax.tree.map(lambda x: x.reshape((self.n, -1) + x.shape[1:]), local)
+  def shard(self, batch):  # this process's rows, split over its devices
+    return jax.tree.map(lambda x: x.reshape((self.n, -1) + x.shape[1:]), batch)
 
   def savable(self, state):
     state = jax.tree.map(_first_replica, state)
@@ -312,12 +317,11 @@ class JitParallel(Parallel):
   def place(self, state):
     return jax.device_put(state, self.replicated)
 
-  def shard(self, batch):
+  def shard(self, batch):  # this process's rows of the global batch
     if jax.process_count() == 1:
       return jax.device_put(batch, self.data)
-    local = process_slice(batch, jax.process_index(), jax.process_count())
     return jax.tree.map(
-        lambda x: jax.make_array_from_process_local_data(self.data, x), local)
+        lambda x: jax.make_array_from_process_local_data(self.data, x), batch)
 
   def checkpoint_target(self, state):
     return self.place(state)
@@ -331,10 +335,15 @@ def make_parallel(setup: Setup) -> Parallel:
 def evaluate(parallel: Parallel, state, task: tasks.Task, split, batch_size: int):
   """The task's metrics over every example of ``split``."""
   total = None
-  for batch in pipeline.eval_batches(split, batch_size):
+  for batch in pipeline.eval_batches(split, batch_size, *_this_process()):
     sums = parallel.eval_step(state, parallel.shard(batch))
     total = sums if total is None else jax.tree.map(lambda a, b: a + b, total, sums)
   return task.finalize(parallel.host_metrics(total))
+
+
+def _this_process() -> tuple[int, int]:
+  """(index, count): which rows of each global batch this process reads and feeds."""
+  return jax.process_index(), jax.process_count()
 
 
 def param_counts(params) -> dict[str, int]:
@@ -351,6 +360,8 @@ def _identity(config: ml_collections.ConfigDict) -> dict[str, Any]:
 
 def check_free_space(workdir: str, state) -> None:
   """Refuses a workdir whose filesystem cannot hold two checkpoints of ``state``."""
+  if not workdirs.is_local(workdir):
+    return  # a bucket has no free space to ask for
   need = 2 * sum(x.nbytes for x in jax.tree.leaves(state) if hasattr(x, 'nbytes'))
   existing = os.path.abspath(workdir)
   while not os.path.exists(existing):
@@ -367,24 +378,22 @@ def check_free_space(workdir: str, state) -> None:
 
 def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> str:
   """Creates ``workdir`` and saves the config there, refusing a workdir of another experiment."""
-  workdir = os.path.abspath(workdir)
-  path = os.path.join(workdir, 'config.json')
-  if os.path.exists(path):
-    with open(path, encoding='utf-8') as f:
-      old = json.load(f)
+  workdir = workdirs.resolve(workdir)
+  path = workdirs.join(workdir, 'config.json')
+  text = workdirs.read_text(path)
+  if text is not None:
+    old = json.loads(text)
     new = _identity(config)
     changed = sorted(k for k in new if old.get(k) != new[k])
     if changed:
       raise ConfigError(f'{workdir} holds a run with a different {", ".join(changed)} section; '
                         'use a fresh --workdir (nothing was changed in this one)')
   try:
-    os.makedirs(workdir, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     if jax.process_index() == 0:
-      with open(path + '.tmp', 'w', encoding='utf-8') as f:
-        f.write(config.to_json_best_effort(indent=2))
-      os.replace(path + '.tmp', path)
+      workdirs.write_text(path, config.to_json_best_effort(indent=2))
   except OSError as e:
-    raise ConfigError(f'cannot write to workdir {workdir}: {e.strerror}') from None
+    raise ConfigError(f'cannot write to workdir {workdir}: {e.strerror or e}') from None
   return workdir
 
 
@@ -441,7 +450,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     except UserError:
       raise
     except Exception as e:  # pylint: disable=broad-except
-      if not _out_of_space(e):
+      if not _out_of_space(e) or not workdirs.is_local(workdir):
         raise
       steps = sorted(int(p) for p in os.listdir(os.path.join(workdir, 'checkpoints'))
                      if p.isdigit()) if os.path.isdir(os.path.join(workdir, 'checkpoints')) else []
@@ -470,11 +479,12 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
   splits = setup.task.splits()
   sampler = setup.task.train_sampler(train['batch_size'], config.seed)
   init_rng, step_rng = jax.random.split(jax.random.PRNGKey(config.seed))
-  state = create_state(setup, init_rng, sampler.batch(0))  # shape errors surface here
+  # shape errors surface here
+  state = create_state(setup, init_rng, sampler.batch(0, *_this_process()))
   check_free_space(workdir, state)
   workdir = prepare_workdir(workdir, config)  # the first write, after every check
   parallel = make_parallel(setup)
-  checkpointer = Checkpointer(os.path.join(workdir, 'checkpoints'),
+  checkpointer = Checkpointer(str(workdirs.join(workdir, 'checkpoints')),
                               every=train['checkpoint_every'], keep=train['keep_checkpoints'],
                               async_save=train['async_checkpoints'])
   writer = None
@@ -499,8 +509,8 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
               'workdir': workdir}
     progress = _progress(start, total_steps)
     for step in range(start + 1, total_steps + 1):
-      state, metrics = parallel.train_step(state, parallel.shard(sampler.batch(step - 1)),
-                                           step_rng)
+      batch = sampler.batch(step - 1, *_this_process())  # only this process's rows
+      state, metrics = parallel.train_step(state, parallel.shard(batch), step_rng)
       # At most two steps in flight: the device always has the next step queued and the
       # host never runs further ahead. Unbounded async dispatch of steps with collectives
       # deadlocked XLA's CPU runtime with 8 simulated devices.
@@ -561,10 +571,7 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
     if writer is not None:
       writer.close()
   if jax.process_index() == 0:
-    path = os.path.join(workdir, 'results.json')
-    with open(path + '.tmp', 'w', encoding='utf-8') as f:
-      json.dump(results, f, indent=2)
-    os.replace(path + '.tmp', path)
+    workdirs.write_text(workdirs.join(workdir, 'results.json'), json.dumps(results, indent=2))
   return results
 
 

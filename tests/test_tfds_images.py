@@ -25,7 +25,7 @@ def _experiment(arg):
 
 
 @pytest.mark.parametrize('dataset,shape', [('mnist', (28, 28, 1)), ('cifar10', (32, 32, 3))])
-def test_loads_splits_with_a_stratified_validation_holdout(dataset, shape):
+def test_loads_splits_with_a_seeded_validation_holdout(dataset, shape):
   with tfds.testing.mock_data(num_examples=200):
     task = tasks.build('tfds_images', dataset=dataset, validation_fraction=0.2)
     splits = task.splits()

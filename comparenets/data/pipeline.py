@@ -3,11 +3,17 @@
 The training batch of step s is a pure function of (seed, s): epoch e = s // steps_per_epoch
 reads a permutation drawn from ``default_rng([seed, e])``. A run resumed from a checkpoint at
 step s therefore sees exactly the batches an uninterrupted run would have seen.
+
+In a multi-process run every process computes the same global indices (cheap) and reads only
+the rows of its own contiguous share (``index`` of ``count``), the rows its devices hold; the
+process shares of a global batch tile it exactly, so N processes see the data one process would.
+A split is a dict of arrays in memory, or a `SourceSplit` that reads examples from a
+random-access source (e.g. `tfds.data_source`) only when they are asked for.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -16,7 +22,59 @@ from comparenets.errors import ConfigError
 Split = Mapping[str, np.ndarray]
 
 
+class SourceSplit(Mapping):
+  """A split read lazily from a random-access source: ``take(idx)`` reads just those examples.
+
+  ``convert(example) -> {name: array}`` turns one source record into the split's fields;
+  ``indices`` picks (and orders) the records of the source that form the split. Reading a
+  whole field (``split['label']``) reads every record: it is there for inspection, the train
+  loop only calls `take`.
+  """
+
+  def __init__(self, source: Sequence[Any], convert: Callable[[Any], dict[str, np.ndarray]],
+               keys: Sequence[str], indices: np.ndarray | None = None):
+    self.source, self.convert, self._keys = source, convert, tuple(keys)
+    self.indices = np.arange(len(source)) if indices is None else np.asarray(indices)
+    self._columns = None
+
+  @property
+  def num_examples(self) -> int:
+    return len(self.indices)
+
+  def take(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+    rows = [self.convert(self.source[int(i)]) for i in self.indices[np.asarray(idx)]]
+    return {k: np.stack([r[k] for r in rows]) for k in self._keys}
+
+  def __getitem__(self, key):
+    if self._columns is None:
+      self._columns = self.take(np.arange(self.num_examples))
+    return self._columns[key]
+
+  def __iter__(self):
+    return iter(self._keys)
+
+  def __len__(self):
+    return len(self._keys)
+
+
+def take(split: Split, idx: np.ndarray) -> dict[str, np.ndarray]:
+  """The examples ``idx`` of a split (only those are read from a `SourceSplit`)."""
+  if isinstance(split, SourceSplit):
+    return split.take(idx)
+  return {k: v[idx] for k, v in split.items()}
+
+
+def process_rows(n: int, index: int, count: int) -> slice:
+  """The rows of a global batch of ``n`` that process ``index`` of ``count`` feeds."""
+  if n % count:
+    raise ValueError(f'a global batch of {n} does not split over {count} processes')
+  per = n // count
+  return slice(index * per, (index + 1) * per)
+
+
 def split_size(split: Split) -> int:
+  if isinstance(split, SourceSplit):
+    return split.num_examples
   sizes = {len(v) for v in split.values()}
   if len(sizes) != 1:
     raise ValueError(f'arrays of one split differ in length: {sizes}')
@@ -44,9 +102,9 @@ class EpochSampler:
       self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.size)
     return self._perm[i * self.batch_size:(i + 1) * self.batch_size]
 
-  def batch(self, step: int) -> dict[str, np.ndarray]:
-    idx = self.indices(step)
-    return {k: v[idx] for k, v in self.split.items()}
+  def batch(self, step: int, index: int = 0, count: int = 1) -> dict[str, np.ndarray]:
+    """Process ``index`` of ``count``'s rows of the global batch of ``step`` (all by default)."""
+    return take(self.split, self.indices(step)[process_rows(self.batch_size, index, count)])
 
 
 class GeneratedSampler:
@@ -56,22 +114,32 @@ class GeneratedSampler:
                batch_size: int, seed: int):
     self.generate, self.batch_size, self.seed = generate, batch_size, seed
 
-  def batch(self, step: int) -> dict[str, np.ndarray]:
-    return self.generate(np.random.default_rng([self.seed, step]), self.batch_size)
+  def batch(self, step: int, index: int = 0, count: int = 1) -> dict[str, np.ndarray]:
+    """Process ``index`` of ``count``'s rows of the global batch of ``step`` (all by default).
+
+    Generated data has nothing to read: each process generates the global batch (so the data
+    does not depend on the process count) and keeps its rows.
+    """
+    rows = process_rows(self.batch_size, index, count)
+    full = self.generate(np.random.default_rng([self.seed, step]), self.batch_size)
+    return {k: v[rows] for k, v in full.items()}
 
 
-def eval_batches(split: Split, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+def eval_batches(split: Split, batch_size: int, index: int = 0,
+                 count: int = 1) -> Iterator[dict[str, np.ndarray]]:
   """Every example exactly once, in batches of exactly ``batch_size`` (so one compilation).
 
   The last batch is padded by repeating examples; ``weight`` is 1 for real examples and 0 for
-  padding, so weighted sums count each example once.
+  padding, so weighted sums count each example once. With ``count`` > 1 each batch is process
+  ``index``'s rows of the global batch, and only those are read.
   """
   n = split_size(split)
+  rows = process_rows(batch_size, index, count)
   for start in range(0, n, batch_size):
     idx = np.arange(start, min(start + batch_size, n))
     real = len(idx)
     if real < batch_size:
       idx = np.concatenate([idx, np.zeros(batch_size - real, idx.dtype)])
-    batch = {k: v[idx] for k, v in split.items()}
-    batch['weight'] = (np.arange(batch_size) < real).astype(np.float32)
+    batch = take(split, idx[rows])
+    batch['weight'] = (np.arange(batch_size) < real).astype(np.float32)[rows]
     yield batch

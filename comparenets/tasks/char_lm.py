@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 
 import flax.linen as nn
 import jax
@@ -26,6 +25,7 @@ from comparenets.data import text as text_data
 from comparenets.data.pipeline import GeneratedSampler
 from comparenets.models.heads import PerPositionHead
 from comparenets.tasks.base import Task
+from comparenets import workdir as workdirs
 
 CORPORA = ('stdlib', 'tiny_shakespeare')
 
@@ -117,9 +117,7 @@ class CharLM(Task):
       ids = generate(model, variables, seed_ids, self.sample_length, self.temperature,
                      jax.random.fold_in(rng, i))
       samples.append(text_data.decode(ids))
-    path = os.path.join(workdir, 'samples.txt')
-    with open(path, 'w', encoding='utf-8') as f:
-      for i, sample in enumerate(samples):
-        f.write(f'=== sample {i} (temperature {self.temperature}, seed {self.seed_text!r})\n')
-        f.write(sample + '\n')
+    workdirs.write_text(workdirs.join(workdir, 'samples.txt'), ''.join(
+        f'=== sample {i} (temperature {self.temperature}, seed {self.seed_text!r})\n{sample}\n'
+        for i, sample in enumerate(samples)))
     return {'samples': samples}

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 
 import jax.numpy as jnp
 import numpy as np
@@ -25,6 +24,7 @@ import numpy as np
 from comparenets.data import series as series_data
 from comparenets.models.heads import ClassificationHead
 from comparenets.tasks.base import Task
+from comparenets import workdir as workdirs
 
 SERIES = {'mackey_glass': series_data.mackey_glass, 'lorenz': series_data.lorenz}
 # Sampling interval (time units) when ``sample_every`` is 0. Mackey-Glass sampled every time
@@ -152,7 +152,7 @@ class Forecasting(Task):
     model_metrics = self.evaluate_predictions(np.concatenate(preds), 'test')
     beats = {f'h{h}': all(model_metrics[f'nrmse_h{h}'] < b[f'nrmse_h{h}'] for b in base.values())
              for h in range(1, self.horizon + 1)}
-    with open(os.path.join(workdir, 'forecast_baselines.json'), 'w', encoding='utf-8') as f:
-      json.dump({'model': model_metrics, **base}, f, indent=2)
+    workdirs.write_text(workdirs.join(workdir, 'forecast_baselines.json'),
+                        json.dumps({'model': model_metrics, **base}, indent=2))
     return {'baselines': base, 'beats_baselines': beats,
             'beats_baselines_everywhere': all(beats.values())}

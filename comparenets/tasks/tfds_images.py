@@ -1,8 +1,11 @@
 """Image classification on TFDS datasets: mnist, fashion_mnist (28x28 grayscale) and cifar10
 (32x32 RGB), 10 classes each, read through `tfds.data_source` (no TensorFlow needed).
 
-The validation split is a seeded, stratified holdout of the TFDS train split
-(``validation_fraction``); the test split is TFDS's test split. Readings as in
+The validation split is a seeded random holdout of the TFDS train split
+(``validation_fraction``), drawn from the example indices alone; the test split is TFDS's test
+split. Nothing is read up front: every split is a `pipeline.SourceSplit` over the random-access
+source, so a training or evaluation batch reads (and decodes) only the examples asked for, and
+in a multi-process run each process reads only the rows its devices hold. Readings as in
 `comparenets.tasks.images`: with ``reading='pixels'`` MNIST becomes sequential MNIST (784
 steps), and with ``order='permuted'`` permuted MNIST.
 """
@@ -13,8 +16,9 @@ import dataclasses
 
 import numpy as np
 
+from comparenets.data import pipeline
 from comparenets.data import tfds_source
-from comparenets.tasks.images import ImageClassification, holdout
+from comparenets.tasks.images import ImageClassification
 
 DATASETS = ('mnist', 'fashion_mnist', 'cifar10')
 
@@ -43,14 +47,21 @@ class TFDSImageClassification(ImageClassification):
 
   def _load(self):
     data_dir = self.data_dir or None
-    fields = {'inputs': 'image', 'label': 'label'}
-    train = tfds_source.load_arrays(tfds_source.open_split(self.dataset, 'train', data_dir),
-                                    fields, self.max_train_examples)
-    test = tfds_source.load_arrays(tfds_source.open_split(self.dataset, 'test', data_dir),
-                                   fields)
-    (x, y), (vx, vy) = holdout(train['inputs'], train['label'], self.validation_fraction,
-                               self.split_seed)
-    as_split = lambda x, y: {'inputs': (x.astype(np.float32) / 255.0),
-                             'label': y.astype(np.int32)}
-    return {'train': as_split(x, y), 'validation': as_split(vx, vy),
-            'test': as_split(test['inputs'], test['label'])}
+    train = tfds_source.open_split(self.dataset, 'train', data_dir)
+    test = tfds_source.open_split(self.dataset, 'test', data_dir)
+    n = len(train) if not self.max_train_examples else min(self.max_train_examples, len(train))
+    kept, held = index_holdout(n, self.validation_fraction, self.split_seed)
+    split = lambda source, idx: pipeline.SourceSplit(source, _convert, ('inputs', 'label'), idx)
+    return {'train': split(train, kept), 'validation': split(train, held),
+            'test': split(test, None)}
+
+
+def _convert(example) -> dict[str, np.ndarray]:
+  return {'inputs': np.asarray(example['image'], np.float32) / 255.0,
+          'label': np.asarray(example['label'], np.int32)}
+
+
+def index_holdout(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """(kept, held out): sorted indices of a seeded random holdout of ``n`` examples."""
+  held = np.sort(np.random.default_rng(seed).permutation(n)[:int(round(n * fraction))])
+  return np.setdiff1d(np.arange(n), held), held

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
+import uuid
 from typing import Any, Mapping
 
 from absl import logging
@@ -44,7 +46,9 @@ class MetricWriter:
     self._lines = workdirs.read_text(self.path) or ''  # a resumed run keeps the earlier lines
     self._tb_remote = workdirs.join(workdir, 'tensorboard')
     self._tb_local = tempfile.mkdtemp(prefix='comparenets-tensorboard-')
-    self._tb = SummaryWriter(self._tb_local, flush_secs=30)
+    # a unique name: a resumed run's events must not replace the earlier run's on the bucket
+    self._tb = SummaryWriter(self._tb_local, flush_secs=30,
+                             filename_suffix=f'.{uuid.uuid4().hex[:8]}')
     logging.info('TensorBoard events go to %s and are copied to %s every %.0f s and at the end',
                  self._tb_local, self._tb_remote, sync_secs)
 
@@ -80,6 +84,8 @@ class MetricWriter:
       self._tb.close()
       self._sync()
       self._tb = None
+      if self._tb_remote is not None:
+        shutil.rmtree(self._tb_local, ignore_errors=True)
 
   def _sync(self) -> None:
     """Copies the local event files of a bucket workdir there."""

@@ -1,0 +1,114 @@
+"""Workdirs on a bucket: config.json, metrics.jsonl, results and TensorBoard events through
+`etils.epath`, on an in-memory fsspec filesystem standing in for ``gs://`` (no network).
+
+Checkpoints are not covered here: Orbax writes ``gs://`` arrays through tensorstore's GCS
+driver, which needs the real service.
+"""
+
+import json
+import os
+import shutil
+
+import fsspec
+from fsspec.implementations.memory import MemoryFileSystem
+from fsspec.registry import _registry  # pylint: disable=g-importing-member
+import ml_collections
+import numpy as np
+import pytest
+
+from comparenets import metric_writers
+from comparenets import train
+from comparenets import workdir as workdirs
+from comparenets.errors import ConfigError
+
+
+class FakeGCS(MemoryFileSystem):
+  """fsspec's in-memory filesystem answering to ``gs://`` (what epath asks fsspec for)."""
+  protocol = ('gs', 'gcs')
+  store = {}
+  pseudo_dirs = ['']
+
+  @classmethod
+  def _strip_protocol(cls, path):
+    for prefix in ('gs://', 'gcs://'):
+      if path.startswith(prefix):
+        path = path[len(prefix):]
+    return MemoryFileSystem._strip_protocol(path)
+
+
+@pytest.fixture
+def bucket(monkeypatch, tmp_path):
+  from etils.epath import backend  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(FakeGCS, 'store', {})
+  monkeypatch.setattr(FakeGCS, 'pseudo_dirs', [''])
+  monkeypatch.chdir(tmp_path)  # a gs:// path mistaken for a local one would appear here
+  for name in ('gs', 'gcs'):
+    fsspec.register_implementation(name, FakeGCS, clobber=True)
+  backend.fsspec_backend._get_filesystem.cache_clear()  # pylint: disable=protected-access
+  yield 'gs://bucket/runs/one'
+  for name in ('gs', 'gcs'):
+    _registry.pop(name, None)
+  backend.fsspec_backend._get_filesystem.cache_clear()  # pylint: disable=protected-access
+  assert not os.listdir(tmp_path), 'something was written locally'
+
+
+def _config(seed=0):
+  return ml_collections.ConfigDict({'seed': seed, 'model': {'name': 'lstm'},
+                                    'task': {'name': 'digits'}, 'head': {}, 'train': {}})
+
+
+def test_paths_keep_their_scheme():
+  assert workdirs.resolve('gs://b/run') == 'gs://b/run'
+  assert workdirs.resolve('run') == os.path.abspath('run')
+  assert str(workdirs.join('gs://b/run', 'checkpoints')) == 'gs://b/run/checkpoints'
+  assert workdirs.is_local('/tmp/x') and not workdirs.is_local('gs://b/x')
+
+
+def test_config_is_saved_in_a_bucket_and_guards_it(bucket):
+  assert train.prepare_workdir(bucket, _config()) == bucket
+  saved = json.loads(workdirs.join(bucket, 'config.json').read_text())
+  assert saved['model'] == {'name': 'lstm'}
+  assert train.prepare_workdir(bucket, _config()) == bucket  # the same experiment resumes
+  with pytest.raises(ConfigError, match=r'gs://bucket/runs/one holds a run with a different '
+                     r'seed section'):
+    train.prepare_workdir(bucket, _config(seed=1))
+
+
+def test_free_space_is_checked_locally_and_skipped_on_a_bucket(bucket, monkeypatch, tmp_path):
+  monkeypatch.setattr(shutil, 'disk_usage', lambda path: shutil._ntuple_diskusage(1, 1, 0))  # pylint: disable=protected-access
+  state = {'w': np.zeros(1000, np.float32)}
+  train.check_free_space(bucket, state)  # no error: a bucket has no free space to ask for
+  with pytest.raises(ConfigError, match='has 0.00 MB free'):
+    train.check_free_space(str(tmp_path / 'local'), state)
+
+
+def test_metrics_and_tensorboard_events_reach_the_bucket(bucket):
+  writer = metric_writers.MetricWriter(bucket, enabled=True)
+  writer.write(10, 'train', {'loss': 1.5})
+  writer.write(10, 'validation', {'loss': 1.25, 'accuracy': 0.5})
+  writer.close()
+  records = metric_writers.read_metrics(bucket)
+  assert [(r['step'], r['split'], r['loss']) for r in records] == [
+      (10, 'train', 1.5), (10, 'validation', 1.25)]
+  events = list(workdirs.join(bucket, 'tensorboard').iterdir())
+  assert len(events) == 1 and 'tfevents' in events[0].name
+  assert len(events[0].read_bytes()) > 100
+  resumed = metric_writers.MetricWriter(bucket, enabled=True)  # a resumed run keeps the lines
+  resumed.write(20, 'train', {'loss': 1.0})
+  resumed.close()
+  assert [r['step'] for r in metric_writers.read_metrics(bucket)] == [10, 10, 20]
+  assert len(list(workdirs.join(bucket, 'tensorboard').iterdir())) == 2
+
+
+def test_whole_file_writes_on_a_bucket_and_locally(bucket, tmp_path):
+  remote = workdirs.join(bucket, 'results.json')
+  remote.parent.mkdir(parents=True, exist_ok=True)
+  workdirs.write_text(remote, '{"a": 1}')
+  assert json.loads(workdirs.read_text(remote)) == {'a': 1}
+  assert workdirs.read_text(workdirs.join(bucket, 'missing.json')) is None
+  local = workdirs.join(str(tmp_path / 'run'), 'results.json')
+  local.parent.mkdir(parents=True)
+  workdirs.write_text(local, '{"b": 2}')
+  assert json.loads(local.read_text()) == {'b': 2}
+  assert sorted(os.listdir(tmp_path / 'run')) == ['results.json']  # no temporary file left
+  shutil.rmtree(tmp_path / 'run')

@@ -15,6 +15,7 @@ setup(
         'flax>=0.12.8,<0.13',
         'optax>=0.2.8,<0.3',
         'orbax-checkpoint>=0.12.8,<0.13',
+        'etils[epath]>=1.7,<2',  # workdir files, local or gs://
         'tensorflow-datasets>=4.9.10,<5',
         'absl-py>=2.1,<3',
         'ml-collections>=1.1,<2',
@@ -25,6 +26,8 @@ setup(
         'matplotlib>=3.8,<4',
     ],
     extras_require={
+        # gs:// workdirs without TensorFlow: epath reads and writes them through fsspec/gcsfs
+        'gcs': ['gcsfs>=2024.2'],
         'test': [
             'pytest>=8,<10',
             'pytest-xdist>=3.6,<4',

@@ -23,8 +23,13 @@ from absl import logging
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPERIMENTS = os.path.join(ROOT, 'experiments')
 
-_SUITE = flags.DEFINE_string('suite', 'quick', 'Suite name (experiments/suites/NAME.py) or path.')
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for the runs and the report.')
+
+def _define_flags() -> None:
+  """The command line's flags, defined when it runs (not on import: a notebook that imports
+  this module next to comparenets.main would see a duplicate --workdir)."""
+  if 'suite' not in flags.FLAGS:
+    flags.DEFINE_string('suite', 'quick', 'Suite name (experiments/suites/NAME.py) or path.')
+    flags.DEFINE_string('workdir', None, 'Directory for the runs and the report.')
 
 
 def _load(path: str, name: str):
@@ -84,12 +89,13 @@ def main(argv: Sequence[str]) -> None:
   from comparenets.analysis import report  # pylint: disable=g-import-not-at-top
   from comparenets.errors import UserError  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.INFO)
-  if not _WORKDIR.value:
+  suite, workdir = flags.FLAGS.suite, flags.FLAGS.workdir
+  if not workdir:
     print('comparenets.compare: error: --workdir is required', file=sys.stderr)
     sys.exit(2)
   try:
-    run_suite(_SUITE.value, _WORKDIR.value)
-    path = report.write_report(_WORKDIR.value)
+    run_suite(suite, workdir)
+    path = report.write_report(workdir)
   except UserError as e:
     print(f'comparenets: error: {e}', file=sys.stderr)
     sys.exit(e.exit_code)
@@ -97,6 +103,7 @@ def main(argv: Sequence[str]) -> None:
 
 
 def run():
+  _define_flags()
   app.run(main)
 
 

@@ -35,6 +35,7 @@ import numpy as np
 import optax
 
 from comparenets import models
+from comparenets import plots
 from comparenets import tasks
 from comparenets.checkpointing import Checkpointer
 from comparenets.config_utils import TRAIN_DEFAULTS, check_fields, check_values
@@ -566,6 +567,10 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
       results.update(setup.task.write_artifacts(
           setup.model, {'params': final.params, **final.model_state}, workdir,
           jax.random.fold_in(step_rng, total_steps)))
+      results['plots'] = plots.write_run_plots(  # plots/*.png, and images in TensorBoard
+          workdir, setup.task, setup.model, setup.input_kind,
+          {'params': final.params, **final.model_state}, writer=writer, step=total_steps,
+          metric=setup.task.target_metric)
   finally:
     checkpointer.close()  # waits for an asynchronous save in flight
     if writer is not None:

@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from comparenets import models
+from comparenets import plots
 from comparenets.analysis import claims
 from comparenets import tasks
 from comparenets.errors import ConfigError
@@ -22,11 +23,9 @@ from comparenets.summary import load_results
 FAMILY_ORDER = ('cnn', 'tcn', 'rnn', 'lstm', 'gru')
 
 
-def _plt():
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  return plt
+def _save(fig, path: str) -> None:
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)  # a detached Figure renders with Agg: no pyplot, no backend switch
 
 
 def group_runs(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -83,9 +82,8 @@ def io_table() -> str:
 
 
 def plot_metric_vs_params(groups, path: str) -> None:
-  plt = _plt()
   n = len(groups)
-  fig, axes = plt.subplots(1, n, figsize=(4 * n, 3.4), squeeze=False)
+  fig, axes = plots.new_figure(4 * n, 3.4, 1, n)
   for ax, (name, group) in zip(axes[0], groups.items()):
     metric = group[0]['target_metric']
     for r in group:
@@ -95,14 +93,12 @@ def plot_metric_vs_params(groups, path: str) -> None:
     ax.set_title(name, fontsize=9)
     ax.set_xlabel('parameters')
     ax.set_ylabel(f'test {metric}')
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  _save(fig, path)
 
 
 def plot_learning_curves(group, root: str, path: str) -> None:
-  plt = _plt()
-  fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(9, 3.4))
+  fig, axes = plots.new_figure(9, 3.4, 1, 2)
+  by_step, by_time = axes[0]
   for r in group:
     records = [m for m in read_metrics(os.path.join(root, r['workdir']))
                if m['split'] == 'train']
@@ -122,14 +118,11 @@ def plot_learning_curves(group, root: str, path: str) -> None:
     ax.set_xlabel(xlabel)
     ax.set_ylabel('train loss')
     ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  _save(fig, path)
 
 
 def plot_structure(rows: list[dict[str, Any]], path: str) -> None:
-  plt = _plt()
-  fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+  fig, axes = plots.new_figure(12, 3.4, 1, 3, squeeze=True)
   keys = (('time_steps_per_s', 'time steps / s (train)'),
           ('train_step_temp_bytes', 'train step temporaries (bytes)'),
           ('backbone_params', 'backbone parameters'))
@@ -145,9 +138,7 @@ def plot_structure(rows: list[dict[str, Any]], path: str) -> None:
     ax.set_xlabel('sequence length T')
     ax.set_ylabel(label)
     ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  _save(fig, path)
 
 
 def measure_structure(root: str, lengths=(16, 64, 256), batch: int = 32) -> list[dict]:

@@ -11,13 +11,22 @@ A task knows input kinds ('image', 'sequence'), never backbones. The train loop 
 * ``per_example(outputs, batch) -> {metric: [B]}``: per-example values, 'loss' among them; the
   training objective is the mean of 'loss', evaluation sums every entry over a split;
 * ``finalize(sums) -> metrics``: evaluation sums (and 'count') turned into the reported metrics.
+
+After training, process 0 asks it for what a person looks at:
+
+* ``write_artifacts(model, variables, workdir, rng)``: files such as generated text, and extra
+  results;
+* ``figures(predict)``: figures of the trained model's predictions (a confusion matrix, test
+  images with their labels, forecasts against the truth, ...), which `comparenets.plots` writes
+  to ``<workdir>/plots/<name>.png`` and to TensorBoard as images. A new task (detection,
+  super-resolution) plugs its pictures in with this one method.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 import flax.linen as nn
 import jax
@@ -82,6 +91,20 @@ class Task:
     """Called once after training (process 0): saves samples such as generated text into
     ``workdir`` and returns extra results. Default: nothing."""
     del model, variables, workdir, rng
+    return {}
+
+  def figures(self, predict: Callable[[Mapping[str, np.ndarray]], np.ndarray]
+              ) -> dict[str, Any]:
+    """Figures of the trained model's predictions, ``{name: matplotlib Figure}``.
+
+    ``predict(arrays)`` returns the model's outputs (NumPy) for a dict of arrays shaped like a
+    split (e.g. ``{'inputs': images}`` or ``self.splits()['test']``), any number of examples:
+    it applies the input adapter and the model in padded batches on one device. Build figures
+    with the helpers of `comparenets.plots` (`confusion_matrix`, `image_predictions`,
+    `forecasts`, `image_comparison` for super-resolution, `detections` for boxes). Called once
+    after training on process 0; keep it to a few seconds. Default: none.
+    """
+    del predict
     return {}
 
   def describe(self) -> dict[str, Any]:

@@ -130,16 +130,21 @@ class Forecasting(Task):
     sums['count'] = len(predictions)
     return self.finalize(sums)
 
-  def baselines(self, split: str = 'test') -> dict[str, dict[str, float]]:
-    """Persistence and least-squares linear autoregression, scored like the models."""
+  def baseline_predictions(self, split: str = 'test') -> dict[str, np.ndarray]:
+    """Persistence and least-squares linear autoregression: ``{name: [N, horizon, D]}``,
+    normalised like the split's windows."""
     data, train = self.splits()[split], self.splits()['train']
     persistence = np.repeat(data['inputs'][:, -1:], self.horizon, axis=1)
     design = lambda x: np.concatenate([x.reshape(len(x), -1), np.ones((len(x), 1))], 1)
     coef, *_ = np.linalg.lstsq(design(train['inputs']).astype(np.float64),
                                train['target'].reshape(len(train['target']), -1), rcond=None)
     linear = (design(data['inputs']) @ coef).reshape(data['target'].shape)
-    return {'persistence': self.evaluate_predictions(persistence, split),
-            'linear_ar': self.evaluate_predictions(linear, split)}
+    return {'persistence': persistence, 'linear_ar': linear}
+
+  def baselines(self, split: str = 'test') -> dict[str, dict[str, float]]:
+    """Persistence and least-squares linear autoregression, scored like the models."""
+    return {name: self.evaluate_predictions(pred, split)
+            for name, pred in self.baseline_predictions(split).items()}
 
   def write_artifacts(self, model, variables, workdir, rng):
     del rng
@@ -156,3 +161,20 @@ class Forecasting(Task):
                         json.dumps({'model': model_metrics, **base}, indent=2))
     return {'baselines': base, 'beats_baselines': beats,
             'beats_baselines_everywhere': all(beats.values())}
+
+  def figures(self, predict, windows: int = 3):
+    """Test windows, evenly spread: the context, the truth, the model's forecast and the
+    linear-AR baseline's, in the series' own units."""
+    from comparenets import plots  # pylint: disable=g-import-not-at-top
+    test = self.splits()['test']
+    idx = np.linspace(0, len(test['inputs']) - 1, windows).round().astype(int)
+    shape = test['target'][idx].shape
+    model = predict({'inputs': test['inputs'][idx]}).reshape(shape)
+    linear = self.baseline_predictions('test')['linear_ar'][idx]
+    mean, std = self.scale()
+    units = lambda x: x * std + mean
+    names = ('x', 'y', 'z') if self.series == 'lorenz' else (self.series,)
+    return {'forecasts': plots.forecasts(
+        units(test['inputs'][idx]), units(test['target'][idx]),
+        {'model': units(model), 'linear AR': units(linear)}, names,
+        title=f'{self.series}: {self.horizon}-step forecasts of test windows')}

@@ -25,6 +25,13 @@ from comparenets.tasks.base import Task
 
 READINGS = ('auto', 'image', 'rows', 'pixels')
 ORDERS = ('sequential', 'permuted')
+# Class names of the datasets whose labels are not their own names (by a task's ``dataset``).
+CLASS_NAMES = {
+    'fashion_mnist': ('T-shirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt',
+                      'sneaker', 'bag', 'boot'),
+    'cifar10': ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship',
+                'truck'),
+}
 
 
 @dataclasses.dataclass
@@ -90,6 +97,21 @@ class ImageClassification(Task):
     loss = optax.softmax_cross_entropy_with_integer_labels(outputs, labels)
     correct = (jnp.argmax(outputs, -1) == labels).astype(jnp.float32)
     return {'loss': loss, 'accuracy': correct}
+
+  def class_names(self) -> tuple[str, ...] | None:
+    return CLASS_NAMES.get(getattr(self, 'dataset', None))
+
+  def figures(self, predict):
+    """The test split's confusion matrix and a grid of test images with their labels."""
+    from comparenets import plots  # pylint: disable=g-import-not-at-top
+    test = self.splits()['test']
+    predicted = predict({'inputs': test['inputs']}).argmax(-1)
+    title = f'{getattr(self, "dataset", self.name)} test, {self.reading} reading'
+    return {
+        'confusion_matrix': plots.confusion_matrix(test['label'], predicted, self.num_classes,
+                                                   self.class_names(), title=title),
+        'predictions': plots.image_predictions(test['inputs'], test['label'], predicted,
+                                               self.class_names(), title=title)}
 
 
 def holdout(images: np.ndarray, labels: np.ndarray, fraction: float, seed: int):

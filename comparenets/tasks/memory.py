@@ -83,6 +83,14 @@ class AddingProblem(_Generated):
     err = (outputs[:, 0] - batch['target']) ** 2
     return {'loss': err, 'mse': err}
 
+  def figures(self, predict):
+    """Predicted against true sums on the test set."""
+    from comparenets import plots  # pylint: disable=g-import-not-at-top
+    test = self.splits()['test']
+    predicted = predict({'inputs': test['inputs']})[:, 0]
+    return {'predictions': plots.scatter_truth(test['target'], predicted, 'sum',
+                                               title=f'adding problem T={self.length}, test')}
+
 
 @dataclasses.dataclass
 class CopyMemory(_Generated):

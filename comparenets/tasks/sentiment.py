@@ -112,3 +112,11 @@ class Sentiment(Task):
     loss = optax.softmax_cross_entropy_with_integer_labels(outputs, labels)
     correct = (jnp.argmax(outputs, -1) == labels).astype(jnp.float32)
     return {'loss': loss, 'accuracy': correct}
+
+  def figures(self, predict):
+    """The test split's confusion matrix (negative / positive)."""
+    from comparenets import plots  # pylint: disable=g-import-not-at-top
+    test = self.splits()['test']
+    predicted = predict({'inputs': test['inputs'], 'mask': test['mask']}).argmax(-1)
+    return {'confusion_matrix': plots.confusion_matrix(
+        test['label'], predicted, 2, ('negative', 'positive'), title=f'{self.dataset} test')}

@@ -1,0 +1,423 @@
+"""Plots of a run: learning curves and the task's own figures of the trained model's predictions.
+
+At the end of training, process 0 calls `write_run_plots`, which writes into the run directory
+
+* ``plots/learning_curves.png``: training loss and the task's target metric on validation (and
+  test) against the step, from ``metrics.jsonl``;
+* one ``plots/<name>.png`` per figure that the task's ``figures(predict)`` hook returns
+  (`comparenets.tasks.base.Task.figures`): a confusion matrix and test images with their
+  predicted and true labels for image classification, a confusion matrix for sentiment,
+  forecasts against the truth and the linear-AR baseline for forecasting, predicted against
+  true sums for the adding problem;
+
+and puts the task's figures into the run's TensorBoard event files as images (tag
+``plots/<name>``), so ``tensorboard --logdir WORKDIR`` shows them in its Images tab.
+
+A new task plugs in with one method: ``figures(self, predict) -> {name: Figure}``, where
+``predict(arrays)`` returns the model's outputs for a dict of input arrays (any number of
+examples; batching, padding and the input adapter are done for it). The helpers below build the
+usual figures: `confusion_matrix`, `image_predictions`, `forecasts`, `scatter_truth`,
+`image_comparison` (e.g. low resolution | bicubic | model | truth for super-resolution) and
+`detections` (predicted and true boxes drawn on the images).
+
+Everything here draws on `matplotlib.figure.Figure` with the Agg canvas: no pyplot, no display,
+no global backend switch (safe in a training process and inside a notebook, where a returned
+`Figure` is shown inline). matplotlib is imported on first use, not with this module.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+from absl import logging
+import numpy as np
+
+if TYPE_CHECKING:
+  from matplotlib.figure import Figure
+
+Arrays = Mapping[str, np.ndarray]
+Predict = Callable[[Arrays], np.ndarray]
+
+PLOTS_DIR = 'plots'
+_DPI = 100
+_RIGHT, _WRONG = '#1a7f37', '#cf222e'
+
+
+def new_figure(width: float, height: float, rows: int = 1, cols: int = 1,
+               squeeze: bool = False, **kwargs: Any):
+  """A detached Agg-backed figure and its axes (a 2-D array unless ``squeeze``)."""
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top,redefined-outer-name
+  fig = Figure(figsize=(width, height))
+  axes = fig.subplots(rows, cols, squeeze=squeeze, **kwargs)
+  return fig, axes
+
+
+def render(fig: 'Figure') -> np.ndarray:
+  """The figure drawn once by Agg: ``uint8 [H, W, 4]`` RGBA."""
+  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
+  canvas = FigureCanvasAgg(fig)
+  canvas.draw()
+  return np.asarray(canvas.buffer_rgba()).copy()
+
+
+def png_bytes(rgba: np.ndarray) -> bytes:
+  """An RGBA image encoded as PNG (no second rendering)."""
+  from matplotlib import image as mpimg  # pylint: disable=g-import-not-at-top
+  buffer = io.BytesIO()
+  mpimg.imsave(buffer, rgba, format='png')
+  return buffer.getvalue()
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+  """Writes a file atomically; a bucket path (``gs://``) goes through `etils.epath`."""
+  if '://' in path:
+    from etils import epath  # pylint: disable=g-import-not-at-top
+    epath.Path(path).parent.mkdir(parents=True, exist_ok=True)
+    epath.Path(path).write_bytes(data)
+    return
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path + '.tmp', 'wb') as f:
+    f.write(data)
+  os.replace(path + '.tmp', path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning curves
+
+
+def _records(workdir: str) -> list[dict[str, Any]]:
+  from comparenets.metric_writers import read_metrics  # pylint: disable=g-import-not-at-top
+  latest = {}
+  for record in read_metrics(workdir):  # a resumed run repeats steps: the last record counts
+    latest[(record['split'], record['step'])] = record
+  return sorted(latest.values(), key=lambda r: r['step'])
+
+
+def _target_metric(workdir: str) -> str | None:
+  path = os.path.join(workdir, 'results.json')
+  if os.path.exists(path):
+    with open(path, encoding='utf-8') as f:
+      return json.load(f).get('target_metric')
+  path = os.path.join(workdir, 'config.json')
+  if os.path.exists(path):
+    with open(path, encoding='utf-8') as f:
+      name = (json.load(f).get('task') or {}).get('name')
+    from comparenets import tasks  # pylint: disable=g-import-not-at-top
+    if name in tasks.REGISTRY:
+      return tasks.REGISTRY[name].target_metric
+  return None
+
+
+def learning_curves(runs: str | Sequence[str] | Mapping[str, str],
+                    metric: str | None = None) -> 'Figure':
+  """Training loss (left) and the target metric on validation and test (right) by step.
+
+  ``runs``: one run directory, several, or ``{label: run directory}``. ``metric`` defaults to
+  the task's target metric (from results.json, or the task named in config.json).
+  """
+  if isinstance(runs, str):
+    runs = {os.path.basename(os.path.normpath(runs)): runs}
+  elif not isinstance(runs, Mapping):
+    runs = {os.path.basename(os.path.normpath(r)): r for r in runs}
+  fig, axes = new_figure(9.5, 3.4, 1, 2)
+  loss_ax, metric_ax = axes[0]
+  metric_names, positive = set(), True
+  for i, (label, workdir) in enumerate(runs.items()):
+    records = _records(workdir)
+    name = metric or _target_metric(workdir) or 'loss'
+    metric_names.add(name)
+    color = f'C{i % 10}'
+    train = [r for r in records if r['split'] == 'train' and 'loss' in r]
+    if train:
+      loss = [r['loss'] for r in train]
+      positive &= min(loss) > 0
+      loss_ax.plot([r['step'] for r in train], loss, color=color, marker='.', label=label)
+    for split, style in (('validation', dict(marker='o', linestyle='-')),
+                         ('test', dict(marker='*', markersize=11, linestyle='none'))):
+      points = [r for r in records if r['split'] == split and name in r]
+      if points:
+        metric_ax.plot([r['step'] for r in points], [r[name] for r in points], color=color,
+                       label=f'{label} {split}', **style)
+  if positive:
+    loss_ax.set_yscale('log')
+  loss_ax.set_xlabel('step')
+  loss_ax.set_ylabel('train loss')
+  loss_ax.set_title('training loss', fontsize=10)
+  metric_ax.set_xlabel('step')
+  metric_ax.set_ylabel(', '.join(sorted(metric_names)))
+  metric_ax.set_title('validation (line) and test (star)', fontsize=10)
+  for ax in (loss_ax, metric_ax):
+    if ax.get_legend_handles_labels()[0]:
+      ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+  fig.tight_layout()
+  return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Classification
+
+
+def confusion_counts(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+  """``counts[true, predicted]``, int64 ``[num_classes, num_classes]``."""
+  counts = np.zeros((num_classes, num_classes), np.int64)
+  np.add.at(counts, (np.asarray(labels, np.int64), np.asarray(predictions, np.int64)), 1)
+  return counts
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int,
+                     class_names: Sequence[str] | None = None, title: str = '') -> 'Figure':
+  """Counts of (true, predicted) pairs, coloured by the share of each true class."""
+  counts = confusion_counts(labels, predictions, num_classes)
+  names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
+  shares = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+  side = 1.6 + 0.42 * num_classes
+  fig, axes = new_figure(side + 1.0, side)
+  ax = axes[0, 0]
+  im = ax.imshow(shares, cmap='Blues', vmin=0.0, vmax=1.0)
+  for (i, j), n in np.ndenumerate(counts):
+    if n:
+      ax.text(j, i, str(n), ha='center', va='center', fontsize=8,
+              color='white' if shares[i, j] > 0.5 else 'black')
+  ax.set_xticks(range(num_classes), names, fontsize=8)
+  ax.set_yticks(range(num_classes), names, fontsize=8)
+  ax.set_xlabel('predicted')
+  ax.set_ylabel('true')
+  accuracy = np.trace(counts) / max(counts.sum(), 1)
+  ax.set_title(f'{title} (accuracy {accuracy:.3f}, {counts.sum()} examples)'.strip(),
+               fontsize=9)
+  fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label='share of the true class')
+  fig.tight_layout()
+  return fig
+
+
+def _show_image(ax, image: np.ndarray) -> None:
+  image = np.asarray(image, np.float32)
+  if image.ndim == 3 and image.shape[-1] == 1:
+    image = image[..., 0]
+  if image.ndim == 2:
+    ax.imshow(image, cmap='gray', vmin=0.0, vmax=1.0, interpolation='nearest')
+  else:
+    ax.imshow(np.clip(image, 0.0, 1.0), interpolation='nearest')
+  ax.set_xticks([])
+  ax.set_yticks([])
+
+
+def pick_examples(labels: np.ndarray, predictions: np.ndarray, n: int) -> np.ndarray:
+  """Up to ``n`` example indices: the misclassified first (at most half), then correct ones,
+  each group in split order."""
+  wrong = np.flatnonzero(labels != predictions)
+  right = np.flatnonzero(labels == predictions)
+  take_wrong = wrong[:min(len(wrong), max(n // 2, n - len(right)))]
+  return np.concatenate([take_wrong, right[:n - len(take_wrong)]]).astype(np.int64)
+
+
+def image_predictions(images: np.ndarray, labels: np.ndarray, predictions: np.ndarray,
+                      class_names: Sequence[str] | None = None, n: int = 24,
+                      cols: int = 8, title: str = '') -> 'Figure':
+  """A grid of images ``[N, H, W, C]`` in [0, 1] titled 'predicted / true' (red when wrong);
+  misclassified examples come first."""
+  labels, predictions = np.asarray(labels), np.asarray(predictions)
+  idx = pick_examples(labels, predictions, n)
+  name = (lambda c: class_names[c]) if class_names else str
+  rows = max(1, -(-len(idx) // cols))
+  fig, axes = new_figure(1.25 * cols, 1.4 * rows + 0.4, rows, cols)
+  for ax in axes.ravel():
+    ax.axis('off')
+  for ax, i in zip(axes.ravel(), idx):
+    ax.axis('on')
+    _show_image(ax, images[i])
+    wrong = labels[i] != predictions[i]
+    ax.set_title(f'{name(int(predictions[i]))} / {name(int(labels[i]))}', fontsize=8,
+                 color=_WRONG if wrong else _RIGHT)
+  fig.suptitle(f'{title}: predicted / true label, misclassified first (red)'.lstrip(': '),
+               fontsize=9)
+  fig.tight_layout()
+  return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Regression and sequence prediction
+
+
+def forecasts(context: np.ndarray, truth: np.ndarray, predictions: Mapping[str, np.ndarray],
+              variable_names: Sequence[str] | None = None, title: str = '') -> 'Figure':
+  """Forecast windows side by side: ``context [N, C, D]`` then ``truth [N, H, D]`` against
+  each ``predictions[label] [N, H, D]``; one column per window, one row per variable."""
+  n, c, d = context.shape
+  h = truth.shape[1]
+  names = list(variable_names) if variable_names else [f'x{k}' for k in range(d)]
+  fig, axes = new_figure(3.6 * n, 2.3 * d + 0.5, d, n)
+  past, future = np.arange(-c + 1, 1), np.arange(1, h + 1)
+  for w in range(n):
+    for k in range(d):
+      ax = axes[k, w]
+      ax.plot(past, context[w, :, k], color='0.35', lw=1.2, label='context')
+      ax.plot(np.r_[0, future], np.r_[context[w, -1, k], truth[w, :, k]], color='black',
+              lw=1.6, label='truth')
+      for i, (label, pred) in enumerate(predictions.items()):
+        ax.plot(np.r_[0, future], np.r_[context[w, -1, k], pred[w, :, k]], color=f'C{i}',
+                lw=1.4, linestyle='-' if i == 0 else '--', marker='.', markersize=4,
+                label=label)
+      ax.axvline(0.5, color='0.8', lw=0.8)
+      if w == 0:
+        ax.set_ylabel(names[k])
+      if k == d - 1:
+        ax.set_xlabel('step (forecast after the line)')
+      ax.grid(alpha=0.3)
+  axes[0, 0].legend(fontsize=7, loc='best')
+  if title:
+    fig.suptitle(title, fontsize=9)
+  fig.tight_layout()
+  return fig
+
+
+def scatter_truth(truth: np.ndarray, predicted: np.ndarray, quantity: str = 'value',
+                  title: str = '') -> 'Figure':
+  """Predicted against true values, with the diagonal."""
+  truth, predicted = np.ravel(truth), np.ravel(predicted)
+  fig, axes = new_figure(4.2, 4.0)
+  ax = axes[0, 0]
+  ax.scatter(truth, predicted, s=6, alpha=0.5)
+  lo, hi = float(min(truth.min(), predicted.min())), float(max(truth.max(), predicted.max()))
+  ax.plot([lo, hi], [lo, hi], color='black', lw=1, label='predicted = true')
+  ax.set_xlabel(f'true {quantity}')
+  ax.set_ylabel(f'predicted {quantity}')
+  mse = float(np.mean((truth - predicted) ** 2))
+  ax.set_title(f'{title} (MSE {mse:.3g}, {len(truth)} examples)'.strip(), fontsize=9)
+  ax.legend(fontsize=7)
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Dense and detection outputs (for image-to-image and detection tasks)
+
+
+def image_comparison(columns: Mapping[str, np.ndarray], n: int = 4, title: str = '') -> 'Figure':
+  """Rows of examples, one column per entry, e.g. ``{'low resolution': lr, 'bicubic': up,
+  'model': sr, 'truth': hr}``; each entry ``[N, H, W, C]`` in [0, 1] (sizes may differ)."""
+  n = min(n, *(len(v) for v in columns.values()))
+  fig, axes = new_figure(2.2 * len(columns), 2.2 * n + 0.3, n, len(columns))
+  for j, (label, images) in enumerate(columns.items()):
+    for i in range(n):
+      _show_image(axes[i, j], images[i])
+      if i == 0:
+        axes[i, j].set_title(label, fontsize=9)
+  if title:
+    fig.suptitle(title, fontsize=9)
+  fig.tight_layout()
+  return fig
+
+
+def _boxes(ax, boxes: np.ndarray, color: str, labels=None, scores=None, linestyle='-') -> None:
+  from matplotlib.patches import Rectangle  # pylint: disable=g-import-not-at-top
+  for b, (y0, x0, y1, x1) in enumerate(np.asarray(boxes, np.float32).reshape(-1, 4)):
+    ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
+                           edgecolor=color, lw=1.5, linestyle=linestyle))
+    text = '' if labels is None else str(labels[b])
+    if scores is not None:
+      text = f'{text} {scores[b]:.2f}'.strip()
+    if text:
+      ax.text(x0 - 0.5, y0 - 0.5, text, color='white', fontsize=7, va='bottom',
+              bbox=dict(facecolor=color, edgecolor='none', pad=1))
+
+
+def detections(images: np.ndarray, predicted: Sequence[Mapping[str, np.ndarray]],
+               truth: Sequence[Mapping[str, np.ndarray]] | None = None, n: int = 6,
+               cols: int = 3, title: str = '') -> 'Figure':
+  """Images with boxes drawn on them: predicted (solid) and true (dashed).
+
+  ``predicted[i]`` / ``truth[i]``: ``{'boxes': [K, 4] (y0, x0, y1, x1) in pixels, 'labels':
+  [K] (optional), 'scores': [K] (optional, predictions)}``.
+  """
+  n = min(n, len(images))
+  rows = max(1, -(-n // cols))
+  fig, axes = new_figure(3.0 * cols, 3.0 * rows + 0.3, rows, cols)
+  for ax in axes.ravel():
+    ax.axis('off')
+  for i, ax in zip(range(n), axes.ravel()):
+    ax.axis('on')
+    _show_image(ax, images[i])
+    if truth is not None:
+      _boxes(ax, truth[i]['boxes'], _RIGHT, truth[i].get('labels'), linestyle='--')
+    _boxes(ax, predicted[i]['boxes'], 'C0', predicted[i].get('labels'),
+           predicted[i].get('scores'))
+  fig.suptitle(f'{title}: predicted (solid) and true (dashed) boxes'.lstrip(': '), fontsize=9)
+  fig.tight_layout()
+  return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing a run's plots
+
+
+def make_predict(task, model, input_kind: str, variables, batch_size: int = 256) -> Predict:
+  """``predict(arrays)``: the model's outputs (NumPy) for every example of ``arrays``, through
+  the task's input adapter, in padded batches of ``batch_size`` (one compilation), on one
+  device."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from comparenets.data import pipeline  # pylint: disable=g-import-not-at-top
+
+  @jax.jit
+  def apply(variables, batch):
+    x, mask = task.adapt(batch, input_kind)
+    return model.apply(variables, x, mask, train=False)
+
+  device = jax.devices()[0]
+  variables = jax.device_put(variables, device)
+
+  def predict(arrays: Arrays) -> np.ndarray:
+    n = pipeline.split_size(arrays)
+    size = min(batch_size, max(n, 1))
+    outputs = []
+    for batch in pipeline.eval_batches(arrays, size):
+      real = int(batch.pop('weight').sum())
+      out = jax.device_get(apply(variables, jax.device_put(batch, device)))
+      outputs.append(np.asarray(out)[:real])
+    return np.concatenate(outputs)
+
+  return predict
+
+
+def write_figures(workdir: str, figures: Mapping[str, 'Figure'], *, writer=None,
+                  step: int = 0) -> list[str]:
+  """Saves each figure as ``workdir/plots/<name>.png`` and, given a `MetricWriter`, as the
+  TensorBoard image ``plots/<name>``; returns the paths relative to ``workdir``."""
+  written = []
+  for name, fig in figures.items():
+    rgba = render(fig)
+    path = f'{PLOTS_DIR}/{name}.png'
+    _write_bytes(f'{os.fspath(workdir).rstrip("/")}/{path}', png_bytes(rgba))
+    if writer is not None:
+      writer.write_image(f'{PLOTS_DIR}/{name}', rgba[..., :3], step)
+    written.append(path)
+  return written
+
+
+def write_run_plots(workdir: str, task=None, model=None, input_kind: str | None = None,
+                    variables=None, *, writer=None, step: int = 0,
+                    metric: str | None = None) -> list[str]:
+  """A finished run's plots: learning curves, plus the task's figures of the trained model
+  (when ``task``, ``model``, ``input_kind`` and ``variables`` are given; also sent to
+  TensorBoard through ``writer``). A figure that fails is logged and skipped, so that a
+  plotting bug never costs a finished run its results. Returns the written paths."""
+  written = []
+  try:
+    written += write_figures(workdir, {'learning_curves': learning_curves(workdir, metric)})
+  except Exception as e:  # pylint: disable=broad-except
+    logging.exception('the learning-curve plot failed: %s', e)
+  if task is None or not hasattr(task, 'figures'):
+    return written
+  try:
+    figures = task.figures(make_predict(task, model, input_kind, variables))
+    written += write_figures(workdir, figures, writer=writer, step=step)
+  except Exception as e:  # pylint: disable=broad-except
+    logging.exception('the figures of task %r failed: %s', getattr(task, 'name', task), e)
+  if writer is not None:
+    writer.flush()
+  return written

@@ -218,10 +218,10 @@ def pick_examples(labels: np.ndarray, predictions: np.ndarray, n: int) -> np.nda
 def image_predictions(images: np.ndarray, labels: np.ndarray, predictions: np.ndarray,
                       class_names: Sequence[str] | None = None, n: int = 24,
                       cols: int = 8, title: str = '') -> 'Figure':
-  """A grid of images ``[N, H, W, C]`` in [0, 1] titled 'predicted / true' (red when wrong);
-  misclassified examples come first."""
+  """A grid of the first ``n`` images ``[N, H, W, C]`` in [0, 1], each titled 'predicted /
+  true' (red when wrong). `pick_examples` chooses which to show, errors first."""
   labels, predictions = np.asarray(labels), np.asarray(predictions)
-  idx = pick_examples(labels, predictions, n)
+  idx = np.arange(min(n, len(images)))
   name = (lambda c: class_names[c]) if class_names else str
   rows = max(1, -(-len(idx) // cols))
   fig, axes = new_figure(1.25 * cols, 1.4 * rows + 0.4, rows, cols)
@@ -233,7 +233,7 @@ def image_predictions(images: np.ndarray, labels: np.ndarray, predictions: np.nd
     wrong = labels[i] != predictions[i]
     ax.set_title(f'{name(int(predictions[i]))} / {name(int(labels[i]))}', fontsize=8,
                  color=_WRONG if wrong else _RIGHT)
-  fig.suptitle(f'{title}: predicted / true label, misclassified first (red)'.lstrip(': '),
+  fig.suptitle(f'{title}: predicted / true label, misclassified in red'.lstrip(': '),
                fontsize=9)
   fig.tight_layout()
   return fig
@@ -356,10 +356,21 @@ def detections(images: np.ndarray, predicted: Sequence[Mapping[str, np.ndarray]]
 # Writing a run's plots
 
 
+def column(split: Arrays, key: str, chunk: int = 1024) -> np.ndarray:
+  """One field of a split; a lazily read split (`pipeline.SourceSplit`) is read in chunks
+  rather than all fields at once."""
+  from comparenets.data import pipeline  # pylint: disable=g-import-not-at-top
+  if not isinstance(split, pipeline.SourceSplit):
+    return np.asarray(split[key])
+  n = pipeline.split_size(split)
+  return np.concatenate([pipeline.take(split, np.arange(i, min(i + chunk, n)))[key]
+                         for i in range(0, n, chunk)])
+
+
 def make_predict(task, model, input_kind: str, variables, batch_size: int = 256) -> Predict:
-  """``predict(arrays)``: the model's outputs (NumPy) for every example of ``arrays``, through
-  the task's input adapter, in padded batches of ``batch_size`` (one compilation), on one
-  device."""
+  """``predict(arrays)``: the model's outputs (NumPy) for every example of ``arrays`` (a dict
+  of arrays or a split, lazily read ones included), through the task's input adapter, in padded
+  batches of ``batch_size`` (one compilation), on one device."""
   import jax  # pylint: disable=g-import-not-at-top
   from comparenets.data import pipeline  # pylint: disable=g-import-not-at-top
 

@@ -186,3 +186,39 @@ def test_predict_covers_every_example_once(size):
   predict = plots.make_predict(Task(), Model(), 'sequence', variables, batch_size=64)
   out = predict({'inputs': x})
   np.testing.assert_allclose(out, Model().apply(variables, x, None), rtol=1e-5, atol=1e-4)
+
+
+def test_figures_of_tfds_tasks_read_their_lazy_splits(tmp_path):
+  """MNIST (a lazily read split) and IMDB on mock data, with a stand-in for the model that is
+  right on every example but those of class 3 / the first two reviews."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from comparenets import tasks  # pylint: disable=g-import-not-at-top
+  from comparenets.data import pipeline  # pylint: disable=g-import-not-at-top
+
+  def oracle(num_classes, wrong):
+    def predict(split):
+      labels = plots.column(split, 'label')
+      logits = np.eye(num_classes)[labels]
+      logits[wrong(labels)] = np.roll(logits[wrong(labels)], 1, axis=1)
+      return logits
+    return predict
+
+  with tfds.testing.mock_data(num_examples=40):
+    mnist = tasks.build('tfds_images', dataset='mnist')
+    test = mnist.splits()['test']
+    assert isinstance(test, pipeline.SourceSplit)
+    figures = mnist.figures(oracle(10, lambda labels: labels == 3))
+    labels = plots.column(test, 'label')
+    np.testing.assert_array_equal(labels, test.take(np.arange(test.num_examples))['label'])
+    imdb = tasks.build('sentiment', vocab_size=50, max_length=16)
+    figures.update({f'imdb_{k}': v for k, v in imdb.figures(
+        oracle(2, lambda labels: np.arange(len(labels)) < 2)).items()})
+  assert set(figures) == {'confusion_matrix', 'predictions', 'imdb_confusion_matrix'}
+  grid = figures['predictions']
+  wrong = int((labels == 3).sum())
+  titles = [ax.get_title() for ax in grid.axes if ax.get_title()]
+  assert len(titles) == min(24, len(labels))
+  assert [t.split(' / ')[1] for t in titles[:wrong]] == ['3'] * wrong  # errors first
+  assert all(t.split(' / ')[0] == t.split(' / ')[1] for t in titles[wrong:])
+  for path in plots.write_figures(str(tmp_path), figures):
+    assert_picture(os.path.join(tmp_path, path))

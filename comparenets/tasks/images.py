@@ -104,13 +104,17 @@ class ImageClassification(Task):
   def figures(self, predict):
     """The test split's confusion matrix and a grid of test images with their labels."""
     from comparenets import plots  # pylint: disable=g-import-not-at-top
-    test = self.splits()['test']
-    predicted = predict({'inputs': test['inputs']}).argmax(-1)
+    from comparenets.data import pipeline  # pylint: disable=g-import-not-at-top
+    test = self.splits()['test']  # a lazily read split is read batch by batch
+    predicted = predict(test).argmax(-1)
+    labels = plots.column(test, 'label')
+    shown = plots.pick_examples(labels, predicted, 24)
     title = f'{getattr(self, "dataset", self.name)} test, {self.reading} reading'
     return {
-        'confusion_matrix': plots.confusion_matrix(test['label'], predicted, self.num_classes,
+        'confusion_matrix': plots.confusion_matrix(labels, predicted, self.num_classes,
                                                    self.class_names(), title=title),
-        'predictions': plots.image_predictions(test['inputs'], test['label'], predicted,
+        'predictions': plots.image_predictions(pipeline.take(test, shown)['inputs'],
+                                               labels[shown], predicted[shown],
                                                self.class_names(), title=title)}
 
 

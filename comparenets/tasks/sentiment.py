@@ -117,6 +117,7 @@ class Sentiment(Task):
     """The test split's confusion matrix (negative / positive)."""
     from comparenets import plots  # pylint: disable=g-import-not-at-top
     test = self.splits()['test']
-    predicted = predict({'inputs': test['inputs'], 'mask': test['mask']}).argmax(-1)
+    predicted = predict(test).argmax(-1)
     return {'confusion_matrix': plots.confusion_matrix(
-        test['label'], predicted, 2, ('negative', 'positive'), title=f'{self.dataset} test')}
+        plots.column(test, 'label'), predicted, 2, ('negative', 'positive'),
+        title=f'{self.dataset} test')}

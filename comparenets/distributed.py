@@ -3,9 +3,11 @@ each global batch that this process feeds.
 
 A run is multi-process when ``--num_processes`` > 1 is given, or when the environment says so: a
 Cloud TPU VM slice with several workers (``TPU_WORKER_HOSTNAMES`` lists more than one host) or a
-SLURM job step with several tasks (``SLURM_NTASKS`` > 1). On TPU and SLURM, JAX finds the
-coordinator, process count and index itself. On CPU, collectives across processes go through
-gloo.
+SLURM job step with several tasks (``SLURM_NTASKS`` > 1), or when ``COMPARENETS_MULTIPROCESS=auto``
+is set (what ``scripts/launch_tpu.sh`` does: on a Cloud TPU VM the worker list is in the VM's
+metadata, not in the environment, and only JAX asks the metadata server). On TPU and SLURM, JAX
+finds the coordinator, process count and index itself. On CPU, collectives across processes go
+through gloo.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
   Must run before anything touches a JAX device (the command line calls it first thing).
   """
   explicit = num_processes is not None and num_processes > 1
-  if not explicit and detected_processes() <= 1:
+  auto = os.environ.get('COMPARENETS_MULTIPROCESS', '') == 'auto'
+  if not explicit and not auto and detected_processes() <= 1:
     return False
   import jax  # pylint: disable=g-import-not-at-top
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')  # CPU only; harmless elsewhere

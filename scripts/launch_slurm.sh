@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Runs one experiment on a SLURM GPU cluster: writes an sbatch script and submits it.
+#
+#   scripts/launch_slurm.sh --nodes=2 --gpus-per-node=8 --config=experiments/digits.py:model=lstm \
+#     --workdir=/shared/runs/x [--per=gpu|node] [--partition=P] [--account=A] [--time=04:00:00] \
+#     [--job-name=comparenets] [--python=PATH] [--script=FILE] [--dry-run] \
+#     [-- --config.train.steps=5000 ...]
+#
+# The checkout this script lives in must be on a filesystem every node sees, with its Python
+# environment (default: .venv here; install jax[cuda12] into it). `srun` starts one process per
+# GPU (--per=gpu: each task sees its one GPU) or one per node (--per=node: each process drives
+# all GPUs of its node). With more than one task, every process finds the others through
+# jax.distributed's SLURM detection (SLURM_NTASKS > 1). The workdir must be shared too: a path
+# on the cluster's shared filesystem or a gs:// bucket. The same command resumes from the newest
+# checkpoint.
+#
+# --dry-run prints the sbatch script and the sbatch command, and submits nothing. Anything after
+# `--` is passed to comparenets.main.
+set -euo pipefail
+
+PROG=launch_slurm.sh
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+die() { echo "$PROG: error: $*" >&2; exit 2; }
+
+usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+
+quote() {
+  if [[ "$1" =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then
+    printf '%s' "$1"
+  else
+    printf "'%s'" "${1//\'/\'\\\'\'}"
+  fi
+}
+
+quote_all() {
+  local out='' word
+  for word in "$@"; do out+="${out:+ }$(quote "$word")"; done
+  printf '%s' "$out"
+}
+
+NODES=1 GPUS=1 PER=gpu PARTITION='' ACCOUNT='' TIME='04:00:00' JOB='comparenets' CONFIG=''
+WORKDIR='' PYTHON="$ROOT/.venv/bin/python" SCRIPT='' DRY_RUN=0
+EXTRA=()
+while (($#)); do
+  arg="$1"
+  case "$arg" in
+    --dry-run) DRY_RUN=1; shift; continue ;;
+    -h|--help) usage; exit 0 ;;
+    --) shift; EXTRA=("$@"); break ;;
+    --*=*) key="${arg%%=*}"; value="${arg#*=}"; shift ;;
+    --*)
+      key="$arg"
+      (($# >= 2)) && [[ "$2" != --* ]] || die "$key needs a value"
+      value="$2"; shift 2 ;;
+    *) die "unexpected argument '$arg' (flags go before '--', comparenets flags after it)" ;;
+  esac
+  case "$key" in
+    --nodes) NODES="$value" ;;
+    --gpus-per-node) GPUS="$value" ;;
+    --per) PER="$value" ;;
+    --partition) PARTITION="$value" ;;
+    --account) ACCOUNT="$value" ;;
+    --time) TIME="$value" ;;
+    --job-name) JOB="$value" ;;
+    --config) CONFIG="$value" ;;
+    --workdir) WORKDIR="$value" ;;
+    --python) PYTHON="$value" ;;
+    --script) SCRIPT="$value" ;;
+    *) die "unknown flag $key (see --help)" ;;
+  esac
+done
+
+[[ "$NODES" =~ ^[1-9][0-9]*$ ]] || die "--nodes=$NODES must be a positive integer"
+[[ "$GPUS" =~ ^[1-9][0-9]*$ ]] || die "--gpus-per-node=$GPUS must be a positive integer"
+[[ "$PER" == gpu || "$PER" == node ]] || die "--per=$PER must be 'gpu' or 'node'"
+[[ "$TIME" =~ ^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$ ]] || die "--time=$TIME is not a SLURM time such as 04:00:00"
+[[ "$JOB" =~ ^[A-Za-z0-9_.-]+$ ]] || die "--job-name=$JOB may hold letters, digits, '_', '.' and '-' only"
+[[ -n "$CONFIG" ]] || die "--config is required (e.g. experiments/digits.py:model=lstm)"
+EXPERIMENT="${CONFIG%%:*}"
+[[ "$EXPERIMENT" == experiments/*.py ]] ||
+  die "--config=$CONFIG must name a file under experiments/ (e.g. experiments/digits.py:model=lstm)"
+[[ -f "$ROOT/$EXPERIMENT" ]] || die "$EXPERIMENT does not exist in $ROOT"
+[[ -n "$WORKDIR" ]] || die "--workdir is required (a shared path or gs://...)"
+if [[ "$WORKDIR" != gs://?* ]]; then
+  [[ "$WORKDIR" == /* ]] || die "--workdir=$WORKDIR must be an absolute path on the shared filesystem, or gs://..."
+fi
+SCRIPT="${SCRIPT:-${TMPDIR:-/tmp}/comparenets-$JOB.sbatch}"
+
+if [[ "$PER" == gpu ]]; then
+  tasks_per_node="$GPUS"; gpu_lines="#SBATCH --gpus-per-task=1"
+else
+  tasks_per_node=1; gpu_lines="#SBATCH --gpus-per-node=$GPUS"
+fi
+run=(srun --kill-on-bad-exit=1 "$PYTHON" -m comparenets.main --config="$CONFIG"
+     --workdir="$WORKDIR" "${EXTRA[@]}")
+
+sbatch_script="#!/bin/bash
+#SBATCH --job-name=$JOB
+#SBATCH --nodes=$NODES
+#SBATCH --ntasks-per-node=$tasks_per_node
+$gpu_lines
+#SBATCH --time=$TIME
+#SBATCH --output=$JOB-%j.out"
+[[ -n "$PARTITION" ]] && sbatch_script+=$'\n'"#SBATCH --partition=$PARTITION"
+[[ -n "$ACCOUNT" ]] && sbatch_script+=$'\n'"#SBATCH --account=$ACCOUNT"
+sbatch_script+="
+# $((NODES * tasks_per_node)) process(es), one per $PER; each joins jax.distributed when there are several
+set -euo pipefail
+cd $(quote "$ROOT")
+$(quote_all "${run[@]}")"
+
+submit="sbatch $(quote "$SCRIPT")"
+if ((DRY_RUN)); then
+  printf '# %s\n%s\n# submit with:\n%s\n' "$SCRIPT" "$sbatch_script" "$submit"
+  exit 0
+fi
+printf '%s\n' "$sbatch_script" > "$SCRIPT"
+echo "+ $submit" >&2
+sbatch "$SCRIPT"

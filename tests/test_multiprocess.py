@@ -25,16 +25,17 @@ def _free_port():
     return s.getsockname()[1]
 
 
-def _two_processes(workdir, parallel, timeout=150):
+def _two_processes(workdir, parallel, timeout=150, extra=(), returncode=0):
   port = _free_port()
-  cmd = faults.command(CONFIG, workdir, OVERRIDES + [f'--config.train.parallel={parallel}'])
+  cmd = faults.command(CONFIG, workdir, OVERRIDES + [f'--config.train.parallel={parallel}',
+                                                     *extra])
   procs = [subprocess.Popen(cmd + [f'--coordinator_address=127.0.0.1:{port}',
                                    '--num_processes=2', f'--process_id={i}'],
                             cwd=faults.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, env=faults.environment(4)) for i in range(2)]
   errs = [p.communicate(timeout=timeout)[1] for p in procs]
   for p, err in zip(procs, errs):
-    assert p.returncode == 0, err[-3000:]
+    assert p.returncode == returncode, err[-3000:]
   return errs
 
 
@@ -79,6 +80,22 @@ def test_checkpoint_of_two_processes_resumes_in_one(tmp_path):
   assert 'resuming from the checkpoint at step 20' in resumed.stderr
   results = json.loads(open(os.path.join(workdir, 'results.json')).read())
   assert results['resumed_from'] == 20 and results['steps'] == 30
+
+
+@pytest.mark.parametrize('extra,message', [
+    (['--config.train.batch_size=12'],
+     "train.batch_size=12 (the global batch) does not divide over the 8 devices (2 processes x "
+     "4) of train.parallel='jit'; use a multiple of 8"),
+    (['--config.train.parallel=none'],
+     "train.parallel='none' runs on one device, and this run has 2 processes; use 'jit' or "
+     "'pmap'"),
+])
+def test_a_config_that_cannot_run_on_two_processes_is_one_line_each(tmp_path, extra, message):
+  workdir = tmp_path / 'bad'
+  errs = _two_processes(str(workdir), 'jit', extra=extra, returncode=2)
+  for err in errs:
+    assert f'comparenets: error: {message}' in err.splitlines()
+  assert not workdir.exists()  # refused before anything was written
 
 
 def test_process_slices_tile_the_global_batch():

@@ -585,7 +585,10 @@ def _fmt(metrics: Mapping[str, float]) -> str:
 
 
 def _progress(start: int, total: int):
-  from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
+  import warnings  # pylint: disable=g-import-not-at-top
+  with warnings.catch_warnings():  # a notebook without ipywidgets: the text bar, no warning
+    warnings.simplefilter('ignore')
+    from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
   return tqdm(total=total, initial=start, unit='step', dynamic_ncols=True, disable=None,
               mininterval=1.0)
 

@@ -3,6 +3,7 @@
 import flax.linen as nn
 import jax
 import jax.extend
+import jax.test_util
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -183,7 +184,7 @@ def _scan_eqns(jaxpr):
 @pytest.mark.parametrize('cell', CELLS)
 def test_input_projection_is_outside_the_scan(cell):
   x = jnp.ones((2, 16, 3))
-  model, variables = _init(cell, x, hidden=8)
+  model, variables = _init(cell, x, hidden=8, impl='scan')
   jaxpr = jax.make_jaxpr(model.apply)(variables, x).jaxpr
   scans, outside = _scan_eqns(jaxpr)
   assert len(scans) == 1
@@ -204,6 +205,68 @@ def test_program_size_does_not_grow_with_sequence_length(cell):
     model, variables = _init(cell, x, hidden=8)
     sizes.append(len(str(jax.make_jaxpr(model.apply)(variables, x))))
   assert abs(sizes[0] - sizes[1]) < 20  # only the printed shapes differ
+
+
+def _loss(layer, mask):
+  """A loss that reads every output and the final carry, with distinct weights per element."""
+
+  def loss(variables, x):
+    outputs, carry = layer.apply(variables, x, mask)
+    return (jnp.sum(jnp.sin(outputs)) +
+            sum(jnp.sum(jnp.cos(c) * c) for c in jax.tree.leaves(carry)))
+  return loss
+
+
+@pytest.mark.parametrize('cell', CELLS)
+@pytest.mark.parametrize('reverse', [False, True])
+@pytest.mark.parametrize('masked', [False, True])
+def test_fused_layer_equals_autodiff_of_the_scan(cell, reverse, masked):
+  """The hand-written backward against JAX's own differentiation of the nn.scan layer."""
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(3, 9, 4)).astype(np.float32))
+  mask = jnp.asarray(np.arange(9)[None] < np.array([9, 4, 6])[:, None]) if masked else None
+  scan = recurrent.RecurrentLayer(cell, 5, reverse=reverse, impl='scan')
+  fused = recurrent.RecurrentLayer(cell, 5, reverse=reverse, impl='fused')
+  variables = scan.init(jax.random.PRNGKey(1), x, mask)
+  assert (jax.tree.structure(fused.init(jax.random.PRNGKey(1), x, mask)) ==
+          jax.tree.structure(variables))
+  for a, b in zip(jax.tree.leaves(scan.apply(variables, x, mask)),
+                  jax.tree.leaves(fused.apply(variables, x, mask))):
+    np.testing.assert_allclose(a, b, atol=1e-6)
+  want = jax.grad(_loss(scan, mask), argnums=(0, 1))(variables, x)
+  got = jax.grad(_loss(fused, mask), argnums=(0, 1))(variables, x)
+  for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
+    np.testing.assert_allclose(a, b, atol=1e-5)
+  if masked:  # padding gets no gradient
+    np.testing.assert_array_equal(got[1][1, 4:], 0.0)
+
+
+@pytest.mark.parametrize('cell', CELLS)
+def test_fused_gradient_matches_finite_differences(cell):
+  x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 5, 3)))
+  layer = recurrent.RecurrentLayer(cell, 4)
+  variables = layer.init(jax.random.PRNGKey(2), x)
+  jax.test_util.check_grads(_loss(layer, None), (variables, x), order=1, modes=['rev'],
+                            atol=2e-2, rtol=2e-2, eps=1e-2)
+
+
+@pytest.mark.parametrize('cell', CELLS)
+def test_fused_backward_keeps_weight_products_out_of_the_loop(cell):
+  """Forward loop: x_t W_x and h W_h; backward loop: one product by W_h^T; everything else
+  (weight, bias and input gradients) is computed once over all steps."""
+  x = jnp.ones((2, 16, 3))
+  layer = recurrent.RecurrentLayer(cell, 8)
+  variables = layer.init(jax.random.PRNGKey(0), x)
+  jaxpr = jax.make_jaxpr(jax.grad(_loss(layer, None), argnums=(0, 1)))(variables, x).jaxpr
+  scans, outside = _scan_eqns(jaxpr)
+  inside = [[e for e in s.params['jaxpr'].jaxpr.eqns if e.primitive.name == 'dot_general']
+            for s in scans]
+  assert sorted(len(d) for d in inside) == [1, 2]
+  backward = next(d for d in inside if len(d) == 1)
+  assert backward[0].outvars[0].aval.shape == (2, 8)  # dz @ W_h^T: the carry's gradient
+  big = [e for e in outside if e.primitive.name == 'dot_general'
+         and 2 * 16 in e.invars[0].aval.shape + e.invars[1].aval.shape]
+  assert big, 'the weight gradients should be products over all 2 x 16 steps'
 
 
 def test_unknown_cell_field_is_a_clear_error():

@@ -32,6 +32,10 @@ setup(
             'pytest>=8,<10',
             'pytest-xdist>=3.6,<4',
             'hypothesis>=6.100,<7',
+            # tests/test_notebook.py executes experiments/notebook.ipynb
+            'nbclient>=0.10,<0.12',
+            'nbformat>=5.10,<6',
+            'ipykernel>=6.29,<8',
         ],
     },
     entry_points={

@@ -123,9 +123,9 @@ def build_setup(config: ml_collections.ConfigDict) -> Setup:
            f'{num_devices} devices')
   for key in ('batch_size', 'eval_batch_size'):
     if train[key] % num_devices:  # the global batch; each process feeds its devices' share
-      raise ConfigError(f'train.{key}={train[key]} (the global batch) does not divide over the '
-                        f'{where} of train.parallel={train["parallel"]!r}; use a multiple of '
-                        f'{num_devices}')
+      raise ConfigError(f'train.{key}={train[key]} does not divide over the {where} of '
+                        f'train.parallel={train["parallel"]!r}; use a multiple of {num_devices} '
+                        '(it is the global batch, over all processes)')
   model_name = model_cfg.pop('name', None)
   task_name = task_cfg.pop('name', None)
   backbone = models.build(model_name, **model_cfg)

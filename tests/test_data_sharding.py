@@ -125,6 +125,6 @@ def test_global_batch_must_divide_over_all_devices():
   spec.loader.exec_module(module)
   config = module.get_config('model=lstm,quick')
   config.train.update(parallel='jit', batch_size=12)
-  with pytest.raises(ConfigError, match=r'train.batch_size=12 \(the global batch\) does not '
-                     r"divide over the 8 devices of train.parallel='jit'; use a multiple of 8"):
+  with pytest.raises(ConfigError, match=r"train.batch_size=12 does not divide over the 8 devices "
+                     r"of train.parallel='jit'; use a multiple of 8 \(it is the global batch"):
     train.build_setup(config)

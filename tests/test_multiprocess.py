@@ -84,8 +84,8 @@ def test_checkpoint_of_two_processes_resumes_in_one(tmp_path):
 
 @pytest.mark.parametrize('extra,message', [
     (['--config.train.batch_size=12'],
-     "train.batch_size=12 (the global batch) does not divide over the 8 devices (2 processes x "
-     "4) of train.parallel='jit'; use a multiple of 8"),
+     "train.batch_size=12 does not divide over the 8 devices (2 processes x 4) of "
+     "train.parallel='jit'; use a multiple of 8 (it is the global batch, over all processes)"),
     (['--config.train.parallel=none'],
      "train.parallel='none' runs on one device, and this run has 2 processes; use 'jit' or "
      "'pmap'"),

@@ -72,7 +72,8 @@ def parameter_table(config: 'ml_collections.ConfigDict', depth: int | None = Non
   x, mask = setup.task.adapt(example, setup.input_kind)
   rng = jax.random.PRNGKey(0)
   return setup.model.tabulate({'params': rng, 'dropout': rng}, x, mask, train=False,
-                              depth=depth, console_kwargs={'width': 120})
+                              depth=depth,
+                              console_kwargs={'width': 120, 'force_terminal': False})
 
 
 def results_table(runs: str | Sequence[Mapping[str, Any]]) -> str:

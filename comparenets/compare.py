@@ -58,7 +58,10 @@ def run_config(experiment: str, arg: str, overrides: dict[str, Any]):
 
 def run_suite(suite: str, workdir: str) -> list[str]:
   """Runs every unfinished entry of ``suite``; returns the names of the runs it trained."""
-  from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
+  import warnings  # pylint: disable=g-import-not-at-top
+  with warnings.catch_warnings():  # a notebook without ipywidgets: the text bar, no warning
+    warnings.simplefilter('ignore')
+    from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
   from comparenets.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
   from comparenets.stopping import StopRequest  # pylint: disable=g-import-not-at-top
   entries = load_suite(suite)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 import json
 import os
-from typing import Any
+from typing import Any, Sequence
 
 from comparenets import models
 from comparenets import plots
@@ -155,7 +155,12 @@ def measure_structure(root: str, lengths=(16, 64, 256), batch: int = 32) -> list
   return rows
 
 
-def write_report(root: str, structure_lengths=(16, 64, 256)) -> str:
+def write_report(root: str, structure_lengths: Sequence[int] = (16, 64, 256)) -> str:
+  """Writes ``root/REPORT.md`` and its plots for the finished runs below ``root``.
+
+  Structure rows are measured at ``structure_lengths`` (sequence lengths) unless
+  ``root/structure.jsonl`` has them already; ``()`` leaves structure out. Returns the path.
+  """
   runs = load_results(root)
   if not runs:
     raise ConfigError(f'no finished runs (results.json) below {root}; run a suite first')

@@ -109,7 +109,9 @@ class ImageClassification(Task):
     predicted = predict(test).argmax(-1)
     labels = plots.column(test, 'label')
     shown = plots.pick_examples(labels, predicted, 24)
-    title = f'{getattr(self, "dataset", self.name)} test, {self.reading} reading'
+    title = ', '.join([f'{getattr(self, "dataset", self.name)} test'] +
+                      ([f'{self.reading} reading'] if self.reading != 'auto' else []) +
+                      (['permuted'] if self.order == 'permuted' else []))
     return {
         'confusion_matrix': plots.confusion_matrix(labels, predicted, self.num_classes,
                                                    self.class_names(), title=title),

@@ -8,7 +8,7 @@ At the end of training, process 0 calls `write_run_plots`, which writes into the
   (`comparenets.tasks.base.Task.figures`): a confusion matrix and test images with their
   predicted and true labels for image classification, a confusion matrix for sentiment,
   forecasts against the truth and the linear-AR baseline for forecasting, predicted against
-  true sums for the adding problem;
+  true sums for the adding problem, recalled digits against the truth for copy memory;
 
 and puts the task's figures into the run's TensorBoard event files as images (tag
 ``plots/<name>``), so ``tensorboard --logdir WORKDIR`` shows them in its Images tab.
@@ -17,8 +17,8 @@ A new task plugs in with one method: ``figures(self, predict) -> {name: Figure}`
 ``predict(arrays)`` returns the model's outputs for a dict of input arrays (any number of
 examples; batching, padding and the input adapter are done for it). The helpers below build the
 usual figures: `confusion_matrix`, `image_predictions`, `forecasts`, `scatter_truth`,
-`image_comparison` (e.g. low resolution | bicubic | model | truth for super-resolution) and
-`detections` (predicted and true boxes drawn on the images).
+`token_recall`, `image_comparison` (e.g. low resolution | bicubic | model | truth for
+super-resolution) and `detections` (predicted and true boxes drawn on the images).
 
 Everything here draws on `matplotlib.figure.Figure` with the Agg canvas: no pyplot, no display,
 no global backend switch (safe in a training process and inside a notebook, where a returned
@@ -294,6 +294,37 @@ def scatter_truth(truth: np.ndarray, predicted: np.ndarray, quantity: str = 'val
   return fig
 
 
+def token_recall(truth: np.ndarray, predicted: np.ndarray, n: int = 8,
+                 title: str = '') -> 'Figure':
+  """Recalled sequences ``[N, K]`` of small integers against the truth: for each of ``n``
+  examples a row of true tokens and, below it, the predicted ones (green where right, red where
+  wrong)."""
+  truth, predicted = np.asarray(truth)[:n], np.asarray(predicted)[:n]
+  rows, k = truth.shape
+  grid = np.full((3 * rows - 1, k), np.nan)
+  grid[1::3] = (predicted == truth)
+  fig, axes = new_figure(0.42 * k + 1.4, 0.3 * (3 * rows - 1) + 0.6)
+  ax = axes[0, 0]
+  from matplotlib.colors import ListedColormap  # pylint: disable=g-import-not-at-top
+  ax.imshow(grid, cmap=ListedColormap(['#f8d0d0', '#cfeccf']), vmin=0, vmax=1, aspect='auto')
+  for i in range(rows):
+    for j in range(k):
+      ax.text(j, 3 * i, str(truth[i, j]), ha='center', va='center', fontsize=8)
+      ax.text(j, 3 * i + 1, str(predicted[i, j]), ha='center', va='center', fontsize=8,
+              color=_RIGHT if predicted[i, j] == truth[i, j] else _WRONG)
+  ax.set_yticks([3 * i + r for i in range(rows) for r in (0, 1)],
+                ['true', 'recalled'] * rows, fontsize=7)
+  ax.set_xticks(range(k), [str(j + 1) for j in range(k)], fontsize=7)
+  ax.set_xlabel('position')
+  accuracy = float(np.mean(predicted == truth)) if truth.size else 0.0
+  ax.set_title(f'{title} ({accuracy:.2f} of these recalled)'.strip(), fontsize=9)
+  ax.tick_params(length=0)
+  for spine in ax.spines.values():
+    spine.set_visible(False)
+  fig.tight_layout()
+  return fig
+
+
 # ---------------------------------------------------------------------------------------------
 # Dense and detection outputs (for image-to-image and detection tasks)
 
@@ -370,7 +401,7 @@ def column(split: Arrays, key: str, chunk: int = 1024) -> np.ndarray:
 def make_predict(task, model, input_kind: str, variables, batch_size: int = 256) -> Predict:
   """``predict(arrays)``: the model's outputs (NumPy) for every example of ``arrays`` (a dict
   of arrays or a split, lazily read ones included), through the task's input adapter, in padded
-  batches of ``batch_size`` (one compilation), on one device."""
+  batches of ``batch_size`` (one compilation), on this process's first device."""
   import jax  # pylint: disable=g-import-not-at-top
   from comparenets.data import pipeline  # pylint: disable=g-import-not-at-top
 
@@ -379,7 +410,7 @@ def make_predict(task, model, input_kind: str, variables, batch_size: int = 256)
     x, mask = task.adapt(batch, input_kind)
     return model.apply(variables, x, mask, train=False)
 
-  device = jax.devices()[0]
+  device = jax.local_devices()[0]  # this process's own (only process 0 plots)
   variables = jax.device_put(variables, device)
 
   def predict(arrays: Arrays) -> np.ndarray:

@@ -222,3 +222,25 @@ def test_figures_of_tfds_tasks_read_their_lazy_splits(tmp_path):
   assert all(t.split(' / ')[0] == t.split(' / ')[1] for t in titles[wrong:])
   for path in plots.write_figures(str(tmp_path), figures):
     assert_picture(os.path.join(tmp_path, path))
+
+
+def test_copy_memory_figure_shows_recalled_digits(tmp_path):
+  from comparenets import tasks  # pylint: disable=g-import-not-at-top
+  task = tasks.build('copy_memory', length=10, test_size=16)
+  seen = {}
+
+  def predict(split):  # right everywhere but the third recalled digit
+    seen['n'] = len(split['inputs'])
+    logits = np.eye(10)[split['target']]
+    logits[:, -8] = np.roll(logits[:, -8], 1, axis=-1)
+    return logits
+
+  figures = task.figures(predict)
+  assert seen['n'] == 8  # only the examples it shows
+  (ax,) = figures['predictions'].axes
+  assert '(0.90 of these recalled)' in ax.get_title()
+  texts = [t for t in ax.texts]
+  wrong = [t.get_text() for t in texts if t.get_color() == plots._WRONG]  # pylint: disable=protected-access
+  assert len(wrong) == 8 and len(texts) == 2 * 8 * 10
+  (path,) = plots.write_figures(str(tmp_path), figures)
+  assert_picture(os.path.join(tmp_path, path))

@@ -122,6 +122,14 @@ class CopyMemory(_Generated):
     recalled = jnp.argmax(outputs[:, -self.digits:], -1) == batch['target'][:, -self.digits:]
     return {'loss': ce.mean(-1), 'recall_accuracy': recalled.mean(-1).astype(jnp.float32)}
 
+  def figures(self, predict):
+    """The first test examples' ten digits against the ones the model recalled."""
+    from comparenets import plots  # pylint: disable=g-import-not-at-top
+    test = {k: v[:8] for k, v in self.splits()['test'].items()}
+    recalled = predict(test)[:, -self.digits:].argmax(-1)
+    return {'predictions': plots.token_recall(test['target'][:, -self.digits:], recalled,
+                                              title=f'copy memory T={self.length}, test')}
+
   def blank_then_guess_loss(self) -> float:
     """The loss of predicting blanks, then a uniform guess over the 8 digits."""
     return self.digits * math.log(8) / (self.length + 2 * self.digits)

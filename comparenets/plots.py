@@ -462,4 +462,5 @@ def write_run_plots(workdir: str, task=None, model=None, input_kind: str | None 
     logging.exception('the figures of task %r failed: %s', getattr(task, 'name', task), e)
   if writer is not None:
     writer.flush()
+  logging.info('plots in %s: %s', workdir, ', '.join(written) or 'none')
   return written

@@ -27,6 +27,7 @@ TRAIN_DEFAULTS = {
     'keep_checkpoints': 3,
     'async_checkpoints': True,
     'on_nonfinite': 'stop',      # NaN/Inf loss or gradient: 'stop' the run, or 'skip' the update
+    'compute_dtype': 'float32',  # 'bfloat16': activations and matmuls in bf16, params/loss f32
 }
 
 # What ``quick`` does to the train section of every experiment: a seconds-long CPU run.

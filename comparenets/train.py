@@ -14,14 +14,16 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
 import errno
+import itertools
 import json
 import os
 import shutil
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from absl import logging
 import flax
@@ -53,6 +55,7 @@ TRAIN_RULES = {
     'schedule': {'choices': ('cosine', 'constant')},
     'parallel': {'choices': PARALLEL_MODES},
     'on_nonfinite': {'choices': ('stop', 'skip')},
+    'compute_dtype': {'choices': ('float32', 'bfloat16')},
     'warmup_steps': {'min': 0},
     'eval_every': {'min': 0},
     'checkpoint_every': {'min': 0},
@@ -165,9 +168,35 @@ def create_state(setup: Setup, rng: jax.Array, example_batch: Mapping[str, np.nd
     raise ConfigError(f'model {setup.model_name!r} cannot read this task\'s input: {e}') from None
 
 
+def _cast_floats(tree, dtype):
+  """Floating-point leaves of ``tree`` in ``dtype``; integer leaves (token ids) unchanged."""
+  return jax.tree.map(
+      lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+
+
+def mixed_precision_apply(model, compute_dtype: str):
+  """``model.apply`` under a precision policy: with 'bfloat16', parameters (kept in float32 by
+  the optimizer) and inputs are cast to bfloat16, so every activation and matrix product is
+  bf16, and the outputs come back as float32 for the loss. Gradients reach the float32
+  parameters through the casts."""
+  dtype = jnp.dtype(compute_dtype)
+
+  def apply(variables, x, *args, **kwargs):
+    if dtype != jnp.float32:
+      variables, x = _cast_floats(variables, dtype), _cast_floats(x, dtype)
+    out = model.apply(variables, x, *args, **kwargs)
+    if dtype != jnp.float32:
+      out = _cast_floats(out, jnp.float32)
+    return out
+
+  return apply
+
+
 def make_step_fns(setup: Setup, axis_name: str | None = None):
   """Pure train and eval steps; ``axis_name`` names the pmap axis to average over."""
   model, task, kind = setup.model, setup.task, setup.input_kind
+  compute_dtype = setup.train['compute_dtype']
+  apply = mixed_precision_apply(model, compute_dtype)
 
   def train_step(state: TrainState, batch, rng):
     rng = jax.random.fold_in(rng, state.step)
@@ -176,10 +205,12 @@ def make_step_fns(setup: Setup, axis_name: str | None = None):
     x, mask = task.adapt(batch, kind)
     mutable = list(state.model_state)
 
+    def forward(params):
+      return apply({'params': params, **state.model_state}, x, mask, train=True,
+                   rngs={'dropout': rng}, mutable=mutable or False)
+
     def loss_fn(params):
-      variables = {'params': params, **state.model_state}
-      out = model.apply(variables, x, mask, train=True, rngs={'dropout': rng},
-                        mutable=mutable or False)
+      out = forward(params)
       out, new_model_state = out if mutable else (out, {})
       per = task.per_example(out, batch)
       return per['loss'].mean(), (per, new_model_state)
@@ -203,7 +234,7 @@ def make_step_fns(setup: Setup, axis_name: str | None = None):
 
   def eval_step(state: TrainState, batch):
     x, mask = task.adapt(batch, kind)
-    out = model.apply({'params': state.params, **state.model_state}, x, mask, train=False)
+    out = apply({'params': state.params, **state.model_state}, x, mask, train=False)
     per = task.per_example(out, batch)
     weight = batch['weight']
     sums = {k: (v * weight).sum() for k, v in per.items()}
@@ -474,6 +505,25 @@ def _out_of_space(error: BaseException) -> bool:
   return False
 
 
+def prefetch(produce: Callable[[int], Any], steps: Iterable[int], depth: int = 2) -> Iterator:
+  """``produce(step)`` for each step, made up to ``depth`` steps ahead on a background thread.
+
+  Used for the next batches: reading them and putting them on the devices overlaps the steps
+  running there instead of sitting between them. Close the generator to stop the thread.
+  """
+  steps = iter(steps)
+  with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix='prefetch') as pool:
+    ahead = [pool.submit(produce, s) for s in itertools.islice(steps, depth)]
+    try:
+      while ahead:
+        result = ahead.pop(0).result()
+        ahead.extend(pool.submit(produce, s) for s in itertools.islice(steps, 1))
+        yield result
+    finally:
+      for future in ahead:
+        future.cancel()
+
+
 def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
   setup = build_setup(config)
   train = setup.train
@@ -488,7 +538,7 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
   checkpointer = Checkpointer(str(workdirs.join(workdir, 'checkpoints')),
                               every=train['checkpoint_every'], keep=train['keep_checkpoints'],
                               async_save=train['async_checkpoints'])
-  writer = None
+  writer = batches = None
   try:
     start, state = checkpointer.restore_latest(parallel.checkpoint_target(state))
     start = start or 0
@@ -509,9 +559,11 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
       return {'preempted': True, 'signal': stop.signal, 'step': start, 'saved': False,
               'workdir': workdir}
     progress = _progress(start, total_steps)
-    for step in range(start + 1, total_steps + 1):
-      batch = sampler.batch(step - 1, *_this_process())  # only this process's rows
-      state, metrics = parallel.train_step(state, parallel.shard(batch), step_rng)
+    batches = prefetch(  # only this process's rows, already on the devices
+        lambda step: parallel.shard(sampler.batch(step - 1, *_this_process())),
+        range(start + 1, total_steps + 1))
+    for step, batch in zip(range(start + 1, total_steps + 1), batches):
+      state, metrics = parallel.train_step(state, batch, step_rng)
       # At most two steps in flight: the device always has the next step queued and the
       # host never runs further ahead. Unbounded async dispatch of steps with collectives
       # deadlocked XLA's CPU runtime with 8 simulated devices.
@@ -572,6 +624,8 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
           {'params': final.params, **final.model_state}, writer=writer, step=total_steps,
           metric=setup.task.target_metric)
   finally:
+    if batches is not None:
+      batches.close()
     checkpointer.close()  # waits for an asynchronous save in flight
     if writer is not None:
       writer.close()

@@ -32,7 +32,9 @@ def count_params(tree) -> int:
   return int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))
 
 
-def _cost(fn: Callable, *args) -> tuple[float, Any]:
+def compiled_flops(fn: Callable, *args) -> tuple[float, Any]:
+  """XLA's FLOP count of ``fn`` compiled for ``args`` (a loop body counts once), and the
+  compiled program."""
   compiled = jax.jit(fn).lower(*args).compile()
   analysis = compiled.cost_analysis()
   analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
@@ -76,7 +78,7 @@ def xla_flops(name: str, kwargs: dict[str, Any], x: jax.Array) -> dict[str, floa
     model = build(name, kw)
     variables = model.init(jax.random.PRNGKey(0), x)
     forward, train_step = _programs(model, variables, x)
-    out[unroll] = (_cost(forward, variables, x)[0], _cost(train_step, variables, x)[0])
+    out[unroll] = (compiled_flops(forward, variables, x)[0], compiled_flops(train_step, variables, x)[0])
   if None in out:
     fwd, train = out[None]
   else:

@@ -1,0 +1,473 @@
+"""Benchmarks against references run in the same job: one JSON line per case.
+
+    python -m comparenets.analysis.bench                      # every case, 5 repeats
+    python -m comparenets.analysis.bench --cases=recurrent --repeats=7
+    python -m comparenets.analysis.bench --tiny               # seconds: checks the code runs
+
+Cases:
+
+* ``matmul``: a square fp32 matrix product, the device's measured peak (GFLOP/s).
+* ``recurrent``: one RNN/LSTM/GRU layer, forward and forward+backward, ours (``fused`` and
+  ``scan``) against Flax's ``nn.RNN`` with its own cells and, when PyTorch is installed, against
+  ``torch.nn.RNN/LSTM/GRU`` (same shapes, same threads, parameters copied from ours; the line of
+  each reference holds its largest output difference from ours).
+* ``cnn``: the Flax MNIST example's network (two 3x3 conv + avg-pool blocks, dense 256, dense 10)
+  as our backbone + head trained by our own compiled train step, against the same network and
+  optimizer in PyTorch; achieved FLOP/s as a fraction of the measured matmul peak.
+* ``loop``: `train_and_evaluate` with logging and checkpoints, against the bare compiled step
+  on the same batches.
+* ``compile``: compile time of a recurrent train step for T = 16 and 1024.
+
+Speed is a ratio within one job (``speedup``: our examples/s over the reference's), the median of
+``--repeats`` interleaved repeats, each at least ``--min_time`` seconds. PyTorch is an optional
+benchmark dependency (``pip install torch==2.13.0``), never a runtime one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from comparenets import models
+from comparenets.analysis import structure
+from comparenets.models import recurrent
+from comparenets.models.heads import ClassificationHead, TaskModel
+
+CASES = ('matmul', 'recurrent', 'cnn', 'loop', 'compile')
+
+
+def _torch():
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  torch.set_num_threads(os.cpu_count() or 1)
+  return torch
+
+
+def _torch_device(torch) -> str:
+  """'cuda' when JAX runs on a GPU and PyTorch sees one, else 'cpu'."""
+  return 'cuda' if jax.default_backend() == 'gpu' and torch.cuda.is_available() else 'cpu'
+
+
+def _torch_sync(torch, device: str) -> None:
+  if device == 'cuda':
+    torch.cuda.synchronize()
+
+
+def _block(x):
+  jax.block_until_ready(x)
+  return x
+
+
+def measure(fns: Mapping[str, Callable[[], Any]], repeats: int, min_time: float
+            ) -> dict[str, list[float]]:
+  """Seconds per call of each function: warm-up (compile), then ``repeats`` rounds in which
+  every function runs in turn for at least ``min_time`` seconds, so drift hits all alike."""
+  calls = {}
+  for name, fn in fns.items():
+    fn()  # compile / warm up
+    start = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - start, 1e-6)
+    calls[name] = max(1, int(min_time / once))
+  samples = {name: [] for name in fns}
+  for _ in range(repeats):
+    for name, fn in fns.items():
+      start = time.perf_counter()
+      for _ in range(calls[name]):
+        fn()
+      samples[name].append((time.perf_counter() - start) / calls[name])
+  return samples
+
+
+def _summary(samples: Sequence[float]) -> dict[str, float]:
+  return {'median_s': statistics.median(samples), 'min_s': min(samples), 'max_s': max(samples)}
+
+
+def emit(record: Mapping[str, Any], out=None) -> None:
+  line = json.dumps(record)
+  print(line, flush=True)
+  if out is not None:
+    out.write(line + '\n')
+    out.flush()
+
+
+def device_info() -> dict[str, Any]:
+  d = jax.devices()[0]
+  return {'platform': d.platform, 'device': d.device_kind, 'devices': jax.device_count(),
+          'cpus': os.cpu_count(), 'jax': jax.__version__}
+
+
+# -- matmul peak ------------------------------------------------------------------------------
+
+
+def matmul_peak(n: int, repeats: int, min_time: float) -> dict[str, Any]:
+  a = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)), jnp.float32)
+  f = jax.jit(lambda a: a @ a)
+  samples = measure({'jax': lambda: _block(f(a))}, repeats, min_time)['jax']
+  t = statistics.median(samples)
+  return {'case': 'matmul', 'n': n, 'dtype': 'float32', 'gflops': 2 * n**3 / t / 1e9,
+          **_summary(samples)}
+
+
+# -- recurrent layers ---------------------------------------------------------------------------
+
+FLAX_CELLS = {'rnn': nn.SimpleCell, 'lstm': nn.OptimizedLSTMCell, 'gru': nn.GRUCell}
+
+
+def flax_params(cell: str, layer_params: Mapping[str, Any]) -> dict[str, Any]:
+  """Our ``RecurrentLayer`` parameters as ``nn.RNN(FLAX_CELLS[cell])`` parameters."""
+  w_x, b = layer_params['input']['kernel'], layer_params['input']['bias']
+  w_h = layer_params['cell']['hidden']
+  h = w_h.shape[0]
+  cols = lambda k: slice(k * h, (k + 1) * h)
+  if cell == 'rnn':
+    p = {'i': {'kernel': w_x, 'bias': b}, 'h': {'kernel': w_h}}
+  elif cell == 'lstm':
+    p = {}
+    for k, g in enumerate('ifgo'):
+      p['i' + g] = {'kernel': w_x[:, cols(k)]}
+      p['h' + g] = {'kernel': w_h[:, cols(k)], 'bias': b[cols(k)]}
+  else:
+    p = {'i' + g: {'kernel': w_x[:, cols(k)], 'bias': b[cols(k)]} for k, g in enumerate('rzn')}
+    p.update({'hr': {'kernel': w_h[:, cols(0)]}, 'hz': {'kernel': w_h[:, cols(1)]},
+              'hn': {'kernel': w_h[:, cols(2)], 'bias': layer_params['cell']['hidden_bias']}})
+  return {'params': {'cell': p}}
+
+
+def torch_layer(torch, cell: str, layer_params: Mapping[str, Any]):
+  """``torch.nn.RNN/LSTM/GRU`` (batch first) holding our layer's parameters.
+
+  Same gate order as ours (LSTM i, f, g, o; GRU r, z, n); our single input bias goes to
+  ``bias_ih`` and ``bias_hh`` is zero except the GRU's ``b_hn``, which sits inside the reset
+  product in both."""
+  w_x = np.asarray(layer_params['input']['kernel'])
+  b = np.asarray(layer_params['input']['bias'])
+  w_h = np.asarray(layer_params['cell']['hidden'])
+  features, hidden = w_x.shape[0], w_h.shape[0]
+  cls = {'rnn': torch.nn.RNN, 'lstm': torch.nn.LSTM, 'gru': torch.nn.GRU}[cell]
+  layer = cls(features, hidden, batch_first=True)
+  b_hh = np.zeros_like(b)
+  if cell == 'gru':
+    b_hh[2 * hidden:] = np.asarray(layer_params['cell']['hidden_bias'])
+  with torch.no_grad():
+    for name, value in (('weight_ih_l0', w_x.T), ('weight_hh_l0', w_h.T), ('bias_ih_l0', b),
+                        ('bias_hh_l0', b_hh)):
+      getattr(layer, name).copy_(torch.from_numpy(np.ascontiguousarray(value)))
+  return layer
+
+
+def _jax_layer_fns(apply, variables, x, out_of):
+  def loss(variables, x):
+    return jnp.sum(out_of(apply(variables, x)) ** 2)
+
+  fwd = jax.jit(lambda v, x: out_of(apply(v, x)))
+  grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
+  return (lambda: _block(fwd(variables, x))), (lambda: _block(grad(variables, x))), fwd
+
+
+def recurrent_cases(cell: str, batch: int, length: int, features: int, hidden: int,
+                    repeats: int, min_time: float) -> Iterator[dict[str, Any]]:
+  """Lines for one cell: each implementation's tokens/s, forward and forward+backward."""
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(batch, length, features)), jnp.float32)
+  ours = recurrent.RecurrentLayer(cell, hidden)
+  variables = ours.init(jax.random.PRNGKey(0), x)
+  impls = {}
+  for impl in recurrent.IMPLS:
+    layer = recurrent.RecurrentLayer(cell, hidden, impl=impl)
+    impls[f'comparenets_{impl}'] = _jax_layer_fns(layer.apply, variables, x, lambda o: o[0])
+  reference, _, _ = impls['comparenets_fused']
+  want = np.asarray(reference())
+  diffs = {}
+  # the train step's bfloat16 policy: bf16 parameters, inputs, activations and products
+  bf16 = lambda tree: jax.tree.map(lambda a: a.astype(jnp.bfloat16), tree)
+  impls['comparenets_fused_bf16'] = _jax_layer_fns(ours.apply, bf16(variables), bf16(x),
+                                                   lambda o: o[0])
+  diffs['comparenets_fused_bf16'] = float(np.max(np.abs(
+      np.asarray(impls['comparenets_fused_bf16'][0](), np.float32) - want)))
+  flax_cells = {'flax': FLAX_CELLS[cell]}
+  if cell == 'lstm':
+    flax_cells['flax_LSTMCell'] = nn.LSTMCell
+  for name, cell_cls in flax_cells.items():
+    module = nn.RNN(cell_cls(hidden))
+    fp = flax_params(cell, variables['params'])
+    impls[name] = _jax_layer_fns(module.apply, fp, x, lambda o: o)
+    diffs[name] = float(np.max(np.abs(np.asarray(impls[name][0]()) - want)))
+  torch = _torch()
+  if torch is not None:
+    device = _torch_device(torch)
+    layer = torch_layer(torch, cell, variables['params']).to(device)
+    xt = torch.from_numpy(np.asarray(x)).to(device)
+    xg = xt.clone().requires_grad_(True)
+
+    def torch_fwd():
+      with torch.no_grad():
+        out = layer(xt)[0]
+      _torch_sync(torch, device)
+      return out
+
+    def torch_fwd_bwd():
+      layer.zero_grad(set_to_none=True)
+      out = layer(xg)[0]
+      (out ** 2).sum().backward()
+      _torch_sync(torch, device)
+
+    impls['torch'] = (torch_fwd, torch_fwd_bwd, None)
+    diffs['torch'] = float(np.max(np.abs(torch_fwd().cpu().numpy() - want)))
+  for mode, index in (('forward', 0), ('forward_backward', 1)):
+    samples = measure({name: fns[index] for name, fns in impls.items()}, repeats, min_time)
+    ours_t = statistics.median(samples['comparenets_fused'])
+    for name, s in samples.items():
+      t = statistics.median(s)
+      yield {'case': 'recurrent', 'cell': cell, 'mode': mode, 'impl': name,
+             'shape': {'B': batch, 'T': length, 'D': features, 'H': hidden},
+             'tokens_per_s': batch * length / t, 'speedup': t / ours_t,
+             'max_abs_diff': diffs.get(name, 0.0), **_summary(s)}
+
+
+# -- the MNIST-size CNN -------------------------------------------------------------------------
+
+
+def cnn_model() -> TaskModel:
+  """The Flax MNIST example's CNN as our backbone and head."""
+  backbone = models.build('cnn', widths=(32, 64), pool='avg', global_pool='flatten')
+  return TaskModel(backbone=backbone, head=ClassificationHead(10, hidden=(256,)))
+
+
+def cnn_step(model: TaskModel, compute_dtype: str = 'float32'):
+  """A train step on this model, compiled with the state donated and under the precision
+  policy (``compute_dtype``) as `comparenets.train` compiles its steps."""
+  from comparenets.train import mixed_precision_apply  # pylint: disable=g-import-not-at-top
+  apply = mixed_precision_apply(model, compute_dtype)
+
+  def loss_fn(params, x, y):
+    logits = apply({'params': params}, x)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+  def step(state, x, y):
+    loss, grads = jax.value_and_grad(loss_fn)(state.params, x, y)
+    return state.apply_gradients(grads=grads), loss
+
+  return jax.jit(step, donate_argnums=0)
+
+
+def torch_cnn(torch):
+  nn_t = torch.nn
+  return nn_t.Sequential(
+      nn_t.Conv2d(1, 32, 3, padding=1), nn_t.ReLU(), nn_t.AvgPool2d(2),
+      nn_t.Conv2d(32, 64, 3, padding=1), nn_t.ReLU(), nn_t.AvgPool2d(2),
+      nn_t.Flatten(), nn_t.Linear(7 * 7 * 64, 256), nn_t.ReLU(), nn_t.Linear(256, 10))
+
+
+def cnn_cases(batch: int, size: int, repeats: int, min_time: float, peak_gflops: float | None
+              ) -> Iterator[dict[str, Any]]:
+  from flax.training import train_state  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  x = rng.random((batch, size, size, 1), dtype=np.float32)
+  y = rng.integers(0, 10, batch).astype(np.int32)
+  model = cnn_model()
+  tx = optax.sgd(0.01, momentum=0.9)
+  params = model.init(jax.random.PRNGKey(0), jnp.asarray(x[:1]))['params']
+  state = train_state.TrainState.create(apply_fn=model.apply,
+                                        params=jax.tree.map(jnp.array, params), tx=tx)
+  step = cnn_step(model)
+  xj, yj = jnp.asarray(x), jnp.asarray(y)
+  holder = {'state': state}
+
+  def ours():
+    holder['state'], loss = step(holder['state'], xj, yj)
+    return _block(loss)
+
+  fns = {'comparenets': ours}
+  step_bf16 = cnn_step(model, 'bfloat16')
+  holder['bf16'] = train_state.TrainState.create(  # its own buffers: steps donate them
+      apply_fn=model.apply, params=jax.tree.map(jnp.array, params), tx=tx)
+
+  def ours_bf16():
+    holder['bf16'], loss = step_bf16(holder['bf16'], xj, yj)
+    return _block(loss)
+
+  fns['comparenets_bf16'] = ours_bf16
+  torch = _torch()
+  if torch is not None:
+    device = _torch_device(torch)
+    net = torch_cnn(torch).to(device)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(device)
+    yt = torch.from_numpy(y.astype(np.int64)).to(device)
+
+    def torch_step():
+      opt.zero_grad(set_to_none=True)
+      loss = torch.nn.functional.cross_entropy(net(xt), yt)
+      loss.backward()
+      opt.step()
+      return loss.item()  # waits for the step, as our step's blocking on its loss does
+
+    fns['torch'] = torch_step
+  flops = _step_flops(model, params, xj, yj)
+  samples = measure(fns, repeats, min_time)
+  ours_t = statistics.median(samples['comparenets'])
+  for name, s in samples.items():
+    t = statistics.median(s)
+    record = {'case': 'cnn', 'impl': name, 'batch': batch, 'image': [size, size, 1],
+              'examples_per_s': batch / t, 'speedup': t / ours_t, **_summary(s)}
+    if name == 'comparenets':
+      record['step_gflop'] = flops / 1e9
+      record['achieved_gflops'] = flops / t / 1e9
+      if peak_gflops:
+        record['fraction_of_matmul_peak'] = flops / t / 1e9 / peak_gflops
+    yield record
+
+
+def _step_flops(model, params, x, y) -> float:
+  def loss(params):
+    logits = model.apply({'params': params}, x)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+  return structure.compiled_flops(jax.grad(loss), params)[0]
+
+
+# -- the train loop against its bare step ------------------------------------------------------
+
+
+def loop_cases(experiment: str, arg: str, steps: int, repeats: int
+               ) -> Iterator[dict[str, Any]]:
+  """`train_and_evaluate` with the experiment's own logging and checkpoint settings (no
+  validation passes) against the bare compiled step of the same setup on the same batches;
+  throughput runs from the first logged step (compiled by then) to the last."""
+  from comparenets import train as train_lib  # pylint: disable=g-import-not-at-top
+  from comparenets.compare import run_config  # pylint: disable=g-import-not-at-top
+  from comparenets.metric_writers import read_metrics  # pylint: disable=g-import-not-at-top
+  config = run_config(experiment, arg, {'train.steps': steps, 'train.eval_every': 0})
+  if steps < 4 * config.train.log_every:  # short (--tiny) runs: log and save more often
+    config.train.log_every = max(1, steps // 6)
+    config.train.checkpoint_every = max(1, steps // 3)
+  setup = train_lib.build_setup(config)
+  batch_size = setup.train['batch_size']
+  sampler = setup.task.train_sampler(batch_size, config.seed)
+  parallel = train_lib.make_parallel(setup)
+  batches = [parallel.shard(sampler.batch(i)) for i in range(steps)]
+  rng = jax.random.PRNGKey(0)
+  loop_rates, bare_rates = [], []
+  for _ in range(repeats):
+    with tempfile.TemporaryDirectory() as workdir:
+      train_lib.train_and_evaluate(config, workdir)
+      logs = [r for r in read_metrics(workdir) if r['split'] == 'train']
+    first, last = logs[0], logs[-1]
+    loop_rates.append((last['step'] - first['step']) * batch_size /
+                      (last['wall_time'] - first['wall_time']))
+    state = parallel.place(train_lib.create_state(setup, rng, sampler.batch(0)))
+    state, metrics = parallel.train_step(state, batches[0], rng)
+    _block(metrics)
+    start = time.perf_counter()
+    for batch in batches[first['step']:last['step']]:
+      state, metrics = parallel.train_step(state, batch, rng)
+    _block(metrics)
+    bare_rates.append((last['step'] - first['step']) * batch_size /
+                      (time.perf_counter() - start))
+  loop, bare = statistics.median(loop_rates), statistics.median(bare_rates)
+  yield {'case': 'loop', 'experiment': f'{experiment}:{arg}', 'steps': steps,
+         'batch': batch_size, 'parallel': parallel.mode, 'devices': setup.num_devices,
+         'loop_examples_per_s': loop, 'bare_step_examples_per_s': bare,
+         'fraction_of_bare': loop / bare, 'loop_samples': loop_rates,
+         'bare_samples': bare_rates}
+
+
+# -- compile time --------------------------------------------------------------------------------
+
+
+def compile_cases(cell: str, lengths: Sequence[int], hidden: int) -> Iterator[dict[str, Any]]:
+  times = {}
+  for length in lengths:
+    x = jnp.ones((8, length, 16))
+    layer = recurrent.RecurrentLayer(cell, hidden)
+    variables = layer.init(jax.random.PRNGKey(0), x)
+    grad = jax.grad(lambda v, x: jnp.sum(layer.apply(v, x)[0] ** 2))
+    start = time.perf_counter()
+    jax.jit(grad).lower(variables, x).compile()
+    times[length] = time.perf_counter() - start
+  shortest, longest = min(lengths), max(lengths)
+  yield {'case': 'compile', 'cell': cell, 'hidden': hidden, 'compile_s': times,
+         'ratio_longest_to_shortest': times[longest] / times[shortest]}
+
+
+# -- command line ---------------------------------------------------------------------------------
+
+
+def run(cases: Sequence[str], repeats: int, min_time: float, tiny: bool, out=None,
+        recurrent_shapes: Sequence[Sequence[int]] = ((64, 128, 32, 256),)
+        ) -> list[dict[str, Any]]:
+  records = []
+
+  def put(record):
+    records.append(record)
+    emit(record, out)
+
+  put({'case': 'environment', **device_info(),
+       'torch': getattr(_torch(), '__version__', None)})
+  peak = None
+  if 'matmul' in cases:
+    rec = matmul_peak(256 if tiny else 2048, repeats, min_time)
+    peak = rec['gflops']
+    put(rec)
+  if 'recurrent' in cases:
+    for shape in ((4, 8, 3, 8),) if tiny else recurrent_shapes:
+      for cell in ('lstm', 'gru', 'rnn'):
+        for rec in recurrent_cases(cell, *shape, repeats, min_time):
+          put(rec)
+  if 'cnn' in cases:
+    for rec in cnn_cases(8 if tiny else 128, 28, repeats, min_time, peak):
+      put(rec)
+  if 'loop' in cases:
+    for arg in ('model=cnn', 'model=lstm'):
+      for rec in loop_cases('digits.py', arg, 30 if tiny else 2000,
+                            1 if tiny else max(1, repeats // 2)):
+        put(rec)
+  if 'compile' in cases:
+    for rec in compile_cases('lstm', (16, 64) if tiny else (16, 1024), 8 if tiny else 128):
+      put(rec)
+  return records
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+  import argparse  # pylint: disable=g-import-not-at-top
+  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+  parser.add_argument('--cases', default=','.join(CASES),
+                      help=f'comma-separated subset of {",".join(CASES)}')
+  parser.add_argument('--repeats', type=int, default=5)
+  parser.add_argument('--min_time', type=float, default=0.5,
+                      help='seconds each repeat runs a case at least')
+  parser.add_argument('--tiny', action='store_true', help='tiny shapes: checks the code runs')
+  parser.add_argument('--out', default='', help='also append the JSON lines to this file')
+  parser.add_argument('--recurrent_shapes', default='64,128,32,256',
+                      help='B,T,D,H of the recurrent case; several separated by ":"')
+  args = parser.parse_args(argv)
+  try:
+    shapes = [tuple(int(v) for v in s.split(',')) for s in args.recurrent_shapes.split(':')]
+    assert all(len(s) == 4 and min(s) > 0 for s in shapes)
+  except (ValueError, AssertionError):
+    parser.error(f'--recurrent_shapes takes B,T,D,H[:B,T,D,H...] of positive integers, not '
+                 f'{args.recurrent_shapes!r}')
+  cases = [c for c in args.cases.split(',') if c]
+  unknown = sorted(set(cases) - set(CASES))
+  if unknown:
+    parser.error(f'unknown case(s) {", ".join(unknown)}; choose from {", ".join(CASES)}')
+  with (open(args.out, 'a', encoding='utf-8') if args.out
+        else contextlib.nullcontext()) as out:
+    run(cases, args.repeats, args.min_time, args.tiny, out, shapes)
+
+
+if __name__ == '__main__':
+  main(sys.argv[1:])

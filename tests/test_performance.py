@@ -1,0 +1,152 @@
+"""The speed options (mixed precision, remat, prefetching) keep results right; the benchmark
+code runs on tiny shapes (the speed itself is measured by `comparenets.analysis.bench`, never in
+a test)."""
+
+import json
+import threading
+import time
+
+import flax.linen as nn
+import jax
+import jax.extend
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from comparenets import train
+from comparenets.analysis import bench
+from comparenets.models import recurrent
+from tests.test_train import _config, _run_steps
+
+
+@pytest.mark.parametrize('model', ['lstm', 'cnn'])
+def test_bfloat16_compute_keeps_float32_parameters_and_tracks_float32(model):
+  f32_params, f32_history, f32_eval = _run_steps(_config(model), steps=6)
+  params, history, evals = _run_steps(_config(model, compute_dtype='bfloat16'), steps=6)
+  assert {a.dtype for a in jax.tree.leaves(params.params)} == {np.dtype('float32')}
+  assert {a.dtype for a in jax.tree.leaves(params.opt_state)
+          if hasattr(a, 'dtype') and a.ndim} == {np.dtype('float32')}
+  losses = np.array([h['loss'] for h in history])
+  f32_losses = np.array([h['loss'] for h in f32_history])
+  # bf16 has 8 bits of mantissa: the same run to about 1%, not bit for bit
+  np.testing.assert_allclose(losses, f32_losses, rtol=0.03)
+  assert not np.allclose(losses, f32_losses, rtol=1e-6, atol=0)  # bf16 really was used
+  assert abs(evals['accuracy'] - f32_eval['accuracy']) < 0.05
+
+
+def test_bfloat16_activations_reach_the_matrix_products():
+  setup = train.build_setup(_config('lstm', compute_dtype='bfloat16'))
+  step, _ = train.make_step_fns(setup)
+  splits = setup.task.splits()
+  batch = {k: v[:8] for k, v in splits['train'].items()}
+  state = train.create_state(setup, jax.random.PRNGKey(0), batch)
+  jaxpr = jax.make_jaxpr(step)(state, batch, jax.random.PRNGKey(1))
+  dots = [e for e in _all_eqns(jaxpr.jaxpr) if e.primitive.name == 'dot_general']
+  assert dots and all(e.invars[0].aval.dtype == jnp.bfloat16 for e in dots)
+
+
+def _all_eqns(jaxpr):
+  for eqn in jaxpr.eqns:
+    yield eqn
+    for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+      yield from _all_eqns(sub)
+
+
+def _remat_setup(remat):
+  config = _config('lstm')
+  config.model.update(layers=3, remat=remat)
+  config.task.reading = 'pixels'  # 64 steps
+  return config
+
+
+def test_recurrent_remat_gives_the_same_training():
+  want, want_history, _ = _run_steps(_remat_setup(False), steps=3)
+  got, history, _ = _run_steps(_remat_setup(True), steps=3)
+  for a, b in zip(jax.tree.leaves(want.params), jax.tree.leaves(got.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose([h['loss'] for h in history],
+                             [h['loss'] for h in want_history], rtol=1e-6)
+
+
+def test_prefetch_yields_in_order_ahead_of_use_and_stops_when_closed():
+  made = []
+  started = threading.Event()
+
+  def produce(step):
+    made.append(step)
+    started.set()
+    return step * 10
+
+  batches = train.prefetch(produce, range(1, 100), depth=2)
+  assert next(batches) == 10
+  time.sleep(0.05)
+  assert made == [1, 2, 3]  # the next two are made while step 1 is in use
+  assert next(batches) == 20
+  batches.close()
+  time.sleep(0.05)
+  assert len(made) <= 4
+  assert list(train.prefetch(lambda s: s, range(5))) == [0, 1, 2, 3, 4]
+
+
+def test_prefetch_raises_the_producers_error_in_the_loop():
+  def produce(step):
+    if step == 2:
+      raise ValueError('batch 2 is unreadable')
+    return step
+
+  batches = train.prefetch(produce, range(5))
+  assert next(batches) == 0 and next(batches) == 1
+  with pytest.raises(ValueError, match='batch 2 is unreadable'):
+    next(batches)
+
+
+@pytest.mark.parametrize('cell', ['rnn', 'lstm', 'gru'])
+def test_flax_and_torch_references_hold_our_parameters(cell):
+  """The benchmark's references compute what our layer computes (so the speed comparison is
+  of the same function)."""
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(3, 7, 4)), jnp.float32)
+  layer = recurrent.RecurrentLayer(cell, 6)
+  variables = layer.init(jax.random.PRNGKey(0), x)
+  variables = jax.tree.map(lambda a: a + 0.1, variables)  # nonzero biases everywhere
+  want = np.asarray(layer.apply(variables, x)[0])
+  got = nn.RNN(bench.FLAX_CELLS[cell](6)).apply(bench.flax_params(cell, variables['params']), x)
+  np.testing.assert_allclose(got, want, atol=1e-5)
+  torch = pytest.importorskip('torch')
+  torch_out = bench.torch_layer(torch, cell, variables['params'])(torch.from_numpy(
+      np.asarray(x)))[0]
+  np.testing.assert_allclose(torch_out.detach().numpy(), want, atol=1e-5)
+
+
+def test_benchmarks_run_on_tiny_shapes(tmp_path, capsys):
+  out = tmp_path / 'bench.jsonl'
+  bench.main(['--tiny', '--repeats=1', '--min_time=0', f'--out={out}',
+              '--cases=matmul,recurrent,cnn,compile'])
+  records = [json.loads(line) for line in out.read_text().splitlines()]
+  assert capsys.readouterr().out.count('\n') == len(records)
+  cases = {r['case'] for r in records}
+  assert cases == {'environment', 'matmul', 'recurrent', 'cnn', 'compile'}
+  rec = [r for r in records if r['case'] == 'recurrent']
+  impls = {r['impl'] for r in rec}
+  assert {'comparenets_fused', 'comparenets_scan', 'flax', 'flax_LSTMCell'} <= impls
+  assert all(r['max_abs_diff'] < (5e-2 if r['impl'].endswith('bf16') else 1e-5) for r in rec)
+  assert any(r['impl'] == 'comparenets_fused_bf16' for r in rec)
+  assert all(r['tokens_per_s'] > 0 and r['median_s'] > 0 for r in rec)
+  fused = [r for r in rec if r['impl'] == 'comparenets_fused']
+  assert all(r['speedup'] == 1.0 for r in fused) and len(fused) == 6  # 3 cells x 2 modes
+  assert {r['impl'] for r in records if r['case'] == 'cnn'} >= {'comparenets',
+                                                                'comparenets_bf16'}
+  cnn = next(r for r in records if r['case'] == 'cnn' and r['impl'] == 'comparenets')
+  assert cnn['step_gflop'] > 0 and 0 < cnn['fraction_of_matmul_peak']
+
+
+def test_benchmark_loop_case_runs(capsys):
+  (record,) = bench.loop_cases('digits.py', 'model=rnn', 12, 1)
+  assert record['loop_examples_per_s'] > 0 and record['bare_step_examples_per_s'] > 0
+  assert record['fraction_of_bare'] == pytest.approx(
+      record['loop_examples_per_s'] / record['bare_step_examples_per_s'])
+
+
+def test_unknown_benchmark_case_is_a_clear_error(capsys):
+  with pytest.raises(SystemExit):
+    bench.main(['--cases=gpu_magic'])
+  assert 'unknown case(s) gpu_magic; choose from matmul' in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""The speed options (mixed precision, remat, prefetching) keep results right; the benchmark
+"""The speed options (mixed precision, prefetching) keep results right; the benchmark
 code runs on tiny shapes (the speed itself is measured by `comparenets.analysis.bench`, never in
 a test)."""
 
@@ -50,22 +50,6 @@ def _all_eqns(jaxpr):
     yield eqn
     for sub in jax.extend.core.jaxprs_in_params(eqn.params):
       yield from _all_eqns(sub)
-
-
-def _remat_setup(remat):
-  config = _config('lstm')
-  config.model.update(layers=3, remat=remat)
-  config.task.reading = 'pixels'  # 64 steps
-  return config
-
-
-def test_recurrent_remat_gives_the_same_training():
-  want, want_history, _ = _run_steps(_remat_setup(False), steps=3)
-  got, history, _ = _run_steps(_remat_setup(True), steps=3)
-  for a, b in zip(jax.tree.leaves(want.params), jax.tree.leaves(got.params)):
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose([h['loss'] for h in history],
-                             [h['loss'] for h in want_history], rtol=1e-6)
 
 
 def test_prefetch_yields_in_order_ahead_of_use_and_stops_when_closed():

@@ -388,7 +388,6 @@ class Recurrent(nn.Module):
   dropout: float = 0.0
   unroll: int = 1
   impl: str = 'fused'
-  remat: bool = False
 
   input_kind = 'sequence'
 
@@ -404,18 +403,15 @@ class Recurrent(nn.Module):
     if self.cell not in CELLS:
       raise ValueError(f'unknown recurrent cell {self.cell!r}; choose one of {sorted(CELLS)}')
     output = CELLS[self.cell].output
-    # remat: each layer keeps only its input for the backward pass and recomputes the rest
-    # there, so a deep stack holds one layer's activations at a time instead of all of them
-    layer_cls = nn.remat(RecurrentLayer) if self.remat else RecurrentLayer
     states = []
     h = x
     for layer in range(self.layers):
       if layer > 0 and self.dropout > 0:
         h = nn.Dropout(self.dropout, deterministic=not train)(h)
-      fwd, fwd_carry = layer_cls(self.cell, self.hidden, unroll=self.unroll, impl=self.impl,
+      fwd, fwd_carry = RecurrentLayer(self.cell, self.hidden, unroll=self.unroll, impl=self.impl,
                                       name=f'layer{layer}_fwd')(h, mask)
       if self.bidirectional:
-        bwd, bwd_carry = layer_cls(self.cell, self.hidden, reverse=True, unroll=self.unroll,
+        bwd, bwd_carry = RecurrentLayer(self.cell, self.hidden, reverse=True, unroll=self.unroll,
                                         impl=self.impl,
                                         name=f'layer{layer}_bwd')(h, mask)
         h = jnp.concatenate([fwd, bwd], axis=-1)

@@ -9,7 +9,7 @@ from comparenets.models import recurrent
 
 
 def test_dense_layer_flops_are_two_m_n_k():
-  flops, _ = structure._cost(lambda w, x: x @ w, jnp.ones((32, 64)), jnp.ones((8, 32)))  # pylint: disable=protected-access
+  flops, _ = structure.compiled_flops(lambda w, x: x @ w, jnp.ones((32, 64)), jnp.ones((8, 32)))
   assert flops == 2 * 8 * 32 * 64
 
 
@@ -31,7 +31,7 @@ def test_naive_xla_count_misses_the_loop():
   x = jnp.ones((1, 64, 8))
   model = structure.build('lstm', {'hidden': 32})
   variables = model.init(jax.random.PRNGKey(0), x)
-  naive, _ = structure._cost(lambda v, x: model.apply(v, x), variables, x)  # pylint: disable=protected-access
+  naive, _ = structure.compiled_flops(lambda v, x: model.apply(v, x), variables, x)
   full = structure.xla_flops('lstm', {'hidden': 32}, x)['forward']
   # the naive count holds one step of the loop; the other 63 steps' hidden products are missing
   assert full - naive > 63 * 2 * 32 * 4 * 32

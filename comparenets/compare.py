@@ -3,8 +3,10 @@
     python -m comparenets.compare --suite=quick --workdir=runs/quick
 
 A suite is ``experiments/suites/<name>.py`` (or any path) whose ``get_suite()`` returns
-``(run name, experiment file, experiment argument, {dotted field: value})`` entries. Each run
-lands in ``<workdir>/<run name>``; a run that already has results.json is skipped and an
+``(run name, experiment file, experiment argument, {dotted field: value})`` entries (a field
+without a dot is a top-level one, e.g. ``{'seed': 1}``; `with_seeds` repeats entries over seeds
+as ``<run name>/seed<N>``, and the report averages them). Each run lands in
+``<workdir>/<run name>``; a run that already has results.json is skipped and an
 interrupted one resumes from its checkpoint, so an interrupted suite resumes too. The report is
 ``<workdir>/REPORT.md`` with its plots beside it.
 """
@@ -47,10 +49,25 @@ def load_suite(suite: str) -> list[tuple[str, str, str, dict[str, Any]]]:
   return list(_load(path, f'suite_{os.path.basename(path)[:-3]}').get_suite())
 
 
+def with_seeds(entries, seeds: Sequence[int]) -> list[tuple[str, str, str, dict[str, Any]]]:
+  """Each entry once per seed: run name ``<name>/seed<N>`` with the override ``seed=N``."""
+  return [(f'{name}/seed{seed}', experiment, arg, {**overrides, 'seed': seed})
+          for name, experiment, arg, overrides in entries for seed in seeds]
+
+
 def run_config(experiment: str, arg: str, overrides: dict[str, Any]):
+  """The experiment's config with ``overrides`` ({'section.field' or top-level field: value})."""
   config = _load(os.path.join(EXPERIMENTS, experiment), f'experiment_{experiment[:-3]}') \
       .get_config(arg)
   for dotted, value in overrides.items():
+    if '.' not in dotted:
+      if dotted not in config or isinstance(config[dotted], dict) or hasattr(
+          config[dotted], 'keys'):
+        from comparenets.errors import ConfigError  # pylint: disable=g-import-not-at-top
+        raise ConfigError(f'override {dotted!r} names no top-level field of {experiment}; '
+                          "use 'seed' or 'section.field'")
+      config[dotted] = value
+      continue
     section, field = dotted.split('.', 1)
     config[section][field] = value
   return config

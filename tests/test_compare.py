@@ -1,5 +1,7 @@
-"""The suite runner and the report: runs, skips finished runs, writes tables and plots."""
+"""The suite runner and the report: runs, skips finished runs, writes tables and plots; seeds;
+the full suite's entries; the same suite run twice gives the same results."""
 
+import json
 import os
 
 import pytest
@@ -7,6 +9,8 @@ import pytest
 from comparenets import compare
 from comparenets.analysis import report
 from comparenets.errors import ConfigError
+from comparenets.summary import load_results
+from comparenets.train import build_setup
 
 SUITE = '''
 def get_suite():
@@ -16,12 +20,19 @@ def get_suite():
 '''
 
 
-def test_suite_runs_skips_finished_runs_and_reports(tmp_path):
+@pytest.fixture(scope='module')
+def tiny_suite(tmp_path_factory):
+  """The tiny suite, written and run once: (suite file, workdir, the names it trained)."""
+  tmp_path = tmp_path_factory.mktemp('tiny_suite')
   suite = tmp_path / 'tiny.py'
   suite.write_text(SUITE)
   workdir = tmp_path / 'runs'
-  assert compare.run_suite(str(suite), str(workdir)) == ['digits/cnn', 'digits/lstm',
-                                                          'forecasting/gru']
+  return suite, workdir, compare.run_suite(str(suite), str(workdir))
+
+
+def test_suite_runs_skips_finished_runs_and_reports(tiny_suite):
+  suite, workdir, trained = tiny_suite
+  assert trained == ['digits/cnn', 'digits/lstm', 'forecasting/gru']
   assert compare.run_suite(str(suite), str(workdir)) == []  # all finished: nothing retrained
   path = report.write_report(str(workdir), structure_lengths=(8,))
   text = open(path).read()
@@ -66,3 +77,97 @@ def test_quick_suite_covers_every_family_on_every_embedded_task():
   assert {n.split('/')[1] for n in names} == {'cnn', 'tcn', 'rnn', 'lstm', 'gru'}
   for _, experiment, arg, overrides in entries:
     compare.run_config(experiment, arg, overrides)  # every entry builds a config
+
+
+def _without_time(table: str) -> list[list[str]]:
+  rows = [[c.strip() for c in line.split('|')] for line in table.splitlines() if line]
+  column = rows[0].index('train s')
+  return [r[:column] + r[column + 1:] for r in rows]
+
+
+def test_the_same_suite_twice_gives_the_same_results(tiny_suite, tmp_path):
+  """Two of the tiny suite's entries again, in a fresh workdir: the same table to the digit
+  (training time aside)."""
+  _, first, _ = tiny_suite
+  suite = tmp_path / 'two.py'
+  suite.write_text(SUITE.replace('def get_suite():', 'def _all():') +
+                   '\n\ndef get_suite():\n  return _all()[:2]\n')
+  assert compare.load_suite(str(suite))[1][0] == 'digits/lstm'
+  second = tmp_path / 'again'
+  assert compare.run_suite(str(suite), str(second)) == ['digits/cnn', 'digits/lstm']
+  tables, metrics = [], []
+  for root in (first, second):
+    runs = [r for r in load_results(str(root)) if r['workdir'].startswith('digits')]
+    tables.append(_without_time(report.results_table(report.group_runs(runs)['digits'],
+                                                     str(root))))
+    metrics.append([(r['workdir'], r['validation'], r['test']) for r in runs])
+  assert len(tables[0]) == 4 and tables[0] == tables[1]
+  assert metrics[0] == metrics[1]  # every digit, not only the table's four
+
+
+def test_with_seeds_and_top_level_overrides():
+  entries = compare.with_seeds([('adding_T50/gru', 'adding.py', 'model=gru,length=50',
+                                 {'train.steps': 5})], (0, 3))
+  assert [e[0] for e in entries] == ['adding_T50/gru/seed0', 'adding_T50/gru/seed3']
+  config = compare.run_config(*entries[1][1:])
+  assert config.seed == 3 and config.train.steps == 5 and config.task.length == 50
+  with pytest.raises(ConfigError, match='no top-level field'):
+    compare.run_config('adding.py', 'model=gru', {'train': 5})
+
+
+def _fake_run(root, workdir, model, test, seed=None, metric='accuracy'):
+  path = root / workdir
+  path.mkdir(parents=True)
+  result = {'model': model, 'task': {'name': workdir.split('/')[0]}, 'input_kind': 'sequence',
+            'steps': 100, 'params': {'total': 1000}, 'train_time_s': 2.0,
+            'target_metric': metric, 'validation': {metric: test - 0.1}, 'test': {metric: test}}
+  (path / 'results.json').write_text(json.dumps(result))
+  if seed is not None:
+    (path / 'config.json').write_text(json.dumps({'seed': seed}))
+
+
+def test_report_shows_mean_std_and_n_over_seeds(tmp_path):
+  for seed, value in zip((0, 1, 2), (0.7, 0.8, 0.9)):
+    _fake_run(tmp_path, f'digits/lstm/seed{seed}', 'lstm', value, seed=seed)
+  _fake_run(tmp_path, 'digits/cnn/seed5', 'cnn', 0.95)  # no config.json: the name's seed
+  _fake_run(tmp_path, 'digits/gru', 'gru', 0.5)  # no seed at all
+  path = report.write_report(str(tmp_path), structure_lengths=())
+  text = open(path).read()
+  lines = {line.split('|')[1].strip(): line for line in text.splitlines()
+           if line.startswith('| ') and '`digits/' in line}
+  assert lines['lstm'] == ('| lstm | `digits/lstm/seed0` (0), `digits/lstm/seed1` (1), '
+                           '`digits/lstm/seed2` (2) | 3 | 1,000 | 100 | 2.0 | 0.7000 ± 0.1000 | '
+                           '0.8000 ± 0.1000 |')
+  assert '| cnn | `digits/cnn/seed5` (5) | 1 | 1,000 | 100 | 2.0 | 0.8500 | 0.9500 |' in text
+  assert '| gru | `digits/gru` | 1 |' in text
+  assert list(lines) == ['cnn', 'lstm', 'gru']  # family order
+  assert 'mean ± sample standard deviation over its n seeds' in text
+
+
+def test_full_suite_entries_exist_and_build():
+  """Every entry of the full suite names an existing experiment and builds its setup. The TFDS
+  entries build too: a TFDS task opens its dataset when the run first asks for a split, not in
+  build_setup, so no dataset is needed here (the runs themselves need them prepared)."""
+  entries = compare.load_suite('full')
+  names = [e[0] for e in entries]
+  assert len(names) == len(set(names))
+  bases = {n.rsplit('/', 1)[0] for n in names}
+  assert all(names.count(f'{b}/seed{s}') == 1 for b in bases for s in (0, 1, 2))
+  assert len(entries) == 3 * len(bases)
+  groups = {b.split('/')[0] for b in bases}
+  assert {'digits', 'seq_digits', 'seq_digits_permuted', 'adding_T50', 'adding_T200',
+          'copy_memory_T30', 'copy_memory_T100', 'forecasting', 'forecasting_lorenz', 'char_lm',
+          'mnist', 'permuted_mnist', 'imdb', 'tiny_shakespeare'} == groups
+  assert {b.split('/')[1] for b in bases} == {'cnn', 'tcn', 'rnn', 'lstm', 'gru'}
+  built = {}
+  for name, experiment, arg, overrides in entries:
+    assert os.path.exists(os.path.join(compare.EXPERIMENTS, experiment)), experiment
+    config = compare.run_config(experiment, arg, overrides)
+    assert config.seed == int(name.rsplit('seed', 1)[1])
+    if (experiment, arg) not in built:
+      built[(experiment, arg)] = build_setup(config)
+  assert built[('adding.py', 'model=lstm,length=200')].task.length == 200
+  assert built[('copy_memory.py', 'model=tcn,length=100')].task.length == 100
+  assert built[('tfds_images.py', 'model=lstm,dataset=mnist,reading=pixels,order=permuted')] \
+      .task.order == 'permuted'
+  assert compare.run_config('adding.py', 'model=lstm,length=200', {}).train.steps == 3000

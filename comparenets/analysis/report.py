@@ -10,7 +10,10 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 from typing import Any, Sequence
+
+import numpy as np
 
 from comparenets import models
 from comparenets import plots
@@ -38,20 +41,65 @@ def group_runs(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
   return {k: sorted(v, key=order) for k, v in sorted(groups.items())}
 
 
-def results_table(group: list[dict[str, Any]]) -> str:
+SEED_SUFFIX = re.compile(r'/seed(\d+)$')
+
+
+def run_seed(run: dict[str, Any], root: str | None = None) -> int | None:
+  """A run's seed: its config.json's, else a ``/seedN`` ending of its directory, else None."""
+  if root is not None:
+    path = os.path.join(root, run['workdir'], 'config.json')
+    if os.path.exists(path):
+      with open(path, encoding='utf-8') as f:
+        seed = json.load(f).get('seed')
+      if seed is not None:
+        return int(seed)
+  match = SEED_SUFFIX.search(run['workdir'].replace(os.sep, '/'))
+  return int(match.group(1)) if match else None
+
+
+def by_setting(group: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+  """A task setting's runs by configuration: the run directory without a ``/seedN`` ending,
+  so the seeds of one (task, model) fall together."""
+  out = collections.OrderedDict()
+  for r in group:
+    out.setdefault(SEED_SUFFIX.sub('', r['workdir'].replace(os.sep, '/')), []).append(r)
+  return out
+
+
+def mean_std(values: Sequence[float]) -> str:
+  """'mean' of one value; 'mean ± std' (sample standard deviation) of several."""
+  values = np.asarray(values, dtype=float)
+  if len(values) == 1:
+    return f'{values[0]:.4f}'
+  return f'{values.mean():.4f} ± {values.std(ddof=1):.4f}'
+
+
+def results_table(group: list[dict[str, Any]], root: str | None = None) -> str:
+  """One row per (task setting, model): the mean ± standard deviation over its seeds, with n
+  and every seed's run directory (its seed read from config.json under ``root``)."""
   metric = group[0]['target_metric']
-  head = ['model', 'run', 'params', 'steps', 'train s', f'validation {metric}',
+  head = ['model', 'runs (seed)', 'n', 'params', 'steps', 'train s', f'validation {metric}',
           f'test {metric}']
   extra = any('beats_baselines_everywhere' in r for r in group)
   if extra:
     head.append('beats both baselines at every horizon')
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-  for r in group:
-    row = [r['model'], f"`{r['workdir']}`", f"{r['params']['total']:,}", str(r['steps']),
-           f"{r['train_time_s']:.1f}", f"{r['validation'][metric]:.4f}",
-           f"{r['test'][metric]:.4f}"]
+  for members in by_setting(group).values():
+    first = members[0]
+    seeds = [run_seed(r, root) for r in members]
+    where = ', '.join(f"`{r['workdir']}`" + ('' if s is None else f' ({s})')
+                      for r, s in zip(members, seeds))
+    params = sorted({r['params']['total'] for r in members})
+    steps = sorted({r['steps'] for r in members})
+    row = [first['model'], where, str(len(members)), ' / '.join(f'{p:,}' for p in params),
+           ' / '.join(map(str, steps)),
+           f"{np.mean([r['train_time_s'] for r in members]):.1f}",
+           mean_std([r['validation'][metric] for r in members]),
+           mean_std([r['test'][metric] for r in members])]
     if extra:
-      row.append(str(r.get('beats_baselines_everywhere', '')))
+      beats = [r.get('beats_baselines_everywhere') for r in members]
+      row.append(str(beats[0]) if len(beats) == 1 else f'{sum(bool(b) for b in beats)}/'
+                 f'{len(beats)}')
     lines.append('| ' + ' | '.join(row) + ' |')
   if extra:
     base = group[0]['baselines']
@@ -111,8 +159,10 @@ def plot_learning_curves(group, root: str, path: str) -> None:
       t += max(0, m['step'] - previous) / m['steps_per_s']
       previous = m['step']
       elapsed.append(t)
-    by_step.plot(steps, loss, marker='.', label=r['model'])
-    by_time.plot(elapsed, loss, marker='.', label=r['model'])
+    seed = run_seed(r)
+    label = r['model'] + ('' if seed is None else f' seed {seed}')
+    by_step.plot(steps, loss, marker='.', label=label)
+    by_time.plot(elapsed, loss, marker='.', label=label)
   for ax, xlabel in ((by_step, 'step'), (by_time, 'training seconds')):
     ax.set_yscale('log')
     ax.set_xlabel(xlabel)
@@ -168,12 +218,14 @@ def write_report(root: str, structure_lengths: Sequence[int] = (16, 64, 256)) ->
   plot_metric_vs_params(groups, os.path.join(root, 'metric_vs_params.png'))
   parts = ['# comparenets report', '',
            f'{len(runs)} runs below `{root}`. Every number below comes from the named run '
-           "directory's results.json / metrics.jsonl, or from structure.jsonl.", '',
+           "directory's results.json / metrics.jsonl, or from structure.jsonl. A results row "
+           'is one (task, model): the mean ± sample standard deviation over its n seeds, each '
+           "seed's run directory listed with its seed.", '',
            '## Results per task', '', '![metric vs parameters](metric_vs_params.png)', '']
   for name, group in groups.items():
     curve = f'learning_curves_{name}.png'
     plot_learning_curves(group, root, os.path.join(root, curve))
-    parts += [f'### {name}', '', results_table(group), '', f'![learning curves]({curve})', '']
+    parts += [f'### {name}', '', results_table(group, root), '', f'![learning curves]({curve})', '']
   rows = measure_structure(root, structure_lengths) if structure_lengths else []
   if rows:
     plot_structure(rows, os.path.join(root, 'structure.png'))

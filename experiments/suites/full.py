@@ -1,0 +1,60 @@
+"""The full suite: the paper-scale comparison, for a GPU/TPU host, three seeds per entry.
+
+Every family on every embedded task at the experiments' default step counts, at the longer
+sequences the experiments default to (adding T=200, copy memory T=100) as well as the quick
+suite's shorter ones, and the TFDS tasks (MNIST, permuted MNIST, IMDB sentiment, tiny
+Shakespeare), which need their datasets prepared first (the run's error message says how;
+``task.data_dir`` points at them). Each entry is (run name, experiment file, experiment argument,
+config overrides); `with_seeds` makes it ``<run name>/seed<N>`` for N in SEEDS, and the report
+shows the mean and standard deviation over those seeds.
+
+    python -m comparenets.compare --suite=full --workdir=runs/full
+"""
+
+from comparenets.compare import with_seeds
+
+SEQUENCE = ('tcn', 'rnn', 'lstm', 'gru')
+SEEDS = (0, 1, 2)
+
+# Entries that read a TFDS dataset (prepared in the array_record format before the suite runs).
+TFDS_EXPERIMENTS = ('tfds_images.py', 'sentiment.py')
+
+
+def embedded():
+  """Entries whose data ships with the code or is generated: no download."""
+  runs = []
+  for model in ('cnn',) + SEQUENCE:
+    runs.append((f'digits/{model}', 'digits.py', f'model={model}', {}))
+  for model in SEQUENCE:
+    runs.append((f'seq_digits/{model}', 'seq_digits.py', f'model={model}', {}))
+    runs.append((f'seq_digits_permuted/{model}', 'seq_digits.py',
+                 f'model={model},order=permuted', {}))
+    for length in (50, 200):
+      runs.append((f'adding_T{length}/{model}', 'adding.py', f'model={model},length={length}',
+                   {}))
+    for length in (30, 100):
+      runs.append((f'copy_memory_T{length}/{model}', 'copy_memory.py',
+                   f'model={model},length={length}', {}))
+    for series in ('mackey_glass', 'lorenz'):
+      name = 'forecasting' if series == 'mackey_glass' else f'forecasting_{series}'
+      runs.append((f'{name}/{model}', 'forecasting.py', f'model={model},series={series}', {}))
+    runs.append((f'char_lm/{model}', 'char_lm.py', f'model={model}', {}))
+  return runs
+
+
+def tfds():
+  """Entries that read a prepared TFDS dataset."""
+  runs = []
+  for model in ('cnn',) + SEQUENCE:
+    runs.append((f'mnist/{model}', 'tfds_images.py', f'model={model},dataset=mnist', {}))
+  for model in SEQUENCE:
+    runs.append((f'permuted_mnist/{model}', 'tfds_images.py',
+                 f'model={model},dataset=mnist,reading=pixels,order=permuted', {}))
+    runs.append((f'imdb/{model}', 'sentiment.py', f'model={model}', {}))
+    runs.append((f'tiny_shakespeare/{model}', 'char_lm.py',
+                 f'model={model},corpus=tiny_shakespeare', {}))
+  return runs
+
+
+def get_suite():
+  return with_seeds(embedded() + tfds(), SEEDS)

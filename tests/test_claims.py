@@ -3,9 +3,11 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
 from comparenets.analysis import claims
+from comparenets.analysis import invariance
 
 
 def run(workdir, model, metric='accuracy', value=0.5, params=1000):
@@ -13,9 +15,10 @@ def run(workdir, model, metric='accuracy', value=0.5, params=1000):
           'test': {metric: value}, 'params': {'total': params}}
 
 
-def row(model, length, params, rate=1000.0):
-  return {'model': model, 'length': length, 'backbone_params': params,
-          'flops_train_per_example': 1e6, 'train_step_s': 0.01, 'time_steps_per_s': rate}
+def row(model, length, params, rate=1000.0, **extra):
+  return {'model': model, 'length': length, 'backbone_params': params, 'batch': 32,
+          'flops_train_per_example': 1e6, 'train_step_s': 0.01, 'time_steps_per_s': rate,
+          **extra}
 
 
 def write_curve(root, workdir, losses):
@@ -161,6 +164,27 @@ def test_speed_depends_with_the_tcn_tally():
   assert claims.rnns_train_slower([], [], '').verdict == claims.NOT_MEASURED
 
 
+def test_speed_states_the_fraction_of_a_given_matmul_peak():
+  structure = [row('tcn', 16, 1, achieved_flops_per_s=9e9), row('lstm', 16, 1),
+               row('tcn', 256, 1, achieved_flops_per_s=25e9),
+               row('lstm', 256, 1, achieved_flops_per_s=2e9),
+               row('gru', 256, 1)]  # no achieved_flops_per_s: 1e6 * 32 / 0.01 = 3.2e9
+  peak = {'gflops': 100.0, 'n': 1024, 'device': 'gpu NVIDIA H200'}
+  v = claims.rnns_train_slower([], structure, '', peak=peak)
+  assert v.verdict == claims.DEPENDS
+  assert 'at the longest T=256' in v.evidence and '1024x1024 matmul peak of 100 GFLOP/s' in \
+      v.evidence
+  assert 'tcn 25.0%, lstm 2.0%, gru 3.2%' in v.evidence
+  assert 'The TCN uses more of it than every recurrent model.' in v.evidence
+  assert 'Measured on gpu NVIDIA H200.' in v.evidence and 'CPU only' not in v.evidence
+  v = claims.rnns_train_slower([], structure[:2], '', peak=dict(peak, device='cpu'))
+  assert 'T=16' in v.evidence and 'tcn 9.0%, lstm 3.2%' in v.evidence
+  assert 'CPU only' in v.evidence
+  assert 'matmul' not in claims.rnns_train_slower([], structure, '').evidence  # no peak given
+  by_claim = {v.section: v for v in claims.audit([], structure, '', peak)}  # audit passes it
+  assert 'tcn 25.0%' in by_claim['2.3.2'].evidence
+
+
 # 2.3.3: CNN parameters.
 
 def test_cnn_params_depends_on_every_task_with_a_cnn_and_an_rnn():
@@ -196,8 +220,74 @@ def test_fixed_size_verdicts():
   assert claims.fixed_size_verdict({12: 'ok', 16: 'ValueError'}, ok, ok, 8)[0] == claims.DEPENDS
 
 
+# 2.1: a CNN is invariant to size and position.
+
+def test_shift_moves_pixels_and_fills_zeros():
+  image = np.arange(1, 10, dtype=np.float32).reshape(1, 3, 3, 1)  # 1 2 3 / 4 5 6 / 7 8 9
+  show = lambda x: x[0, ..., 0].tolist()
+  assert show(invariance.shift(image, 1, 0)) == [[0, 0, 0], [1, 2, 3], [4, 5, 6]]  # down
+  assert show(invariance.shift(image, -1, 0)) == [[4, 5, 6], [7, 8, 9], [0, 0, 0]]  # up
+  assert show(invariance.shift(image, 0, 1)) == [[0, 1, 2], [0, 4, 5], [0, 7, 8]]  # right
+  assert show(invariance.shift(image, 0, -1)) == [[2, 3, 0], [5, 6, 0], [8, 9, 0]]  # left
+  assert show(invariance.shift(image, 0, 0)) == show(image)
+
+
+def test_area_resize_and_centring():
+  np.testing.assert_allclose(invariance.area_matrix(4, 2), [[.5, .5, 0, 0], [0, 0, .5, .5]])
+  # 8 -> 6: each output cell covers 4/3 input cells
+  np.testing.assert_allclose(invariance.area_matrix(8, 6)[:2],
+                             [[.75, .25, 0, 0, 0, 0, 0, 0], [0, .5, .5, 0, 0, 0, 0, 0]])
+  ones = np.ones((2, 8, 8, 1), np.float32)
+  out = invariance.rescale_centred(ones, 6)
+  assert out.shape == ones.shape and out.dtype == np.float32
+  np.testing.assert_allclose(out[:, 1:7, 1:7], 1.0, rtol=1e-6)  # brightness kept, centred
+  assert out.sum() == pytest.approx(2 * 36)  # the 1-pixel border is 0
+  image = np.zeros((1, 4, 4, 1), np.float32)
+  image[0, :2, :2] = 1.0  # the top-left quarter lit
+  np.testing.assert_allclose(invariance.rescale_centred(image, 2)[0, ..., 0],
+                             [[0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
+
+
+def _acc(original, shifted, rescaled):
+  return {'original': original, 'shifted': shifted, 'rescaled': rescaled}
+
+
+@pytest.mark.parametrize('cnn, verdict', [
+    (_acc(0.99, 0.98, 0.97), claims.SUPPORTED),  # drops 0.01 / 0.02: smaller than both rivals
+    (_acc(0.99, 0.50, 0.30), claims.REFUTED),  # 0.49 / 0.69: larger under both
+    (_acc(0.99, 0.90, 0.30), claims.DEPENDS),  # better shifted, worse rescaled
+    (_acc(0.99, 0.79, 0.59), claims.REFUTED),  # ties the lstm (0.20 / 0.40): not smaller
+])
+def test_invariance_verdict(cnn, verdict):
+  acc = {'cnn': cnn, 'lstm': _acc(0.98, 0.78, 0.58), 'tcn': _acc(0.97, 0.47, 0.37)}
+  got, evidence = claims.invariance_verdict(acc)
+  assert got == verdict
+  assert evidence.index('; tcn ') < evidence.index('; lstm ')  # conv families first
+  assert 'lstm 0.980, shifted 1 px 0.780 (drop +0.200), shrunk to 6x6 0.580 (drop +0.400)' \
+      in evidence
+  assert 'smallest other: lstm 0.200' in evidence
+  assert ('not invariant here' in evidence) == (verdict != claims.SUPPORTED)  # drop > 0.05
+
+
+def test_invariance_without_a_cnn_or_a_rival_is_not_measured():
+  assert claims.invariance_verdict({'cnn': _acc(1, 1, 1)})[0] == claims.NOT_MEASURED
+  assert claims.invariance_verdict({'gru': _acc(1, 1, 1), 'rnn': _acc(1, 1, 1)})[0] == \
+      claims.NOT_MEASURED
+  # runs without a cnn and a rival: nothing is restored
+  v = claims.cnn_size_position_invariant([run('digits/cnn', 'cnn'), run('mnist/lstm', 'lstm')],
+                                         [], '/nonexistent')
+  assert v.section == '2.1' and v.verdict == claims.NOT_MEASURED
+
+
+def test_invariance_leaves_out_runs_without_checkpoints(tmp_path):
+  v = claims.cnn_size_position_invariant([run('digits/cnn', 'cnn'), run('digits/gru', 'gru')],
+                                         [], str(tmp_path))
+  assert v.verdict == claims.NOT_MEASURED
+  assert 'Left out (no checkpoint restored): digits/cnn (FileNotFoundError)' in v.evidence
+
+
 def test_audit_runs_every_check_on_an_empty_suite():
   verdicts = claims.audit([], [], '')
-  assert len(verdicts) == len(claims.CHECKS) == 8
+  assert len(verdicts) == len(claims.CHECKS) == 9
   assert [v.section for v in verdicts].count('3.1') == 1
-  assert claims.table(verdicts).count('\n| ') == 8  # one row per claim
+  assert claims.table(verdicts).count('\n| ') == 9  # one row per claim

@@ -3,6 +3,7 @@ the full suite's entries; the same suite run twice gives the same results."""
 
 import json
 import os
+import re
 
 import pytest
 
@@ -34,15 +35,17 @@ def test_suite_runs_skips_finished_runs_and_reports(tiny_suite):
   suite, workdir, trained = tiny_suite
   assert trained == ['digits/cnn', 'digits/lstm', 'forecasting/gru']
   assert compare.run_suite(str(suite), str(workdir)) == []  # all finished: nothing retrained
-  path = report.write_report(str(workdir), structure_lengths=(8,))
+  path = report.write_report(str(workdir), structure_lengths=(8,))  # measures a matmul peak
   text = open(path).read()
+  assert 'Matmul peak: ' in text and 'GFLOP/s (float32 1024x1024 matmul on cpu' in text
+  assert text.count('% |') >= 4  # a fraction of the peak on every structure row
   assert '### digits' in text and '### forecasting' in text
   assert '`digits/lstm`' in text and 'Baseline linear_ar' in text
   assert '| lstm | 8 |' in text  # structure row
   assert '| char_lm | - | sequence | sequence | sequence | sequence |' in text
   claims = text.split('## Claims audit')[1].split('## Which family')[0]
   rows = [l for l in claims.splitlines() if l.startswith('| 2.')]
-  assert len(rows) == 7
+  assert len(rows) == 8
   assert '| 3.1 | A CNN takes input of one fixed size' in claims and '**depends**' in claims
   assert "parameter count grows exponentially" in rows[0]
   assert '**not measured**' in rows[0]  # one length: growth needs two (tests/test_claims.py)
@@ -52,6 +55,13 @@ def test_suite_runs_skips_finished_runs_and_reports(tiny_suite):
   assert 'sees only the previous time step' in rows[3] and '**not measured**' in rows[3]
   assert 'digits: steps to 90 % of the loss drop' in rows[4]
   assert 'cnn 53,002' in rows[6]
+  assert 'Use of the hardware at the longest T=8' in rows[5]
+  assert re.search(r'tcn \d+\.\d%, rnn \d+\.\d%, lstm \d+\.\d%, gru \d+\.\d%', rows[5])
+  # 2.1: both digits runs restored from their checkpoints and evaluated on moved images
+  assert rows[7].startswith('| 2.1 | A CNN is invariant to the size') and 'Left out' not in rows[7]
+  assert re.search(r'cnn [01]\.\d{3}, shifted 1 px [01]\.\d{3} \(drop [-+]\d\.\d{3}\), '
+                   r'shrunk to 6x6', rows[7]) and 'Runs: cnn: digits/cnn; lstm: digits/lstm' \
+      in rows[7]
   for png in ('metric_vs_params.png', 'learning_curves_digits.png',
               'learning_curves_forecasting.png', 'structure.png'):
     assert os.path.getsize(workdir / png) > 10_000, png

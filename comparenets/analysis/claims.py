@@ -9,6 +9,7 @@ restated in our own words; the section numbers refer to ../shared/article-cnn-vs
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 from typing import Any, Callable
 
@@ -188,7 +189,17 @@ def _groups_all(runs) -> dict[str, dict[str, list[dict[str, Any]]]]:
   return dict(sorted(out.items()))
 
 
-def rnns_train_slower(runs, structure, root) -> Verdict:
+def achieved_flops(row: dict[str, Any]) -> float:
+  """A structure row's achieved training FLOP/s (older rows lack the field: from its parts)."""
+  if 'achieved_flops_per_s' in row:
+    return float(row['achieved_flops_per_s'])
+  return row['flops_train_per_example'] * row['batch'] / row['train_step_s']
+
+
+def rnns_train_slower(runs, structure, root, peak: dict[str, Any] | None = None) -> Verdict:
+  """``peak``: a matmul peak measured when the report is built (`bench.matmul_peak`'s record,
+  its 'gflops', 'n' and where it ran in 'device'); with it, each model's achieved FLOP/s at the
+  longest T is stated as a fraction of that peak."""
   claim = 'RNNs train slower and cannot use GPUs/TPUs fully; CNNs train faster.'
   rows = {(r['model'], r['length']): r for r in structure}
   lengths = sorted({t for (m, t) in rows})
@@ -205,11 +216,27 @@ def rnns_train_slower(runs, structure, root) -> Verdict:
     return Verdict('2.3.2', claim, NOT_MEASURED, 'no structure rows')
   faster = (f' The TCN is faster than every recurrent model at {sum(tcn_first)} of '
             f'{len(tcn_first)} lengths.' if tcn_first else '')
+  device = (peak or {}).get('device', 'cpu')
+  use = ''
+  if peak:
+    longest = lengths[-1]
+    fractions = {m: achieved_flops(rows[(m, longest)]) / (peak['gflops'] * 1e9)
+                 for m in ('tcn', 'rnn', 'lstm', 'gru') if (m, longest) in rows}
+    use = (f" Use of the hardware at the longest T={longest}: achieved training FLOP/s as a "
+           f"fraction of a float32 {peak['n']}x{peak['n']} matmul peak of "
+           f"{peak['gflops']:.4g} GFLOP/s measured on the same machine ({device}) when the "
+           'report was built: ' + ', '.join(f'{m} {f:.1%}' for m, f in fractions.items()) + '.')
+    recurrent = [f for m, f in fractions.items() if m in RECURRENT]
+    if 'tcn' in fractions and recurrent:
+      use += (' The TCN uses more of it than every recurrent model.'
+              if fractions['tcn'] > max(recurrent) else
+              ' The TCN does not use more of it than every recurrent model.')
+  where = ('Measured on the CPU only: the GPU/TPU half of the claim needs the accelerator '
+           'benchmarks, which this report does not have yet.' if device.lower().startswith('cpu')
+           else f'Measured on {device}.')
   return Verdict('2.3.2', claim, DEPENDS,
-                 'training time steps per second on this machine (CPU), TCN vs recurrent: ' +
-                 '; '.join(lines) + '.' + faster + ' Measured on the CPU only: the GPU/TPU '
-                 'half of the claim needs the accelerator benchmarks, which this report does '
-                 'not have yet.')
+                 f'training time steps per second on this machine ({device}), TCN vs '
+                 'recurrent: ' + '; '.join(lines) + '.' + faster + use + ' ' + where)
 
 
 def cnn_fewer_params(runs, structure, root) -> Verdict:
@@ -280,13 +307,75 @@ def cnn_needs_fixed_size(runs, structure, root) -> Verdict:
   return Verdict('3.1', claim, verdict, evidence)
 
 
+SHIFT_PIXELS, RESCALED_SIZE = 1, 6
+TRANSFORMS = (('shifted', f'shifted {SHIFT_PIXELS} px'),
+              ('rescaled', f'shrunk to {RESCALED_SIZE}x{RESCALED_SIZE}'))
+
+
+def invariance_verdict(acc: dict[str, dict[str, float]]) -> tuple[str, str]:
+  """The verdict and evidence of `cnn_size_position_invariant` from test accuracies
+  ``{model: {'original', 'shifted', 'rescaled'}}``. Per transform, the CNN "keeps its accuracy
+  better" when its drop (original - transformed) is smaller than every other model's;
+  'supported' when it does under both transforms, 'refuted' under neither, else 'depends'."""
+  others = sorted((m for m in acc if m != 'cnn'), key=lambda m: (
+      (CONV + RECURRENT).index(m) if m in CONV + RECURRENT else 99, m))
+  if 'cnn' not in acc or not others:
+    return NOT_MEASURED, 'needs a digits run of the cnn and of another family'
+  drop = {m: {t: a['original'] - a[t] for t, _ in TRANSFORMS} for m, a in acc.items()}
+  show = lambda m: (f"{m} {acc[m]['original']:.3f}, " + ', '.join(
+      f'{name} {acc[m][t]:.3f} (drop {drop[m][t]:+.3f})' for t, name in TRANSFORMS))
+  lines, best = [], []
+  for t, name in TRANSFORMS:
+    rival = min(others, key=lambda m: drop[m][t])
+    best.append(drop['cnn'][t] < drop[rival][t])
+    lines.append(f"{name}: the cnn's drop {drop['cnn'][t]:.3f} is "
+                 f"{'smaller' if best[-1] else 'not smaller'} than every other model's "
+                 f'(smallest other: {rival} {drop[rival][t]:.3f})')
+  evidence = ('test accuracy, original / transformed: ' + '; '.join(show(m) for m in
+                                                                     ['cnn'] + others) +
+              '. ' + '; '.join(lines) + '.')
+  if max(drop['cnn'].values()) > 0.05:
+    evidence += (" An invariant model would keep its accuracy; the cnn's drops up to "
+                 f"{max(drop['cnn'].values()):.3f} (more than 0.05) say it is not invariant "
+                 'here, whichever family loses least.')
+  if all(best):
+    return SUPPORTED, evidence
+  if not any(best):
+    return REFUTED, evidence
+  return DEPENDS, evidence
+
+
+def cnn_size_position_invariant(runs, structure, root) -> Verdict:
+  claim = ('A CNN is invariant to the size (and position) of what it sees, more than '
+           'sequence models.')
+  digits = [r for r in runs if _group(r) == 'digits' and r['model'] in CONV + RECURRENT]
+  how = (f'Finished digits runs (their final checkpoints restored) on their test split: '
+         f'as they are, shifted {SHIFT_PIXELS} pixel up/down/left/right with zero fill (the '
+         f'four averaged), and shrunk to {RESCALED_SIZE}x{RESCALED_SIZE} by area averaging, '
+         'centred on the 8x8 canvas. ')
+  if not any(r['model'] == 'cnn' for r in digits) or len({r['model'] for r in digits}) < 2:
+    return Verdict('2.1', claim, NOT_MEASURED,
+                   'needs finished digits runs of the cnn and of another family')
+  from comparenets.analysis import invariance  # pylint: disable=g-import-not-at-top
+  acc, skipped = invariance.measure(root, digits, SHIFT_PIXELS, RESCALED_SIZE)
+  verdict, evidence = invariance_verdict(acc)
+  runs_text = '; '.join(f"{m}: {', '.join(a['runs'])}" for m, a in acc.items())
+  extra = f' Left out (no checkpoint restored): {", ".join(skipped)}.' if skipped else ''
+  return Verdict('2.1', claim, verdict, how + evidence + f' Runs: {runs_text}.' + extra)
+
+
 CHECKS: tuple[Callable[..., Verdict], ...] = (
     params_grow_with_steps, gru_only_update_gate, lstm_gates, simple_rnn_previous_step_only,
-    rnns_converge_with_difficulty, rnns_train_slower, cnn_fewer_params, cnn_needs_fixed_size)
+    rnns_converge_with_difficulty, rnns_train_slower, cnn_fewer_params, cnn_needs_fixed_size,
+    cnn_size_position_invariant)
 
 
-def audit(runs: list[dict[str, Any]], structure: list[dict[str, Any]], root: str) -> list[Verdict]:
-  return [check(runs, structure, root) for check in CHECKS]
+def audit(runs: list[dict[str, Any]], structure: list[dict[str, Any]], root: str,
+          peak: dict[str, Any] | None = None) -> list[Verdict]:
+  """Every check's verdict; ``peak`` (a measured matmul peak) goes to the checks that take it."""
+  return [check(runs, structure, root, **({'peak': peak} if 'peak' in
+                                          inspect.signature(check).parameters else {}))
+          for check in CHECKS]
 
 
 def table(verdicts: list[Verdict]) -> str:

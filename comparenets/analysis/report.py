@@ -205,11 +205,26 @@ def measure_structure(root: str, lengths=(16, 64, 256), batch: int = 32) -> list
   return rows
 
 
-def write_report(root: str, structure_lengths: Sequence[int] = (16, 64, 256)) -> str:
+def measure_peak(n: int = 1024, repeats: int = 3, min_time: float = 0.2) -> dict[str, Any]:
+  """A float32 n x n matmul's FLOP/s on this machine's first device (`bench.matmul_peak`,
+  about a second), with the device's name in 'device': the peak that the structure rows'
+  achieved FLOP/s are compared with."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from comparenets.analysis import bench  # pylint: disable=g-import-not-at-top
+  peak = bench.matmul_peak(n, repeats, min_time)
+  backend = jax.default_backend()
+  peak['device'] = 'cpu' if backend == 'cpu' else f'{backend} {jax.devices()[0].device_kind}'
+  return peak
+
+
+def write_report(root: str, structure_lengths: Sequence[int] = (16, 64, 256),
+                 peak: dict[str, Any] | None = None) -> str:
   """Writes ``root/REPORT.md`` and its plots for the finished runs below ``root``.
 
   Structure rows are measured at ``structure_lengths`` (sequence lengths) unless
-  ``root/structure.jsonl`` has them already; ``()`` leaves structure out. Returns the path.
+  ``root/structure.jsonl`` has them already; ``()`` leaves structure out. With structure rows,
+  a matmul peak is measured (about a second) unless ``peak`` gives one (`measure_peak`'s
+  'gflops', 'n' and 'device'). Returns the path.
   """
   runs = load_results(root)
   if not runs:
@@ -227,22 +242,31 @@ def write_report(root: str, structure_lengths: Sequence[int] = (16, 64, 256)) ->
     plot_learning_curves(group, root, os.path.join(root, curve))
     parts += [f'### {name}', '', results_table(group, root), '', f'![learning curves]({curve})', '']
   rows = measure_structure(root, structure_lengths) if structure_lengths else []
+  if rows and peak is None:
+    peak = measure_peak()
   if rows:
     plot_structure(rows, os.path.join(root, 'structure.png'))
     parts += ['## Structure vs sequence length', '',
+              f"Matmul peak: {peak['gflops']:.4g} GFLOP/s (float32 {peak['n']}x{peak['n']} "
+              f"matmul on {peak['device']}, measured when this report was built). The last "
+              "column is each row's achieved training FLOP/s as a fraction of it (the rows of a "
+              'structure.jsonl kept from an earlier build were measured then).', '',
               '| model | T | backbone params | forward FLOPs / example | train FLOPs / example '
-              '| train-step temporaries (MB) | compile s | time steps / s |',
-              '|---|---|---|---|---|---|---|---|']
+              '| train-step temporaries (MB) | compile s | time steps / s | achieved GFLOP/s '
+              '| of matmul peak |',
+              '|---|---|---|---|---|---|---|---|---|---|']
     for r in rows:
+      achieved = claims.achieved_flops(r)
       parts.append(f"| {r['model']} | {r['length']} | {r['backbone_params']:,} | "
                    f"{r['flops_forward_per_example']:.3g} | {r['flops_train_per_example']:.3g} | "
                    f"{r['train_step_temp_bytes'] / 1e6:.2f} | {r['compile_s']:.2f} | "
-                   f"{r['time_steps_per_s']:.3g} |")
+                   f"{r['time_steps_per_s']:.3g} | {achieved / 1e9:.3g} | "
+                   f"{achieved / (peak['gflops'] * 1e9):.1%} |")
     parts += ['', '![structure](structure.png)', '']
   parts += ['## Claims audit', '',
             "The article's claims (sections of ../shared/article-cnn-vs-rnn.txt), each checked "
             'against the measurements above.', '',
-            claims.table(claims.audit(runs, rows, root)), '']
+            claims.table(claims.audit(runs, rows, root, peak)), '']
   parts += ['## Which family reads which input', '',
             'From the task and model registries: the reading each family gets, or - where the '
             'pair cannot work (the run would stop with a ConfigError).', '', io_table(), '']

@@ -86,12 +86,15 @@ def results_table(runs: str | Sequence[Mapping[str, Any]]) -> str:
   return summary.table(runs)
 
 
-def audit_claims(root: str, structure_lengths: Sequence[int] = ()) -> list['Verdict']:
+def audit_claims(root: str, structure_lengths: Sequence[int] = (),
+                 peak: dict[str, Any] | None = None) -> list['Verdict']:
   """The claims audit of the finished runs below ``root`` (a suite's workdir).
 
   Structure rows come from ``root/structure.jsonl`` when the report wrote one; with
   ``structure_lengths`` and no such file they are measured now (and saved there). Without
-  them, the claims that need them are 'not measured'.
+  them, the claims that need them are 'not measured'. With structure rows the speed claim
+  compares achieved FLOP/s with a matmul peak: ``peak`` (as `write_report` takes it), else
+  one measured now (about a second), as REPORT.md does.
   """
   from comparenets import summary  # pylint: disable=g-import-not-at-top
   from comparenets.analysis import claims, report  # pylint: disable=g-import-not-at-top
@@ -101,7 +104,9 @@ def audit_claims(root: str, structure_lengths: Sequence[int] = ()) -> list['Verd
   rows = []
   if structure_lengths or os.path.exists(os.path.join(root, 'structure.jsonl')):
     rows = report.measure_structure(root, tuple(structure_lengths))
-  return claims.audit(runs, rows, root)
+  if rows and peak is None:
+    peak = report.measure_peak()
+  return claims.audit(runs, rows, root, peak)
 
 
 def claims_table(verdicts: Sequence['Verdict']) -> str:

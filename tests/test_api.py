@@ -104,3 +104,24 @@ def test_results_and_claims_of_a_suite_workdir(tmp_path):
   assert exponential.verdict == 'not measured'  # no structure rows in this workdir
   table = comparenets.claims_table(verdicts)
   assert table.count('\n| 2.') == 8
+
+
+def test_audit_claims_compares_achieved_flops_with_a_given_peak(tmp_path):
+  run = tmp_path / 'digits' / 'cnn'
+  run.mkdir(parents=True)
+  (run / 'results.json').write_text(json.dumps({
+      'model': 'cnn', 'task': {'name': 'digits'}, 'input_kind': 'image', 'steps': 10,
+      'params': {'total': 1234}, 'train_time_s': 1.0, 'target_metric': 'accuracy',
+      'validation': {'accuracy': 0.5}, 'test': {'accuracy': 0.75}}))
+  row = {'features': 1, 'batch': 32, 'params': 1, 'backbone_params': 1,
+         'flops_forward_per_example': 1.0, 'flops_train_per_example': 3.0,
+         'receptive_field': None, 'train_step_temp_bytes': 1, 'compile_s': 0.1,
+         'train_step_s': 0.01, 'examples_per_s': 3200.0}
+  rows = [dict(row, model='tcn', length=64, time_steps_per_s=2e5, achieved_flops_per_s=25e9),
+          dict(row, model='lstm', length=64, time_steps_per_s=1e5, achieved_flops_per_s=10e9)]
+  (tmp_path / 'structure.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
+  verdicts = comparenets.audit_claims(str(tmp_path),
+                                      peak={'gflops': 100.0, 'n': 1024, 'device': 'cpu'})
+  speed = next(v for v in verdicts if v.section == '2.3.2')
+  assert 'peak of 100 GFLOP/s' in speed.evidence
+  assert 'tcn 25.0%' in speed.evidence and 'lstm 10.0%' in speed.evidence

@@ -94,7 +94,7 @@ def audit_claims(root: str, structure_lengths: Sequence[int] = (),
   ``structure_lengths`` and no such file they are measured now (and saved there). Without
   them, the claims that need them are 'not measured'. With structure rows the speed claim
   compares achieved FLOP/s with a matmul peak: ``peak`` (as `write_report` takes it), else
-  one measured now (about a second), as REPORT.md does.
+  the workdir's, as REPORT.md does (measured once, about a second, and kept).
   """
   from comparenets import summary  # pylint: disable=g-import-not-at-top
   from comparenets.analysis import claims, report  # pylint: disable=g-import-not-at-top
@@ -105,7 +105,7 @@ def audit_claims(root: str, structure_lengths: Sequence[int] = (),
   if structure_lengths or os.path.exists(os.path.join(root, 'structure.jsonl')):
     rows = report.measure_structure(root, tuple(structure_lengths))
   if rows and peak is None:
-    peak = report.measure_peak()
+    peak = report.cached_peak(root)
   return claims.audit(runs, rows, root, peak)
 
 

@@ -65,6 +65,10 @@ def test_suite_runs_skips_finished_runs_and_reports(tiny_suite):
   for png in ('metric_vs_params.png', 'learning_curves_digits.png',
               'learning_curves_forecasting.png', 'structure.png'):
     assert os.path.getsize(workdir / png) > 10_000, png
+  # written again (what a second `compare` of the same workdir does): the very same report,
+  # the structure rows and matmul peak measured the first time kept
+  assert (workdir / 'matmul_peak.json').exists()
+  assert open(report.write_report(str(workdir), structure_lengths=(8,))).read() == text
 
 
 def test_io_table_follows_the_registries():

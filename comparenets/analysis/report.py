@@ -217,14 +217,27 @@ def measure_peak(n: int = 1024, repeats: int = 3, min_time: float = 0.2) -> dict
   return peak
 
 
+def cached_peak(root: str) -> dict[str, Any]:
+  """`measure_peak` once per workdir, kept in ``root/matmul_peak.json`` beside
+  ``structure.jsonl``, so a report rewritten later compares with the same peak as its rows."""
+  path = os.path.join(root, 'matmul_peak.json')
+  if os.path.exists(path):
+    with open(path, encoding='utf-8') as f:
+      return json.load(f)
+  peak = measure_peak()
+  with open(path, 'w', encoding='utf-8') as f:
+    json.dump(peak, f)
+  return peak
+
+
 def write_report(root: str, structure_lengths: Sequence[int] = (16, 64, 256),
                  peak: dict[str, Any] | None = None) -> str:
   """Writes ``root/REPORT.md`` and its plots for the finished runs below ``root``.
 
   Structure rows are measured at ``structure_lengths`` (sequence lengths) unless
   ``root/structure.jsonl`` has them already; ``()`` leaves structure out. With structure rows,
-  a matmul peak is measured (about a second) unless ``peak`` gives one (`measure_peak`'s
-  'gflops', 'n' and 'device'). Returns the path.
+  a matmul peak is measured (about a second; once per workdir, `cached_peak`) unless ``peak``
+  gives one (`measure_peak`'s 'gflops', 'n' and 'device'). Returns the path.
   """
   runs = load_results(root)
   if not runs:
@@ -243,14 +256,15 @@ def write_report(root: str, structure_lengths: Sequence[int] = (16, 64, 256),
     parts += [f'### {name}', '', results_table(group, root), '', f'![learning curves]({curve})', '']
   rows = measure_structure(root, structure_lengths) if structure_lengths else []
   if rows and peak is None:
-    peak = measure_peak()
+    peak = cached_peak(root)
   if rows:
     plot_structure(rows, os.path.join(root, 'structure.png'))
     parts += ['## Structure vs sequence length', '',
               f"Matmul peak: {peak['gflops']:.4g} GFLOP/s (float32 {peak['n']}x{peak['n']} "
-              f"matmul on {peak['device']}, measured when this report was built). The last "
-              "column is each row's achieved training FLOP/s as a fraction of it (the rows of a "
-              'structure.jsonl kept from an earlier build were measured then).', '',
+              f"matmul on {peak['device']}). The last column is each row's achieved training "
+              'FLOP/s as a fraction of it. Both were measured when this workdir\'s report was '
+              'first built and are kept (structure.jsonl, matmul_peak.json): delete them to '
+              'measure again.', '',
               '| model | T | backbone params | forward FLOPs / example | train FLOPs / example '
               '| train-step temporaries (MB) | compile s | time steps / s | achieved GFLOP/s '
               '| of matmul peak |',

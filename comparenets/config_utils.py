@@ -43,7 +43,8 @@ def experiment_config(arg: ml_collections.ConfigDict, models: Mapping[str, Mappi
   """The config of an experiment file: seed, model, task, head and train sections.
 
   ``models`` maps the model names the experiment supports to their fields; ``arg.model`` picks
-  one (anything else is a `ConfigError`). ``train`` overrides `TRAIN_DEFAULTS`. With
+  one (anything else is a `ConfigError`); the model section holds every field of that model,
+  the experiment's values over the model's defaults. ``train`` overrides `TRAIN_DEFAULTS`. With
   ``arg.quick``, ``quick_task`` and `QUICK_TRAIN` plus ``quick_train`` shrink the run.
   """
   if arg.model not in models:
@@ -51,7 +52,10 @@ def experiment_config(arg: ml_collections.ConfigDict, models: Mapping[str, Mappi
                       f'those, not {arg.model!r}')
   config = ml_collections.ConfigDict()
   config.seed = 0
-  config.model = ml_collections.ConfigDict({'name': arg.model, **models[arg.model]})
+  from comparenets import models as registry  # pylint: disable=g-import-not-at-top
+  # every field of the model, so that any of them can be overridden from the command line
+  config.model = ml_collections.ConfigDict({'name': arg.model, **registry.fields(arg.model),
+                                            **models[arg.model]})
   config.task = ml_collections.ConfigDict(dict(task))
   config.head = ml_collections.ConfigDict(dict(head or {}))
   config.train = ml_collections.ConfigDict({**TRAIN_DEFAULTS, **(train or {})})

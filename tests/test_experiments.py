@@ -58,3 +58,15 @@ def test_quick_run(tmp_path, experiment, model):
 def test_sequence_experiments_refuse_the_cnn(experiment):
   with pytest.raises(ConfigError, match="model must be one of those, not 'cnn'"):
     get_config(experiment, 'model=cnn')
+
+
+@pytest.mark.parametrize('experiment', ['digits', 'adding'])
+def test_every_model_field_is_in_the_config_so_the_command_line_can_set_it(experiment):
+  from comparenets import models  # pylint: disable=g-import-not-at-top
+  for model in ('lstm', 'tcn'):
+    config = get_config(experiment, f'model={model}')
+    assert set(config.model) == {'name'} | set(models.fields(model))
+  config = get_config(experiment, 'model=lstm')
+  assert config.model.impl == 'fused'  # a model default the experiment does not mention
+  config.model.impl = 'scan'  # what --config.model.impl=scan does
+  assert train.build_setup(config).model.backbone.impl == 'scan'

@@ -176,7 +176,7 @@ def _jax_layer_fns(apply, variables, x, out_of):
 
   fwd = jax.jit(lambda v, x: out_of(apply(v, x)))
   grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
-  return (lambda: _block(fwd(variables, x))), (lambda: _block(grad(variables, x))), fwd
+  return (lambda: _block(fwd(variables, x))), (lambda: _block(grad(variables, x)))
 
 
 def recurrent_cases(cell: str, batch: int, length: int, features: int, hidden: int,
@@ -189,7 +189,7 @@ def recurrent_cases(cell: str, batch: int, length: int, features: int, hidden: i
   for impl in recurrent.IMPLS:
     layer = recurrent.RecurrentLayer(cell, hidden, impl=impl)
     impls[f'comparenets_{impl}'] = _jax_layer_fns(layer.apply, variables, x, lambda o: o[0])
-  reference, _, _ = impls['comparenets_fused']
+  reference, _ = impls['comparenets_fused']
   want = np.asarray(reference())
   diffs = {}
   # the train step's bfloat16 policy: bf16 parameters, inputs, activations and products
@@ -225,7 +225,7 @@ def recurrent_cases(cell: str, batch: int, length: int, features: int, hidden: i
       (out ** 2).sum().backward()
       _torch_sync(torch, device)
 
-    impls['torch'] = (torch_fwd, torch_fwd_bwd, None)
+    impls['torch'] = (torch_fwd, torch_fwd_bwd)
     diffs['torch'] = float(np.max(np.abs(torch_fwd().cpu().numpy() - want)))
   for mode, index in (('forward', 0), ('forward_backward', 1)):
     samples = measure({name: fns[index] for name, fns in impls.items()}, repeats, min_time)
@@ -247,15 +247,18 @@ def cnn_model() -> TaskModel:
   return TaskModel(backbone=backbone, head=ClassificationHead(10, hidden=(256,)))
 
 
+def _cnn_loss(apply):
+  def loss_fn(params, x, y):
+    logits = apply({'params': params}, x)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+  return loss_fn
+
+
 def cnn_step(model: TaskModel, compute_dtype: str = 'float32'):
   """A train step on this model, compiled with the state donated and under the precision
   policy (``compute_dtype``) as `comparenets.train` compiles its steps."""
   from comparenets.train import mixed_precision_apply  # pylint: disable=g-import-not-at-top
-  apply = mixed_precision_apply(model, compute_dtype)
-
-  def loss_fn(params, x, y):
-    logits = apply({'params': params}, x)
-    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+  loss_fn = _cnn_loss(mixed_precision_apply(model, compute_dtype))
 
   def step(state, x, y):
     loss, grads = jax.value_and_grad(loss_fn)(state.params, x, y)
@@ -333,10 +336,7 @@ def cnn_cases(batch: int, size: int, repeats: int, min_time: float, peak_gflops:
 
 
 def _step_flops(model, params, x, y) -> float:
-  def loss(params):
-    logits = model.apply({'params': params}, x)
-    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-  return structure.compiled_flops(jax.grad(loss), params)[0]
+  return structure.compiled_flops(jax.grad(_cnn_loss(model.apply)), params, x, y)[0]
 
 
 # -- the train loop against its bare step ------------------------------------------------------

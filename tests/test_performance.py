@@ -3,7 +3,6 @@ code runs on tiny shapes (the speed itself is measured by `comparenets.analysis.
 a test)."""
 
 import json
-import threading
 import time
 
 import flax.linen as nn
@@ -52,19 +51,25 @@ def _all_eqns(jaxpr):
       yield from _all_eqns(sub)
 
 
+def _wait_for(condition, timeout=10.0):
+  deadline = time.monotonic() + timeout
+  while not condition() and time.monotonic() < deadline:
+    time.sleep(0.005)
+  return condition()
+
+
 def test_prefetch_yields_in_order_ahead_of_use_and_stops_when_closed():
   made = []
-  started = threading.Event()
 
   def produce(step):
     made.append(step)
-    started.set()
     return step * 10
 
   batches = train.prefetch(produce, range(1, 100), depth=2)
   assert next(batches) == 10
+  assert _wait_for(lambda: len(made) == 3)  # the next two are made while step 1 is in use
   time.sleep(0.05)
-  assert made == [1, 2, 3]  # the next two are made while step 1 is in use
+  assert made == [1, 2, 3]  # and no further ahead
   assert next(batches) == 20
   batches.close()
   time.sleep(0.05)

@@ -21,6 +21,7 @@ setup(
         'ml-collections>=1.1,<2',
         'numpy>=2.0,<3',
         'scikit-learn>=1.5,<2',
+        'scikit-image>=0.24,<1',  # sample photographs, bicubic/Sobel/Canny baselines, SSIM
         'tensorboardX>=2.6.2,<3',
         'tqdm>=4.66,<5',
         'matplotlib>=3.8,<4',

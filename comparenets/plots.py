@@ -398,18 +398,29 @@ def column(split: Arrays, key: str, chunk: int = 1024) -> np.ndarray:
                          for i in range(0, n, chunk)])
 
 
-def make_predict(task, model, input_kind: str, variables, batch_size: int = 256) -> Predict:
-  """``predict(arrays)``: the model's outputs (NumPy) for every example of ``arrays`` (a dict
-  of arrays or a split, lazily read ones included), through the task's input adapter, in padded
-  batches of ``batch_size`` (one compilation), on this process's first device."""
+def make_apply(task, model, input_kind: str):
+  """The jitted ``apply(variables, batch) -> outputs`` of `make_predict`: build it once and
+  pass it to every `make_predict` of the same model (one compilation per batch shape)."""
   import jax  # pylint: disable=g-import-not-at-top
-  from comparenets.data import pipeline  # pylint: disable=g-import-not-at-top
 
   @jax.jit
   def apply(variables, batch):
     x, mask = task.adapt(batch, input_kind)
     return model.apply(variables, x, mask, train=False)
 
+  return apply
+
+
+def make_predict(task, model, input_kind: str, variables, batch_size: int = 256,
+                 apply=None) -> Predict:
+  """``predict(arrays)``: the model's outputs (NumPy) for every example of ``arrays`` (a dict
+  of arrays or a split, lazily read ones included), through the task's input adapter, in padded
+  batches of ``batch_size`` (one compilation), on this process's first device. ``apply`` is a
+  `make_apply` to reuse (one is made otherwise)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from comparenets.data import pipeline  # pylint: disable=g-import-not-at-top
+
+  apply = apply or make_apply(task, model, input_kind)
   device = jax.local_devices()[0]  # this process's own (only process 0 plots)
   variables = jax.device_put(variables, device)
 

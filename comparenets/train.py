@@ -364,13 +364,28 @@ def make_parallel(setup: Setup) -> Parallel:
   return {'none': Parallel, 'pmap': PmapParallel, 'jit': JitParallel}[mode](setup)
 
 
-def evaluate(parallel: Parallel, state, task: tasks.Task, split, batch_size: int):
-  """The task's metrics over every example of ``split``."""
+def evaluate(parallel: Parallel, state, task: tasks.Task, split, batch_size: int,
+             apply=None):
+  """The task's metrics over every example of ``split``; with ``apply`` (`plots.make_apply`),
+  plus the task's `split_metrics` from the predictions of the whole split."""
   total = None
   for batch in pipeline.eval_batches(split, batch_size, *_this_process()):
     sums = parallel.eval_step(state, parallel.shard(batch))
     total = sums if total is None else jax.tree.map(lambda a, b: a + b, total, sums)
-  return task.finalize(parallel.host_metrics(total))
+  metrics = task.finalize(parallel.host_metrics(total))
+  if apply is not None:
+    final = jax.device_get(parallel.savable(state))
+    predict = plots.make_predict(task, None, '', {'params': final.params, **final.model_state},
+                                 batch_size, apply=apply)
+    metrics.update(task.split_metrics(predict, split))
+  return metrics
+
+
+def _split_metrics_apply(setup: Setup):
+  """`plots.make_apply` for tasks that define `Task.split_metrics`, else None."""
+  if type(setup.task).split_metrics is tasks.Task.split_metrics:
+    return None
+  return plots.make_apply(setup.task, setup.model, setup.input_kind)
 
 
 def _this_process() -> tuple[int, int]:
@@ -552,6 +567,7 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
                  setup.task.name, f'{params["total"]:,}', setup.num_devices, parallel.mode,
                  start, total_steps)
 
+    eval_apply = _split_metrics_apply(setup)
     window = _Window(parallel, train['on_nonfinite'], start)
     window.last_good_checkpoint = start or None
     previous, window_start, train_time = None, time.perf_counter(), 0.0
@@ -586,7 +602,7 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
       if train['eval_every'] and step % train['eval_every'] == 0 and step != total_steps:
         writer.write(step, 'validation', evaluate(parallel, state, setup.task,
                                                   splits['validation'],
-                                                  train['eval_batch_size']))
+                                                  train['eval_batch_size'], eval_apply))
         window_start = time.perf_counter()
       preempted = stop.signal or (checkpointer.reached_preemption(step) and 'preemption')
       if checkpointer.should_save(step) or step == total_steps or preempted:
@@ -611,7 +627,7 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
                'target_metric': setup.task.target_metric}
     for split in ('validation', 'test'):
       results[split] = evaluate(parallel, state, setup.task, splits[split],
-                                train['eval_batch_size'])
+                                train['eval_batch_size'], eval_apply)
       writer.write(total_steps, split, results[split])
       logging.info('%s: %s', split, _fmt(results[split]))
     if jax.process_index() == 0:

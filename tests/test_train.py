@@ -218,3 +218,27 @@ def test_no_collective_inside_the_time_loop(mode):
                                   jax.random.PRNGKey(0)).compile().as_text()
   assert 'all-reduce' in hlo  # gradients are averaged once per step ...
   assert _while_bodies_with_collectives(hlo) == []  # ... never per time step
+
+
+def test_split_metrics_are_computed_from_the_whole_split_at_every_evaluation(tmp_path, monkeypatch):
+  """A task's `split_metrics` sees the predictions of every example of the split it evaluates,
+  at each validation and at the end, and its values land in metrics.jsonl and results."""
+  from comparenets.tasks.digits import DigitsClassification  # pylint: disable=g-import-not-at-top
+  seen = []
+
+  def split_metrics(self, predict, split):
+    logits = predict(split)
+    seen.append(len(logits))
+    return {'whole_split_accuracy': float((logits.argmax(-1) == split['label']).mean())}
+
+  monkeypatch.setattr(DigitsClassification, 'split_metrics', split_metrics)
+  config = _config('cnn', parallel='jit', steps=4, eval_every=2, log_every=2)
+  results = train.train_and_evaluate(config, str(tmp_path))
+  splits = DigitsClassification().splits()
+  sizes = [len(splits[s]['label']) for s in ('validation', 'validation', 'test')]
+  assert seen == sizes  # validation at step 2, then validation and test at the end
+  for split in ('validation', 'test'):  # the same number the summed accuracy gives
+    assert results[split]['whole_split_accuracy'] == pytest.approx(results[split]['accuracy'])
+  with open(tmp_path / 'metrics.jsonl') as f:
+    validation = [r for r in map(json.loads, f) if r.get('split') == 'validation']
+  assert all('whole_split_accuracy' in r for r in validation) and len(validation) == 2

@@ -10,7 +10,9 @@ A task knows input kinds ('image', 'sequence'), never backbones. The train loop 
 * ``head(**config.head)``: the module put on top of the backbone's `Features`;
 * ``per_example(outputs, batch) -> {metric: [B]}``: per-example values, 'loss' among them; the
   training objective is the mean of 'loss', evaluation sums every entry over a split;
-* ``finalize(sums) -> metrics``: evaluation sums (and 'count') turned into the reported metrics.
+* ``finalize(sums) -> metrics``: evaluation sums (and 'count') turned into the reported metrics;
+* ``split_metrics(predict, split) -> metrics``: optional, metrics that are not sums over
+  examples (mAP, a best-threshold F-score), from the predictions of a whole split, on the host.
 
 After training, process 0 asks it for what a person looks at:
 
@@ -86,6 +88,16 @@ class Task:
   def finalize(self, sums: Mapping[str, float]) -> dict[str, float]:
     count = float(sums['count'])
     return {k: float(v) / count for k, v in sums.items() if k != 'count'}
+
+  def split_metrics(self, predict: Callable[[Mapping[str, np.ndarray]], np.ndarray],
+                    split: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Metrics of a whole split that are not sums over examples (mAP over every detection of
+    the split, an F-score at the one threshold best for the split), from the model's
+    predictions (``predict`` as in `figures`). Merged into the split's metrics at every
+    evaluation (validation and test), computed on the host by every process. Default: none,
+    and then the train loop never calls it."""
+    del predict, split
+    return {}
 
   def write_artifacts(self, model: nn.Module, variables: Any, workdir: str, rng) -> dict:
     """Called once after training (process 0): saves samples such as generated text into

@@ -226,7 +226,8 @@ def tiny_filesystem(tmp_path):
   if made.returncode:
     pytest.skip(f'cannot mount a small tmpfs here: {made.stderr.strip()}')
   yield mount
-  subprocess.run(['umount', str(mount)], check=False)
+  # lazily: a writer thread of the run may still hold a file open there for a moment
+  subprocess.run(['umount', '--lazy', str(mount)], check=False)
 
 
 def test_full_workdir_is_refused_before_anything_is_written(tiny_filesystem):

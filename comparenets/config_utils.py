@@ -28,6 +28,7 @@ TRAIN_DEFAULTS = {
     'async_checkpoints': True,
     'on_nonfinite': 'stop',      # NaN/Inf loss or gradient: 'stop' the run, or 'skip' the update
     'compute_dtype': 'float32',  # 'bfloat16': activations and matmuls in bf16, params/loss f32
+    'steps_per_dispatch': 1,     # steps run by one compiled call (lax.scan over as many batches)
 }
 
 # What ``quick`` does to the train section of every experiment: a seconds-long CPU run.

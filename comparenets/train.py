@@ -59,6 +59,7 @@ TRAIN_RULES = {
     'warmup_steps': {'min': 0},
     'eval_every': {'min': 0},
     'checkpoint_every': {'min': 0},
+    'steps_per_dispatch': {'min': 1},
 }
 
 
@@ -246,13 +247,27 @@ def make_step_fns(setup: Setup, axis_name: str | None = None):
   return train_step, eval_step
 
 
+def scan_steps(train_step):
+  """``steps(state, batches, rng)``: ``train_step`` over the leading axis of ``batches`` in
+  one `lax.scan`, so k steps cost one dispatch; the metrics come back stacked ``[k]``. Each
+  step folds its own step number into ``rng``, so k scanned steps are the k single steps."""
+  def steps(state, batches, rng):
+    return jax.lax.scan(lambda state, batch: train_step(state, batch, rng), state, batches)
+  return steps
+
+
 class Parallel:
-  """How state and batches live on devices, and the compiled steps that go with it."""
+  """How state and batches live on devices, and the compiled steps that go with it.
+
+  ``train_step(state, batch, rng)`` runs one step; ``train_steps(state, batches, rng)`` runs
+  as many as ``batches`` stacks (see `scan_steps`), fed by ``shard_steps``.
+  """
   mode = 'none'
 
   def __init__(self, setup: Setup):
     train_step, eval_step = make_step_fns(setup)
     self.train_step = jax.jit(train_step, donate_argnums=0)
+    self.train_steps = jax.jit(scan_steps(train_step), donate_argnums=0)
     self.eval_step = jax.jit(eval_step)
 
   def place(self, state):
@@ -263,6 +278,10 @@ class Parallel:
       raise ConfigError("train.parallel='none' runs on one device; a multi-process run needs "
                         "'jit' or 'pmap'")
     return jax.device_put(batch, jax.devices()[0])
+
+  def shard_steps(self, batches):
+    """Batches of several steps stacked on a leading axis ``[k, B, ...]``."""
+    return self.shard(batches)
 
   def checkpoint_target(self, state):
     """A tree with the shardings a restored checkpoint should have before `place`."""
@@ -294,6 +313,8 @@ class PmapParallel(Parallel):
     self.n = jax.local_device_count()
     self.train_step = jax.pmap(train_step, axis_name='batch', in_axes=(0, 0, None),
                                donate_argnums=0)
+    self.train_steps = jax.pmap(scan_steps(train_step), axis_name='batch',
+                                in_axes=(0, 0, None), donate_argnums=0)
     self.eval_step = jax.pmap(eval_step, axis_name='batch')
 
   def place(self, state):
@@ -301,6 +322,11 @@ class PmapParallel(Parallel):
 
   def shard(self, batch):  # this process's rows, split over its devices
     return jax.tree.map(lambda x: x.reshape((self.n, -1) + x.shape[1:]), batch)
+
+  def shard_steps(self, batches):  # [k, B, ...] -> [devices, k, B / devices, ...]
+    return jax.tree.map(
+        lambda x: np.swapaxes(x.reshape((x.shape[0], self.n, -1) + x.shape[2:]), 0, 1),
+        batches)
 
   def savable(self, state):
     state = jax.tree.map(_first_replica, state)
@@ -339,6 +365,13 @@ class JitParallel(Parallel):
     shard = functools.partial(jax.shard_map, mesh=self.mesh, check_vma=False)
     sharded_train = shard(train_step, in_specs=(P(), P('data'), P()), out_specs=(P(), P()))
     sharded_eval = shard(eval_step, in_specs=(P(), P('data')), out_specs=P())
+    self.data_steps = NamedSharding(self.mesh, P(None, 'data'))
+    sharded_steps = shard(scan_steps(train_step), in_specs=(P(), P(None, 'data'), P()),
+                          out_specs=(P(), P()))
+    self.train_steps = jax.jit(sharded_steps, in_shardings=(self.replicated, self.data_steps,
+                                                            self.replicated),
+                               out_shardings=(self.replicated, self.replicated),
+                               donate_argnums=0)
     self.train_step = jax.jit(sharded_train, in_shardings=(self.replicated, self.data,
                                                            self.replicated),
                               out_shardings=(self.replicated, self.replicated),
@@ -354,6 +387,12 @@ class JitParallel(Parallel):
       return jax.device_put(batch, self.data)
     return jax.tree.map(
         lambda x: jax.make_array_from_process_local_data(self.data, x), batch)
+
+  def shard_steps(self, batches):  # [k, this process's rows, ...], rows over the devices
+    if jax.process_count() == 1:
+      return jax.device_put(batches, self.data_steps)
+    return jax.tree.map(
+        lambda x: jax.make_array_from_process_local_data(self.data_steps, x), batches)
 
   def checkpoint_target(self, state):
     return self.place(state)
@@ -445,21 +484,30 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> str:
 
 
 class _Window:
-  """The device-side metrics of the steps since the last host sync."""
+  """The device-side metrics of the steps since the last host sync: one entry per dispatch,
+  scalars for a single step, ``[k]`` arrays for k scanned steps."""
 
   def __init__(self, parallel: Parallel, on_nonfinite: str, first_step: int):
     self.parallel, self.on_nonfinite = parallel, on_nonfinite
     self.metrics, self.first_step, self.checked, self.skipped = [], first_step, 0, 0
+    self.checked_steps = 0
     self.last_good_checkpoint: int | None = None
 
   def add(self, metrics):
     self.metrics.append(metrics)
 
+  @staticmethod
+  def _steps(values) -> np.ndarray:
+    """Per-entry host values (scalars or ``[k]``) as one array over the steps."""
+    return np.concatenate([np.atleast_1d(np.asarray(v)) for v in values])
+
   def check_finite(self):
     """Raises `NonFiniteError` ('stop') or counts the skipped updates ('skip')."""
-    flags = self.parallel.host_metrics([m['nonfinite'] for m in self.metrics[self.checked:]])
-    bad = [self.first_step + self.checked + i + 1 for i, f in enumerate(flags) if f > 0]
-    self.checked = len(self.metrics)
+    flags = self._steps(self.parallel.host_metrics(
+        [m['nonfinite'] for m in self.metrics[self.checked:]]) or [np.zeros(0)])
+    first = self.first_step + self.checked_steps
+    bad = [first + i + 1 for i, f in enumerate(flags) if f > 0]
+    self.checked, self.checked_steps = len(self.metrics), self.checked_steps + len(flags)
     if not bad:
       return
     if self.on_nonfinite == 'stop':
@@ -475,13 +523,30 @@ class _Window:
 
   def summary(self, train: Mapping[str, Any], elapsed: float) -> dict[str, float]:
     host = self.parallel.host_metrics(self.metrics)
-    summary = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
-    summary['steps_per_s'] = len(host) / elapsed
-    summary['examples_per_s'] = len(host) * train['batch_size'] / elapsed
+    per_step = {k: self._steps([m[k] for m in host]) for k in host[0]}
+    steps = len(per_step['loss'])
+    summary = {k: float(v.mean()) for k, v in per_step.items()}
+    summary['steps_per_s'] = steps / elapsed
+    summary['examples_per_s'] = steps * train['batch_size'] / elapsed
     return summary
 
   def reset(self, first_step: int):
-    self.metrics, self.first_step, self.checked = [], first_step, 0
+    self.metrics, self.first_step, self.checked, self.checked_steps = [], first_step, 0, 0
+
+
+def dispatches(start: int, total: int, per_dispatch: int,
+               every: Iterable[int]) -> list[tuple[int, int]]:
+  """The (first, last) steps (1-based, inclusive) of each compiled call from ``start + 1`` to
+  ``total``: at most ``per_dispatch`` steps, and a call ends on every multiple of each nonzero
+  interval in ``every`` (logging, validation, checkpoints), so those happen at their exact
+  steps whatever ``per_dispatch`` is."""
+  every = [e for e in every if e > 0]
+  out, first = [], start + 1
+  while first <= total:
+    last = min([total, first + per_dispatch - 1] + [(first - 1) // e * e + e for e in every])
+    out.append((first, last))
+    first = last + 1
+  return out
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -575,19 +640,30 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
       return {'preempted': True, 'signal': stop.signal, 'step': start, 'saved': False,
               'workdir': workdir}
     progress = _progress(start, total_steps)
-    batches = prefetch(  # only this process's rows, already on the devices
-        lambda step: parallel.shard(sampler.batch(step - 1, *_this_process())),
-        range(start + 1, total_steps + 1))
-    for step, batch in zip(range(start + 1, total_steps + 1), batches):
-      state, metrics = parallel.train_step(state, batch, step_rng)
-      # At most two steps in flight: the device always has the next step queued and the
+    calls = dispatches(start, total_steps, train['steps_per_dispatch'],
+                       (train['log_every'], train['eval_every'], train['checkpoint_every']))
+
+    def produce(call):  # only this process's rows, already on the devices
+      first, last = call
+      if first == last:
+        return parallel.shard(sampler.batch(first - 1, *_this_process()))
+      rows = [sampler.batch(s - 1, *_this_process()) for s in range(first, last + 1)]
+      return parallel.shard_steps({k: np.stack([r[k] for r in rows]) for k in rows[0]})
+
+    batches = prefetch(produce, calls)
+    for (first, step), batch in zip(calls, batches):
+      if first == step:
+        state, metrics = parallel.train_step(state, batch, step_rng)
+      else:  # several steps in one call (train.steps_per_dispatch)
+        state, metrics = parallel.train_steps(state, batch, step_rng)
+      # At most two calls in flight: the device always has the next one queued and the
       # host never runs further ahead. Unbounded async dispatch of steps with collectives
       # deadlocked XLA's CPU runtime with 8 simulated devices.
       if previous is not None:
         jax.block_until_ready(previous)
       previous = metrics
       window.add(metrics)
-      progress.update(1)
+      progress.update(step - first + 1)
       if step % train['log_every'] == 0 or step == total_steps:
         window.check_finite()
         elapsed = time.perf_counter() - window_start
@@ -604,7 +680,9 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
                                                   splits['validation'],
                                                   train['eval_batch_size'], eval_apply))
         window_start = time.perf_counter()
-      preempted = stop.signal or (checkpointer.reached_preemption(step) and 'preemption')
+      # every step of the call is shown to the multi-host preemption service, in order
+      noticed = [checkpointer.reached_preemption(s) for s in range(first, step + 1)]
+      preempted = stop.signal or (any(noticed) and 'preemption')
       if checkpointer.should_save(step) or step == total_steps or preempted:
         window.check_finite()  # never checkpoint a state that followed a NaN step
         checkpointer.save(step, parallel.savable(state), force=True)

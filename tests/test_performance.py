@@ -129,7 +129,8 @@ def test_benchmarks_run_on_tiny_shapes(tmp_path, capsys):
 
 
 def test_benchmark_loop_case_runs(capsys):
-  (record,) = bench.loop_cases('digits.py', 'model=rnn', 12, 1)
+  (record,) = bench.loop_cases('digits.py', 'model=rnn', 12, 1, steps_per_dispatch=3)
+  assert record['steps_per_dispatch'] == 3
   assert record['loop_examples_per_s'] > 0 and record['bare_step_examples_per_s'] > 0
   assert record['fraction_of_bare'] == pytest.approx(
       record['loop_examples_per_s'] / record['bare_step_examples_per_s'])

@@ -13,7 +13,7 @@ import pytest
 from comparenets import train
 from comparenets.checkpointing import Checkpointer
 from comparenets.data import pipeline
-from comparenets.errors import CheckpointError, ConfigError
+from comparenets.errors import CheckpointError, ConfigError, NonFiniteError
 
 MODELS = {
     'cnn': dict(name='cnn', widths=(8, 16)),
@@ -242,3 +242,54 @@ def test_split_metrics_are_computed_from_the_whole_split_at_every_evaluation(tmp
   with open(tmp_path / 'metrics.jsonl') as f:
     validation = [r for r in map(json.loads, f) if r.get('split') == 'validation']
   assert all('whole_split_accuracy' in r for r in validation) and len(validation) == 2
+
+
+def test_dispatches_end_on_every_log_eval_and_checkpoint_step():
+  assert train.dispatches(0, 10, 4, (3, 0, 5)) == [(1, 3), (4, 5), (6, 6), (7, 9), (10, 10)]
+  assert train.dispatches(0, 8, 1, (4,)) == [(s, s) for s in range(1, 9)]
+  assert train.dispatches(4, 12, 8, (100,)) == [(5, 12)]  # resumed after step 4
+  assert train.dispatches(6, 6, 4, (2,)) == []
+
+
+@pytest.mark.parametrize('mode', ['none', 'jit', 'pmap'])
+def test_several_steps_per_dispatch_equal_one_step_per_dispatch(tmp_path, mode):
+  """k steps scanned in one compiled call are the k single steps: same dropout draws, same
+  logged losses, same final model; logging and checkpoints land on their exact steps."""
+  def run(k, name):
+    config = _config('cnn', mode, steps=7, log_every=3, checkpoint_every=0,
+                     steps_per_dispatch=k)
+    config.model.dropout = 0.3  # the per-step dropout key must follow the step
+    results = train.train_and_evaluate(config, str(tmp_path / name))
+    with open(tmp_path / name / 'metrics.jsonl') as f:
+      logged = [r for r in map(json.loads, f) if r['split'] == 'train']
+    return results, logged, sorted(os.listdir(tmp_path / name / 'checkpoints'))
+
+  one, one_log, one_ckpt = run(1, 'one')
+  many, many_log, many_ckpt = run(4, 'many')  # calls of steps 1-3, 4-6, 7
+  assert [r['step'] for r in many_log] == [r['step'] for r in one_log] == [3, 6, 7]
+  assert many_ckpt == one_ckpt == ['7']
+  for a, b in zip(many_log, one_log):
+    np.testing.assert_allclose(a['loss'], b['loss'], rtol=1e-5)
+    np.testing.assert_allclose(a['grad_norm'], b['grad_norm'], rtol=1e-4)
+  for split in ('validation', 'test'):
+    np.testing.assert_allclose(many[split]['loss'], one[split]['loss'], rtol=1e-5)
+
+
+def test_nonfinite_steps_are_named_exactly_inside_multi_step_calls():
+  """The window of metrics mixes single steps (scalars) and scanned calls ([k]); a NaN step is
+  named by its own step number and the summary averages over steps, not over calls."""
+  class Host:
+    host_metrics = staticmethod(jax.device_get)
+
+  window = train._Window(Host(), 'skip', first_step=10)  # pylint: disable=protected-access
+  window.add({'loss': np.float32(1.0), 'nonfinite': np.float32(0)})               # step 11
+  window.add({'loss': np.array([2.0, 3.0, 4.0], np.float32),                      # steps 12-14
+              'nonfinite': np.array([0, 1, 0], np.float32)})
+  window.check_finite()
+  assert window.skipped == 1
+  window.add({'loss': np.array([5.0, 6.0], np.float32), 'nonfinite': np.array([0, 1.0])})
+  summary = window.summary({'batch_size': 8}, elapsed=2.0)
+  assert summary['loss'] == pytest.approx(3.5) and summary['steps_per_s'] == 3.0
+  window.on_nonfinite = 'stop'
+  with pytest.raises(NonFiniteError, match='became NaN or Inf at step 16;'):
+    window.check_finite()

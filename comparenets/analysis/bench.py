@@ -14,8 +14,8 @@ Cases:
 * ``cnn``: the Flax MNIST example's network (two 3x3 conv + avg-pool blocks, dense 256, dense 10)
   as our backbone + head trained by our own compiled train step, against the same network and
   optimizer in PyTorch; achieved FLOP/s as a fraction of the measured matmul peak.
-* ``loop``: `train_and_evaluate` with logging and checkpoints, against the bare compiled step
-  on the same batches.
+* ``loop``: `train_and_evaluate` with logging and checkpoints (and ``--steps_per_dispatch``)
+  against the bare compiled step on the same batches.
 * ``compile``: compile time of a recurrent train step for T = 16 and 1024.
 
 Speed is a ratio within one job (``speedup``: our examples/s over the reference's), the median of
@@ -342,15 +342,17 @@ def _step_flops(model, params, x, y) -> float:
 # -- the train loop against its bare step ------------------------------------------------------
 
 
-def loop_cases(experiment: str, arg: str, steps: int, repeats: int
+def loop_cases(experiment: str, arg: str, steps: int, repeats: int, steps_per_dispatch: int = 1
                ) -> Iterator[dict[str, Any]]:
   """`train_and_evaluate` with the experiment's own logging and checkpoint settings (no
-  validation passes) against the bare compiled step of the same setup on the same batches;
+  validation passes) and ``train.steps_per_dispatch``, against the bare compiled single step
+  of the same setup on the same batches (dispatched back to back, never waited for);
   throughput runs from the first logged step (compiled by then) to the last."""
   from comparenets import train as train_lib  # pylint: disable=g-import-not-at-top
   from comparenets.compare import run_config  # pylint: disable=g-import-not-at-top
   from comparenets.metric_writers import read_metrics  # pylint: disable=g-import-not-at-top
-  config = run_config(experiment, arg, {'train.steps': steps, 'train.eval_every': 0})
+  config = run_config(experiment, arg, {'train.steps': steps, 'train.eval_every': 0,
+                                        'train.steps_per_dispatch': steps_per_dispatch})
   if steps < 4 * config.train.log_every:  # short (--tiny) runs: log and save more often
     config.train.log_every = max(1, steps // 6)
     config.train.checkpoint_every = max(1, steps // 3)
@@ -379,7 +381,7 @@ def loop_cases(experiment: str, arg: str, steps: int, repeats: int
                       (time.perf_counter() - start))
   loop, bare = statistics.median(loop_rates), statistics.median(bare_rates)
   yield {'case': 'loop', 'experiment': f'{experiment}:{arg}', 'steps': steps,
-         'batch': batch_size, 'parallel': parallel.mode, 'devices': setup.num_devices,
+         'steps_per_dispatch': steps_per_dispatch, 'batch': batch_size, 'parallel': parallel.mode, 'devices': setup.num_devices,
          'loop_examples_per_s': loop, 'bare_step_examples_per_s': bare,
          'fraction_of_bare': loop / bare, 'loop_samples': loop_rates,
          'bare_samples': bare_rates}
@@ -407,8 +409,8 @@ def compile_cases(cell: str, lengths: Sequence[int], hidden: int) -> Iterator[di
 
 
 def run(cases: Sequence[str], repeats: int, min_time: float, tiny: bool, out=None,
-        recurrent_shapes: Sequence[Sequence[int]] = ((64, 128, 32, 256),)
-        ) -> list[dict[str, Any]]:
+        recurrent_shapes: Sequence[Sequence[int]] = ((64, 128, 32, 256),),
+        steps_per_dispatch: Sequence[int] = (1,)) -> list[dict[str, Any]]:
   records = []
 
   def put(record):
@@ -432,9 +434,10 @@ def run(cases: Sequence[str], repeats: int, min_time: float, tiny: bool, out=Non
       put(rec)
   if 'loop' in cases:
     for arg in ('model=cnn', 'model=lstm'):
-      for rec in loop_cases('digits.py', arg, 30 if tiny else 2000,
-                            1 if tiny else max(1, repeats // 2)):
-        put(rec)
+      for k in steps_per_dispatch:
+        for rec in loop_cases('digits.py', arg, 30 if tiny else 2000,
+                              1 if tiny else max(1, repeats // 2), k):
+          put(rec)
   if 'compile' in cases:
     for rec in compile_cases('lstm', (16, 64) if tiny else (16, 1024), 8 if tiny else 128):
       put(rec)
@@ -453,7 +456,15 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser.add_argument('--out', default='', help='also append the JSON lines to this file')
   parser.add_argument('--recurrent_shapes', default='64,128,32,256',
                       help='B,T,D,H of the recurrent case; several separated by ":"')
+  parser.add_argument('--steps_per_dispatch', default='1',
+                      help='train.steps_per_dispatch values of the loop case, e.g. 1,10')
   args = parser.parse_args(argv)
+  try:
+    per_dispatch = [int(v) for v in args.steps_per_dispatch.split(',')]
+    assert min(per_dispatch) > 0
+  except (ValueError, AssertionError):
+    parser.error(f'--steps_per_dispatch takes positive integers separated by commas, not '
+                 f'{args.steps_per_dispatch!r}')
   try:
     shapes = [tuple(int(v) for v in s.split(',')) for s in args.recurrent_shapes.split(':')]
     assert all(len(s) == 4 and min(s) > 0 for s in shapes)
@@ -466,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.error(f'unknown case(s) {", ".join(unknown)}; choose from {", ".join(CASES)}')
   with (open(args.out, 'a', encoding='utf-8') if args.out
         else contextlib.nullcontext()) as out:
-    run(cases, args.repeats, args.min_time, args.tiny, out, shapes)
+    run(cases, args.repeats, args.min_time, args.tiny, out, shapes, per_dispatch)
 
 
 if __name__ == '__main__':

@@ -288,6 +288,45 @@ def test_invariance_leaves_out_runs_without_checkpoints(tmp_path):
 
 def test_audit_runs_every_check_on_an_empty_suite():
   verdicts = claims.audit([], [], '')
-  assert len(verdicts) == len(claims.CHECKS) == 9
-  assert [v.section for v in verdicts].count('3.1') == 1
-  assert claims.table(verdicts).count('\n| ') == 9  # one row per claim
+  assert len(verdicts) == len(claims.CHECKS) == 10
+  assert [v.section for v in verdicts].count('3.1') == 2
+  assert claims.table(verdicts).count('\n| ') == 10  # one row per claim
+
+
+# 3.1: the input kinds a CNN reads.
+
+def clip_run(workdir, accuracy, reading='auto', channels=1, model='cnn'):
+  r = run(workdir, model, value=accuracy)
+  r['task'] = {'name': 'moving_digits', 'reading': reading, 'channels': channels,
+               'directions': 8}
+  return r
+
+
+def test_cnn_input_kinds_each_read_well_above_chance_are_supported():
+  digits = run('digits/cnn', 'cnn', value=0.97)
+  digits['task'] = {'name': 'digits', 'reading': 'auto'}
+  cifar = run('cifar10/cnn', 'cnn', value=0.70)
+  cifar['task'] = {'name': 'tfds_images', 'dataset': 'cifar10', 'reading': 'auto'}
+  runs = [digits, cifar, clip_run('moving_digits/cnn', 0.99),
+          clip_run('moving_digits_rgb/cnn', 0.98, channels=3),
+          clip_run('moving_digits_frame/cnn', 0.13, reading='frame'),
+          clip_run('moving_digits/cnn3d', 0.99, model='cnn3d')]
+  v = claims.cnn_reads_input_kinds(runs, [], '')
+  assert v.verdict == claims.SUPPORTED
+  assert 'RGB images: cifar10/cnn test accuracy 0.700 (chance 0.100)' in v.evidence
+  assert ('multi-channel multi-frame input: moving_digits_rgb/cnn test accuracy 0.980 '
+          '(chance 0.125)') in v.evidence
+  assert 'one frame of each clip (control): moving_digits_frame/cnn' in v.evidence
+  assert 'cnn3d' not in v.evidence and 'Not in this suite' not in v.evidence
+
+
+def test_a_kind_learned_only_to_chance_makes_it_depend_and_missing_kinds_are_named():
+  runs = [clip_run('moving_digits/cnn', 0.40), clip_run('moving_digits_rgb/cnn', 0.99,
+                                                        channels=3)]
+  v = claims.cnn_reads_input_kinds(runs, [], '')
+  assert v.verdict == claims.DEPENDS  # 0.40 is under 0.125 + 0.875 / 2
+  assert v.evidence.startswith('Not read (below halfway from chance to 1): single-channel '
+                               'multi-frame input.')
+  assert 'Not in this suite: grayscale images, RGB images.' in v.evidence
+  assert claims.cnn_reads_input_kinds([run('adding/lstm', 'lstm')], [], '').verdict == \
+      claims.NOT_MEASURED

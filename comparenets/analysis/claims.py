@@ -364,10 +364,77 @@ def cnn_size_position_invariant(runs, structure, root) -> Verdict:
   return Verdict('2.1', claim, verdict, how + evidence + f' Runs: {runs_text}.' + extra)
 
 
+# -- 3.1: what a CNN reads ------------------------------------------------------------------------
+
+CNN_INPUT_KINDS = ('grayscale images', 'RGB images', 'single-channel multi-frame input',
+                   'multi-channel multi-frame input')
+SINGLE_FRAME = 'one frame of each clip (control)'
+
+
+def _chance(task: dict[str, Any]) -> float:
+  """Accuracy of guessing, for the classification tasks a CNN reads."""
+  return 1.0 / task['directions'] if task.get('name') == 'moving_digits' else 0.1
+
+
+def _learned(accuracy: float, chance: float) -> bool:
+  """Read, not guessed: at least halfway from chance to perfect."""
+  return accuracy >= chance + 0.5 * (1.0 - chance)
+
+
+def cnn_input_kind(task: dict[str, Any]) -> str | None:
+  """Which of the article's input kinds a CNN run of this task (``results['task']``) read."""
+  name, reading = task.get('name'), task.get('reading', 'auto')
+  if name == 'digits' and reading in ('auto', 'image'):
+    return CNN_INPUT_KINDS[0]
+  if name == 'tfds_images' and reading in ('auto', 'image'):
+    return CNN_INPUT_KINDS[1] if task.get('dataset') == 'cifar10' else CNN_INPUT_KINDS[0]
+  if name == 'moving_digits':
+    if reading in ('auto', 'channels'):  # the frames stacked as the channels of one image
+      return CNN_INPUT_KINDS[2] if task.get('channels', 1) == 1 else CNN_INPUT_KINDS[3]
+    if reading == 'frame':
+      return SINGLE_FRAME
+  return None
+
+
+def cnn_reads_input_kinds(runs, structure, root) -> Verdict:
+  claim = ('A CNN reads grayscale images, RGB images, and single- and multi-channel '
+           'multi-frame input.')
+  found: dict[str, list[tuple[dict[str, Any], float, float]]] = {}
+  for r in runs:
+    if r['model'] != 'cnn' or r.get('target_metric') != 'accuracy':
+      continue
+    kind = cnn_input_kind(r.get('task', {}))
+    if kind is not None:
+      found.setdefault(kind, []).append((r, r['test']['accuracy'], _chance(r['task'])))
+  measured = [k for k in CNN_INPUT_KINDS if k in found]
+  if not measured:
+    return Verdict('3.1', claim, NOT_MEASURED, 'no classification run of the cnn on digits, '
+                   'TFDS images or moving digits')
+  parts = []
+  for kind in measured + ([SINGLE_FRAME] if SINGLE_FRAME in found else []):
+    items = found[kind]
+    parts.append(f'{kind}: ' + ', '.join(f"{r['workdir']} test accuracy {acc:.3f} (chance "
+                                        f"{chance:.3f})" for r, acc, chance in items))
+  read = {k: all(_learned(acc, chance) for _, acc, chance in found[k]) for k in measured}
+  evidence = '; '.join(parts) + '.'
+  if SINGLE_FRAME in found:
+    evidence += (' The direction of motion is in no single frame, so the single-frame control '
+                 'is the chance level the stacked frames must beat.')
+  missing = [k for k in CNN_INPUT_KINDS if k not in found]
+  if missing:
+    evidence += f' Not in this suite: {", ".join(missing)}.'
+  if all(read.values()):
+    return Verdict('3.1', claim, SUPPORTED, 'Read = test accuracy at least halfway from chance '
+                   'to 1. ' + evidence)
+  failed = [k for k, ok in read.items() if not ok]
+  return Verdict('3.1', claim, DEPENDS, f'Not read (below halfway from chance to 1): '
+                 f'{", ".join(failed)}. ' + evidence)
+
+
 CHECKS: tuple[Callable[..., Verdict], ...] = (
     params_grow_with_steps, gru_only_update_gate, lstm_gates, simple_rnn_previous_step_only,
     rnns_converge_with_difficulty, rnns_train_slower, cnn_fewer_params, cnn_needs_fixed_size,
-    cnn_size_position_invariant)
+    cnn_size_position_invariant, cnn_reads_input_kinds)
 
 
 def audit(runs: list[dict[str, Any]], structure: list[dict[str, Any]], root: str,

@@ -37,7 +37,7 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage
 
-THRESHOLDS = np.round(np.linspace(0.04, 0.96, 24), 4)
+THRESHOLDS = np.round(np.linspace(0.02, 0.98, 25), 4)
 CANNY_SIGMAS = (1.0, 1.5, 2.0, 3.0)
 CANNY_HIGH = tuple(np.round(np.geomspace(0.02, 0.4, 10), 4))
 CANNY_LOW_FRACTION = 0.4

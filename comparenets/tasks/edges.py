@@ -23,7 +23,9 @@ Metrics (`comparenets.edge_metrics`, via `split_metrics` at every evaluation): O
 pixels thinned and matched to true ones within ``tolerance`` pixels. Baselines scored by the
 same code on the same images, cached per split: 'sobel_ods_f' (with 'sobel_ods_threshold',
 'sobel_ois_f', 'sobel_ap'), and 'canny_ods_f' with its precision and recall at the Canny
-setting ('canny_sigma', 'canny_high') that is best on the validation split.
+setting ('canny_sigma', 'canny_high') that is best on the validation split. results.json also
+gets them under 'baselines' with 'beats_baselines' (the model's test ODS F above each), as the
+forecasting task reports its baselines.
 
 Figures: test images with their true edges, Sobel, Canny and the learned map; the
 precision-recall curves of the test split; and the same detectors on photographs that ship
@@ -167,8 +169,10 @@ class EdgeDetection(Task):
     name = self._split_name(split)
     if name in cache:
       return cache[name]
-    sobel = edge_metrics.evaluate(edge_metrics.sobel_maps(split['inputs']), split['edges'],
-                                  self.tolerance, thinning=self.thinning)
+    sobel_counts = edge_metrics.match_counts(edge_metrics.sobel_maps(split['inputs']),
+                                             split['edges'], self.tolerance,
+                                             thinning=self.thinning)
+    sobel = edge_metrics.scores(sobel_counts)
     setting = self.canny_setting()
     canny = edge_metrics.canny_scores(split['inputs'], split['edges'], self.tolerance,
                                       setting['sigma'], setting['high'])
@@ -179,6 +183,7 @@ class EdgeDetection(Task):
               'canny_high': canny['high']}
     if name is not None:
       cache[name] = result
+      self.__dict__.setdefault('_counts', {})[('sobel', name)] = sobel_counts
     return result
 
   def split_metrics(self, predict, split):
@@ -214,18 +219,39 @@ class EdgeDetection(Task):
         title='photographs (no ground truth: qualitative only)')
     return figures
 
+  def _test_counts(self, predict, which: str = 'learned') -> np.ndarray:
+    """`match_counts` of the model (``predict``) or 'sobel' on the test split, as the last
+    test evaluation left them (computed again if there was none)."""
+    test = self.splits()['test']
+    if 'test' not in self.__dict__.get('_counts', {}):
+      self.split_metrics(predict, test)
+    self.baselines(test)
+    return self._counts['test' if which == 'learned' else ('sobel', 'test')]
+
+  def write_artifacts(self, model, variables, workdir, rng):
+    """Extra results: the baselines' test scores, as the forecasting task gives its own, and
+    whether the model's test ODS F beats each."""
+    del workdir, rng
+    from comparenets import plots  # pylint: disable=g-import-not-at-top
+    learned = edge_metrics.scores(self._test_counts(
+        plots.make_predict(self, model, 'image', variables)))
+    base = self.baselines(self.splits()['test'])
+    baselines = {
+        'sobel': {'ods_f': base['sobel_ods_f'], 'ods_threshold': base['sobel_ods_threshold'],
+                  'ois_f': base['sobel_ois_f'], 'ap': base['sobel_ap']},
+        'canny': {'ods_f': base['canny_ods_f'], 'precision': base['canny_precision'],
+                  'recall': base['canny_recall'], 'sigma': base['canny_sigma'],
+                  'high': base['canny_high']}}
+    beats = {k: learned['ods_f'] > v['ods_f'] for k, v in baselines.items()}
+    return {'baselines': baselines, 'beats_baselines': beats,
+            'beats_baselines_everywhere': all(beats.values())}
+
   def _pr_figure(self, predict) -> Any:
     from comparenets import plots  # pylint: disable=g-import-not-at-top
-    test = self.splits()['test']
-    counts = self.__dict__.get('_counts', {}).get('test')
-    if counts is None:
-      self.split_metrics(predict, test)
-      counts = self._counts['test']
-    sobel = edge_metrics.match_counts(edge_metrics.sobel_maps(test['inputs']), test['edges'],
-                                      self.tolerance, thinning=self.thinning)
-    base = self.baselines(test)
+    base = self.baselines(self.splits()['test'])
     fig, axes = plots.new_figure(4.2, 4.0, squeeze=True)
-    for label, c in (('learned', counts), ('Sobel', sobel)):
+    for label in ('learned', 'Sobel'):
+      c = self._test_counts(predict, label.lower())
       p, r, f = edge_metrics.precision_recall_f(c.sum(axis=0))
       best = int(np.argmax(f))
       axes.plot(r, p, '-', label=f'{label} (ODS F {f[best]:.3f})')

@@ -288,9 +288,9 @@ def test_invariance_leaves_out_runs_without_checkpoints(tmp_path):
 
 def test_audit_runs_every_check_on_an_empty_suite():
   verdicts = claims.audit([], [], '')
-  assert len(verdicts) == len(claims.CHECKS) == 10
+  assert len(verdicts) == len(claims.CHECKS) == 11
   assert [v.section for v in verdicts].count('3.1') == 2
-  assert claims.table(verdicts).count('\n| ') == 10  # one row per claim
+  assert claims.table(verdicts).count('\n| ') == 11  # one row per claim
 
 
 # 3.1: the input kinds a CNN reads.
@@ -330,3 +330,33 @@ def test_a_kind_learned_only_to_chance_makes_it_depend_and_missing_kinds_are_nam
   assert 'Not in this suite: grayscale images, RGB images.' in v.evidence
   assert claims.cnn_reads_input_kinds([run('adding/lstm', 'lstm')], [], '').verdict == \
       claims.NOT_MEASURED
+
+
+# 4.1: the CNN's scenarios.
+
+def scenario_run(workdir, task, **test):
+  r = run(workdir, 'cnn')
+  r['task'], r['test'] = task, test
+  return r
+
+
+def test_cnn_scenarios_that_beat_their_baselines_are_supported_and_a_failing_one_depends():
+  digits = scenario_run('digits/cnn', {'name': 'digits'}, accuracy=0.97)
+  detection = scenario_run('detection/cnn', {'name': 'detection'}, mAP50=0.86)
+  sr = scenario_run('sr_x2/cnn', {'name': 'super_resolution', 'scale': 2}, psnr=31.2,
+                    bicubic_psnr=30.1, psnr_gain=1.1)
+  edges = scenario_run('edges/cnn', {'name': 'edges'}, ods_f=0.81)
+  edges['baselines'] = {'sobel': {'ods_f': 0.62}, 'canny': {'ods_f': 0.70}}
+  lstm = run('digits/lstm', 'lstm', value=0.2)  # other families do not count here
+  v = claims.cnn_vision_scenarios([digits, detection, sr, edges, lstm], [], '')
+  assert v.verdict == claims.SUPPORTED, v.evidence
+  assert 'object detection: detection/cnn test mAP@0.5 0.860' in v.evidence
+  assert 'x2 test PSNR 31.20 dB vs bicubic 30.10 dB (+1.10 dB)' in v.evidence
+  assert 'sobel 0.620, canny 0.700' in v.evidence and 'Not in this suite' not in v.evidence
+  worse = scenario_run('sr_x4/cnn', {'name': 'super_resolution', 'scale': 4}, psnr=25.0,
+                       bicubic_psnr=25.3, psnr_gain=-0.3)
+  v = claims.cnn_vision_scenarios([digits, worse], [], '')
+  assert v.verdict == claims.DEPENDS
+  assert v.evidence.startswith('Did not work here: image super-resolution.')
+  assert 'Not in this suite: object detection, edge detection.' in v.evidence
+  assert claims.cnn_vision_scenarios([lstm], [], '').verdict == claims.NOT_MEASURED

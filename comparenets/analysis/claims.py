@@ -431,10 +431,66 @@ def cnn_reads_input_kinds(runs, structure, root) -> Verdict:
                  f'{", ".join(failed)}. ' + evidence)
 
 
+# -- 4.1: what a CNN is used for ------------------------------------------------------------------
+
+MIN_MAP50 = 0.5  # a detector "works" when at least half of its mean AP at IoU 0.5 is there
+
+
+def _scenario(r: dict[str, Any]) -> tuple[str, bool, str] | None:
+  """(scenario, works, how it was judged) of one CNN run, or None for other tasks."""
+  task, test = r.get('task', {}), r['test']
+  name = task.get('name')
+  kind = cnn_input_kind(task)
+  if kind in CNN_INPUT_KINDS[:2]:
+    chance = _chance(task)
+    return ('image classification', _learned(test['accuracy'], chance),
+            f"test accuracy {test['accuracy']:.3f} (chance {chance:.3f})")
+  if name == 'detection':
+    return ('object detection', test['mAP50'] >= MIN_MAP50,
+            f"test mAP@0.5 {test['mAP50']:.3f} (works: >= {MIN_MAP50})")
+  if name == 'super_resolution':
+    return ('image super-resolution', test['psnr_gain'] > 0,
+            f"x{task.get('scale')} test PSNR {test['psnr']:.2f} dB vs bicubic "
+            f"{test['bicubic_psnr']:.2f} dB ({test['psnr_gain']:+.2f} dB)")
+  if name == 'edges':
+    base = r.get('baselines', {})
+    vs = ', '.join(f"{k} {v['ods_f']:.3f}" for k, v in base.items())
+    sobel = base.get('sobel', {}).get('ods_f', float('inf'))
+    return ('edge detection', test['ods_f'] > sobel,
+            f"test ODS F {test['ods_f']:.3f} (works: above Sobel; baselines by the same "
+            f"evaluation: {vs or 'none recorded'})")
+  return None
+
+
+def cnn_vision_scenarios(runs, structure, root) -> Verdict:
+  claim = ('CNNs are used for image classification, object detection, image super-resolution '
+           'and edge detection.')
+  scenarios = ('image classification', 'object detection', 'image super-resolution',
+               'edge detection')
+  found: dict[str, list[tuple[str, bool, str]]] = {}
+  for r in runs:
+    if r['model'] == 'cnn':
+      judged = _scenario(r)
+      if judged is not None:
+        found.setdefault(judged[0], []).append((r['workdir'], judged[1], judged[2]))
+  if not found:
+    return Verdict('4.1', claim, NOT_MEASURED, 'no cnn run of a classification, detection, '
+                   'super-resolution or edge-detection task')
+  evidence = '; '.join(f'{s}: ' + ', '.join(f'{w} {how}' for w, _, how in found[s])
+                       for s in scenarios if s in found) + '.'
+  missing = [s for s in scenarios if s not in found]
+  if missing:
+    evidence += f' Not in this suite: {", ".join(missing)}.'
+  failed = [s for s in found if not all(ok for _, ok, _ in found[s])]
+  if failed:
+    return Verdict('4.1', claim, DEPENDS, f'Did not work here: {", ".join(failed)}. ' + evidence)
+  return Verdict('4.1', claim, SUPPORTED, evidence)
+
+
 CHECKS: tuple[Callable[..., Verdict], ...] = (
     params_grow_with_steps, gru_only_update_gate, lstm_gates, simple_rnn_previous_step_only,
     rnns_converge_with_difficulty, rnns_train_slower, cnn_fewer_params, cnn_needs_fixed_size,
-    cnn_size_position_invariant, cnn_reads_input_kinds)
+    cnn_size_position_invariant, cnn_reads_input_kinds, cnn_vision_scenarios)
 
 
 def audit(runs: list[dict[str, Any]], structure: list[dict[str, Any]], root: str,

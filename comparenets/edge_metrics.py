@@ -15,8 +15,10 @@ in BSDS). Scores (`scores`):
 
 * ODS (optimal dataset scale): the best F over the thresholds, one threshold for the whole split;
 * OIS (optimal image scale): each image at its own best threshold, counts summed, then F;
-* AP: the area under the precision-recall points of the grid, as scikit-learn's average
-  precision (no interpolation; BSDS interpolates along the curve instead).
+* AP: the area under the grid's precision-recall points from the highest threshold down, as
+  scikit-learn's average precision (no interpolation; BSDS interpolates along the curve). A
+  thresholded map that is nearly all on thins to a sparse skeleton, so recall can fall again
+  at the lowest thresholds (in BSDS too); such points add nothing to AP.
 
 This is the tolerance-band approximation of BSDS's ``correspondPixels``, which matches
 predicted and true pixels one to one (a bipartite assignment within the distance); here one
@@ -113,14 +115,14 @@ def precision_recall_f(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 def average_precision(precision: np.ndarray, recall: np.ndarray) -> float:
-  """Sum of precision x recall gained over the curve's points taken by increasing recall,
-  from recall 0 (scikit-learn's ``average_precision_score``: no interpolation; of points with
-  the same recall, the most precise)."""
-  order = np.lexsort((-np.asarray(precision), np.asarray(recall)))
-  recall = np.asarray(recall, np.float64)[order]
-  precision = np.asarray(precision, np.float64)[order]
-  gained = np.diff(recall, prepend=0.0)
-  return float((gained * precision).sum())
+  """Area under the precision-recall points taken from the highest threshold down (the points
+  in that order): the sum of precision x the recall each point adds beyond the most recall of
+  the points before it, from recall 0 (scikit-learn's ``average_precision_score`` when recall
+  only grows; a point that adds no recall, e.g. a very low threshold whose thinned map lost
+  some, adds nothing)."""
+  recall = np.asarray(recall, np.float64)
+  gained = np.diff(np.maximum.accumulate(recall), prepend=0.0)
+  return float((gained * np.asarray(precision, np.float64)).sum())
 
 
 def scores(counts: np.ndarray, thresholds: Sequence[float] = THRESHOLDS) -> dict[str, float]:
@@ -132,7 +134,7 @@ def scores(counts: np.ndarray, thresholds: Sequence[float] = THRESHOLDS) -> dict
   _, _, ois = precision_recall_f(counts[np.arange(len(counts)), own].sum(axis=0))
   return {'ods_f': float(f[best]), 'ods_threshold': float(thresholds[best]),
           'ods_precision': float(p[best]), 'ods_recall': float(r[best]), 'ois_f': float(ois),
-          'ap': average_precision(p, r)}
+          'ap': average_precision(p[::-1], r[::-1])}
 
 
 def evaluate(probs: np.ndarray, edges: np.ndarray, tolerance: float,
@@ -165,22 +167,23 @@ def canny_maps(images: np.ndarray, sigma: float, high: float) -> np.ndarray:
 
 
 def canny_scores(images: np.ndarray, edges: np.ndarray, tolerance: float, sigma: float,
-                 high: float) -> dict[str, float]:
+                 high: float, thinning: bool = True) -> dict[str, float]:
   """Precision, recall and F of one Canny setting, by the same counting (threshold 0.5 of the
   binary maps; their F is an ODS F: one setting for the whole split)."""
-  s = evaluate(canny_maps(images, sigma, high), edges, tolerance, thresholds=(0.5,))
+  s = evaluate(canny_maps(images, sigma, high), edges, tolerance, (0.5,), thinning)
   return {'f': s['ods_f'], 'precision': s['ods_precision'], 'recall': s['ods_recall'],
           'sigma': float(sigma), 'high': float(high)}
 
 
 def select_canny(images: np.ndarray, edges: np.ndarray, tolerance: float,
                  sigmas: Sequence[float] = CANNY_SIGMAS,
-                 highs: Sequence[float] = CANNY_HIGH) -> dict[str, float]:
+                 highs: Sequence[float] = CANNY_HIGH,
+                 thinning: bool = True) -> dict[str, float]:
   """`canny_scores` of the setting with the best F on these images (first among equals)."""
   best = None
   for sigma in sigmas:
     for high in highs:
-      s = canny_scores(images, edges, tolerance, sigma, high)
+      s = canny_scores(images, edges, tolerance, sigma, high, thinning)
       if best is None or s['f'] > best['f']:
         best = s
   return best

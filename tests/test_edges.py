@@ -98,9 +98,16 @@ def test_the_best_threshold_is_chosen_on_counts_summed_over_the_split():
 
 
 def test_average_precision_by_hand():
-  # points (R, P): (0.5, 1), (0.5, 0.8), (1, 0.5): 0.5 * 1 + 0.5 * 0.5
-  assert em.average_precision([1.0, 0.8, 0.5], [0.5, 0.5, 1.0]) == pytest.approx(0.75)
-  assert em.average_precision([1.0], [1.0]) == pytest.approx(1.0)
+  # points from the highest threshold down, (R, P): (0.5, 1), (0.5, 0.8), (1, 0.5), then a
+  # lower threshold whose recall fell back (0.6, 0.2): 0.5 * 1 + 0.5 * 0.5, the last adds none
+  precision, recall = [1.0, 0.8, 0.5, 0.2], [0.5, 0.5, 1.0, 0.6]
+  assert em.average_precision(precision, recall) == pytest.approx(0.75)
+  assert em.average_precision([1.0], [0.9]) == pytest.approx(0.9)
+  # scores() reads its grid from the lowest threshold up: the same curve, reversed
+  counts = np.array([[2, 10, 6, 10], [5, 10, 10, 10], [4, 5, 5, 10], [5, 5, 5, 10]])[None]
+  # per threshold (P, R): (0.2, 0.6), (0.5, 1), (0.8, 0.5), (1, 0.5)
+  got = em.scores(counts, thresholds=(0.1, 0.2, 0.3, 0.4))['ap']
+  assert got == pytest.approx(0.75)
 
 
 # --------------------------------------------------------------------------------------------

@@ -160,7 +160,7 @@ class EdgeDetection(Task):
     if not hasattr(self, '_canny'):
       val = self.splits()['validation']
       self._canny = edge_metrics.select_canny(  # pylint: disable=attribute-defined-outside-init
-          val['inputs'], val['edges'], self.tolerance)
+          val['inputs'], val['edges'], self.tolerance, thinning=self.thinning)
     return self._canny
 
   def baselines(self, split: Mapping[str, np.ndarray]) -> dict[str, float]:
@@ -175,7 +175,7 @@ class EdgeDetection(Task):
     sobel = edge_metrics.scores(sobel_counts)
     setting = self.canny_setting()
     canny = edge_metrics.canny_scores(split['inputs'], split['edges'], self.tolerance,
-                                      setting['sigma'], setting['high'])
+                                      setting['sigma'], setting['high'], self.thinning)
     result = {'sobel_ods_f': sobel['ods_f'], 'sobel_ods_threshold': sobel['ods_threshold'],
               'sobel_ois_f': sobel['ois_f'], 'sobel_ap': sobel['ap'],
               'canny_ods_f': canny['f'], 'canny_precision': canny['precision'],

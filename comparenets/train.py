@@ -159,6 +159,9 @@ def create_state(setup: Setup, rng: jax.Array, example_batch: Mapping[str, np.nd
   def init(rng, batch):
     x, mask = setup.task.adapt(batch, setup.input_kind)
     variables = setup.model.init({'params': rng, 'dropout': rng}, x, mask, train=False)
+    # The task's loss on the model's output, traced (and then dropped by XLA) so that a head or
+    # loss that does not fit this backbone's output fails here, before anything is written.
+    setup.task.per_example(setup.model.apply(variables, x, mask, train=False), batch)
     params = variables.pop('params')
     return TrainState.create(apply_fn=setup.model.apply, params=params, tx=setup.tx,
                              model_state=dict(variables))

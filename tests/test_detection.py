@@ -190,14 +190,17 @@ def test_the_task_draws_test_canvases_from_the_test_digits():
   splits = task.splits()
   assert set(splits) == {'validation', 'test'}
   assert len(splits['test']['inputs']) == 30 and len(splits['validation']['inputs']) == 20
-  test_pool = digits.load_splits()['test']
-  expected = digit_canvas.generate(test_pool['inputs'], test_pool['label'],
+  pools = digits.load_splits()
+  expected = digit_canvas.generate(pools['test']['inputs'], pools['test']['label'],
                                    np.random.default_rng(np.random.SeedSequence(0, spawn_key=(2,))),
                                    30)
   np.testing.assert_array_equal(splits['test']['inputs'], expected['inputs'])
-  batch = task.train_sampler(8, seed=0).batch(3)
-  np.testing.assert_array_equal(batch['inputs'], task.train_sampler(8, seed=0).batch(3)['inputs'])
-  assert batch['inputs'].shape == (8, 48, 48, 1)
+  # training canvases: generated per step from the training digits
+  batch = task.train_sampler(8, seed=5).batch(3)
+  expected = digit_canvas.generate(pools['train']['inputs'], pools['train']['label'],
+                                   np.random.default_rng([5, 3]), 8)
+  np.testing.assert_array_equal(batch['inputs'], expected['inputs'])
+  np.testing.assert_array_equal(batch['labels'], expected['labels'])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,12 +227,13 @@ def _ideal_outputs(data, grid, num_classes=10):
   return outputs, t
 
 
-@pytest.mark.parametrize('grid', [(6, 6), (12, 12), (48, 48)])  # strides 8, 4 and 1
-def test_encoding_then_decoding_the_ground_truth_gives_its_boxes_back(grid):
+@pytest.mark.parametrize('grid,window', [((6, 6), 1), ((6, 6), 3), ((12, 12), 3),
+                                         ((48, 48), 3)])  # strides 8, 4 and 1
+def test_encoding_then_decoding_the_ground_truth_gives_its_boxes_back(grid, window):
   data = _canvases(3, n=100)
   outputs, targets = _ideal_outputs(data, grid)
   assert float(np.asarray(targets['positive']).sum()) == data['valid'].sum()  # one peak each
-  found = detection.decode(outputs, 10, (48, 48))
+  found = detection.decode(outputs, 10, (48, 48), peak_window=window)
   truth = detection.ground_truth(data)
   assert dm.mean_average_precision(found, truth)['mAP'] == 1.0
   for got, want in zip(found, truth):  # the true boxes are the top detections
@@ -249,6 +253,17 @@ def test_decode_of_a_hand_made_output():
   np.testing.assert_allclose(found['boxes'], [[8, 0, 16, 4], [6, 6, 10, 10]])
   np.testing.assert_array_equal(found['labels'], [1, 0])
   np.testing.assert_allclose(found['scores'], 1 / (1 + np.exp([-3.0, -1.0])), rtol=1e-6)
+  # without the max-pool the class-1 neighbour is a candidate too; its box is its cell's,
+  # (6, 6, 10, 10), which does not overlap the best one, so IoU NMS keeps it
+  (found,) = detection.decode(outputs, 2, (16, 16), min_score=0.5, peak_window=1)
+  np.testing.assert_allclose(found['boxes'], [[8, 0, 16, 4], [6, 6, 10, 10], [6, 6, 10, 10]])
+  np.testing.assert_array_equal(found['labels'], [1, 1, 0])
+  outputs[0, 1, 1, 2:] = [1.0, 0.5, 0.5, -0.75]  # its box now (8, 0, 16, 4): the best one's
+  (found,) = detection.decode(outputs, 2, (16, 16), min_score=0.5, peak_window=1)
+  np.testing.assert_allclose(found['boxes'], [[8, 0, 16, 4], [8, 0, 16, 4]])
+  np.testing.assert_array_equal(found['labels'], [1, 0])  # suppressed in class 1 only
+  (found,) = detection.decode(outputs, 2, (16, 16), min_score=0.5, peak_window=1, nms_iou=None)
+  np.testing.assert_array_equal(found['labels'], [1, 1, 0])
 
 
 def test_the_loss_prefers_the_ideal_outputs_and_has_its_parts():

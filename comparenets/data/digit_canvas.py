@@ -2,7 +2,7 @@
 random size and placed at a random position on a larger blank canvas, with their boxes.
 
 Each digit is resized by bilinear interpolation (separable: ``rows @ digit @ columns.T``, so a
-whole batch is two einsums), faint interpolation fringes (below ``INK``) are cut to zero, and the
+whole batch is one einsum), faint interpolation fringes (below ``INK``) are cut to zero, and the
 canvas is the pixel-wise maximum of the placed digits, plus optional Gaussian noise. A digit's
 ground-truth box is the tight box of its own nonzero pixels on the canvas, ``(y0, x0, y1, x1)``
 in pixels with the ends exclusive: pixel ``(i, j)`` is the unit square ``[i, i+1) x [j, j+1)``,

@@ -14,9 +14,13 @@ cell
   centre cells only).
 
 Losses are per example and normalised by its number of objects. Decoding: the heatmap's local
-maxima (a 3x3 max-pool keeps a cell only if it is the largest of its neighbourhood, CenterNet's
-replacement for NMS), the `TOP_K` best, boxes from the size and offset at each peak, then
-classic greedy IoU non-maximum suppression per class (`comparenets.detection_metrics.nms`).
+maxima (with ``peak_window=3``, a 3x3 max-pool keeps a cell only if it is the largest of its
+neighbourhood: CenterNet's replacement for NMS; with 1 every cell is a candidate), the `TOP_K`
+best, boxes from the size and offset at each, then classic greedy IoU non-maximum suppression
+per class (`comparenets.detection_metrics.nms`). On a coarse map (48x48 canvases at stride 8
+give 6x6 cells) two digits often sit in neighbouring cells and the max-pool drops the weaker
+one whatever their boxes, which IoU NMS would keep: the experiment file therefore decodes with
+``peak_window=1``.
 
 Metric: mAP at IoU 0.5 over the whole split (PASCAL VOC procedure, all-point interpolation;
 `comparenets.detection_metrics`), reported as ``mAP50`` for validation and test through
@@ -37,6 +41,7 @@ from comparenets import detection_metrics
 from comparenets.data import digit_canvas
 from comparenets.data import digits as digits_data
 from comparenets.data.pipeline import GeneratedSampler
+from comparenets.errors import ConfigError
 from comparenets.models.heads import CenterHead
 from comparenets.tasks.base import Task
 
@@ -86,25 +91,32 @@ def encode(boxes, labels, valid, grid: tuple[int, int], stride: tuple[float, flo
           'offset': offset}
 
 
-def _max_pool_3x3(x: np.ndarray) -> np.ndarray:
-  """3x3 max over the cells of ``x [B, h, w, C]`` (stride 1, edges padded with -inf)."""
+def _max_pool(x: np.ndarray, window: int) -> np.ndarray:
+  """``window`` x ``window`` max over the cells of ``x [B, h, w, C]`` (odd window, stride 1,
+  edges padded with -inf)."""
   b, h, w, c = x.shape
-  padded = np.full((b, h + 2, w + 2, c), -np.inf, x.dtype)
-  padded[:, 1:-1, 1:-1] = x
-  return np.max([padded[:, i:i + h, j:j + w] for i in range(3) for j in range(3)], axis=0)
+  r = window // 2
+  padded = np.full((b, h + 2 * r, w + 2 * r, c), -np.inf, x.dtype)
+  padded[:, r:r + h, r:r + w] = x
+  return np.max([padded[:, i:i + h, j:j + w] for i in range(window) for j in range(window)],
+                axis=0)
 
 
 def decode(outputs: np.ndarray, num_classes: int, image_size: tuple[int, int],
            top_k: int = TOP_K, min_score: float = MIN_SCORE,
-           nms_iou: float | None = 0.5) -> list[dict[str, np.ndarray]]:
+           nms_iou: float | None = 0.5, peak_window: int = 3) -> list[dict[str, np.ndarray]]:
   """Detections from the head's outputs ``[N, h, w, num_classes + 4]`` (NumPy), one dict
   ``{'boxes': [K, 4] (y0, x0, y1, x1) pixels, 'labels': [K], 'scores': [K]}`` per image,
-  highest score first. ``nms_iou=None`` skips the IoU non-maximum suppression."""
+  highest score first. A cell is a candidate for a class only if its score is the highest in
+  the ``peak_window`` x ``peak_window`` cells around it (CenterNet's 3x3 max-pool; 1 makes every
+  cell a candidate); ``nms_iou=None`` skips the IoU non-maximum suppression."""
   outputs = np.asarray(outputs, np.float32)
   n, h, w, _ = outputs.shape
   sy, sx = image_size[0] / h, image_size[1] / w
   heat = 1.0 / (1.0 + np.exp(-outputs[..., :num_classes]))
-  peaks = np.where(heat == _max_pool_3x3(heat), heat, 0.0).reshape(n, -1)
+  if peak_window > 1:
+    heat = np.where(heat == _max_pool(heat, peak_window), heat, 0.0)
+  peaks = heat.reshape(n, -1)
   k = min(top_k, peaks.shape[1])
   best = np.argsort(-peaks, axis=1, kind='stable')[:, :k]  # [n, k] flat (y, x, class)
   scores = np.take_along_axis(peaks, best, 1)
@@ -146,6 +158,11 @@ class DigitDetection(Task):
   ``default_rng([seed, s])``); the validation and test canvases are fixed sets drawn from the
   validation and test digits (`comparenets.data.digits.load_splits` with ``split_seed``), so
   test digits are never seen in training.
+
+  Fields: the canvases (``canvas``, ``min_size``, ``max_size``, ``max_objects``, ``max_overlap``,
+  ``noise``: see `comparenets.data.digit_canvas.generate`), ``num_classes`` (10 digits, or 1:
+  'digit'), the fixed sets' sizes and seeds, the weights of the size and offset losses against
+  the heatmap loss, and the decoding (``peak_window``, ``nms_iou``: see `decode`).
   """
   canvas: int = 48
   min_size: float = 12.0
@@ -161,6 +178,7 @@ class DigitDetection(Task):
   size_weight: float = 1.0
   offset_weight: float = 1.0
   nms_iou: float = 0.5
+  peak_window: int = 3
 
   name = 'detection'
   input_kinds = ('image',)
@@ -175,11 +193,11 @@ class DigitDetection(Task):
       'data_seed': {'min': 0},
       'split_seed': {'min': 0},
       'nms_iou': {'max': 1.0},
+      'peak_window': {'choices': (1, 3, 5)},
   }
   head_rules = {'hidden': {'min': 0}}
 
   def __post_init__(self):
-    from comparenets.errors import ConfigError  # pylint: disable=g-import-not-at-top
     if not self.min_size <= self.max_size <= self.canvas:
       raise ConfigError(f'task {self.name!r} needs min_size <= max_size <= canvas; got '
                         f'{self.min_size}, {self.max_size} and {self.canvas}')
@@ -241,9 +259,9 @@ class DigitDetection(Task):
             'offset_loss': offset_loss}
 
   def detect(self, outputs: np.ndarray, min_score: float = MIN_SCORE):
-    """`decode` with this task's classes, canvas and NMS threshold."""
+    """`decode` with this task's classes, canvas, peak window and NMS threshold."""
     return decode(outputs, self.num_classes, (self.canvas, self.canvas), min_score=min_score,
-                  nms_iou=self.nms_iou)
+                  nms_iou=self.nms_iou, peak_window=self.peak_window)
 
   def split_metrics(self, predict, split):
     found = self.detect(predict(split))
@@ -252,11 +270,17 @@ class DigitDetection(Task):
     return {'mAP50': result['mAP']}
 
   def figures(self, predict):
-    """Test canvases with the detections scoring at least `FIGURE_SCORE` and the true boxes."""
+    """Test canvases with the true boxes and the detections scoring at least `FIGURE_SCORE`,
+    one per object: a detection overlapping a better one of another class (IoU above
+    ``nms_iou``), which mAP counts in that class, is left out of the picture, where its label
+    would cover the better one's."""
     from comparenets import plots  # pylint: disable=g-import-not-at-top
     test = self.splits()['test']
     shown = {k: v[:9] for k, v in test.items()}
-    found = self.detect(predict(shown), FIGURE_SCORE)
+    found = []
+    for boxes in self.detect(predict(shown), FIGURE_SCORE):
+      keep = detection_metrics.nms(boxes['boxes'], boxes['scores'], self.nms_iou)
+      found.append({k: v[keep] for k, v in boxes.items()})
     truth = ground_truth(shown, self.num_classes)
     if self.num_classes == 1:
       for boxes in found:

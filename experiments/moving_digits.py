@@ -12,7 +12,9 @@ Arguments: ``model`` (cnn, cnn3d, cnn_rnn, cnn_lstm, cnn_gru, tcn, rnn, lstm, gr
 (auto: video backbones read the clip, the CNN reads the frames stacked as channels, sequence
 models read one flattened frame per step; or frame: the CNN sees only the last frame, which
 carries no information about the direction, so it stays at chance, 1/8), ``channels`` (1:
-grayscale, 3: random colours per clip) and ``quick`` (a seconds-long run for CPU debugging).
+grayscale, 3: random colours per clip, which hides the motion from models that read raw pixel
+values linearly and takes longer to learn, so it trains 1500 steps instead of 600) and ``quick``
+(a seconds-long run for CPU debugging).
 """
 
 from comparenets.config_utils import experiment_config, parse_arg
@@ -42,6 +44,6 @@ def get_config(arg=None):
                 canvas=16, scale=1, directions=8, max_speed=2, num_train=4000, num_eval=1000,
                 split_seed=0),
       head=dict(hidden=(128,), dropout=0.0),
-      train=dict(steps=600, learning_rate=2e-3, warmup_steps=50, weight_decay=1e-4,
+      train=dict(steps=600 if arg.channels == 1 else 1500, learning_rate=2e-3, warmup_steps=50, weight_decay=1e-4,
                  grad_clip=1.0, eval_every=200, checkpoint_every=600),
       quick_task=dict(num_train=256, num_eval=128))

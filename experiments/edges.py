@@ -13,13 +13,19 @@ precision-recall curves and the photographs (qualitative: no ground truth).
 
 Arguments: ``model`` (cnn only: the task reads whole images and predicts every pixel) and
 ``quick`` (a seconds-long run on 32x32 images for CPU debugging).
+
+Measured (seed 0, 2 shared CPU cores, 4 min of CPU time, 8.3 min wall under load; 32,513
+parameters): test ODS F 0.907 (OIS 0.925, AP 0.879) against Canny 0.873 (sigma 2, chosen on
+validation) and Sobel 0.533. With ``--config.task.noise=0.2``: 0.794, Canny 0.746, Sobel 0.366.
 """
 
 from comparenets.config_utils import experiment_config, parse_arg
 
 MODELS = {
-    'cnn': dict(widths=(32, 32, 32, 32), convs_per_block=1, kernel_size=3, pool='none',
-                norm='none', dropout=0.0, global_pool='avg'),
+    # six 5x5 layers of 16 channels at full resolution: a 25-pixel receptive field, which
+    # beat four 3x3 layers of 32 (9 pixels) and four 5x5 of 16 (17) on validation ODS F
+    'cnn': dict(widths=(16,) * 6, convs_per_block=1, kernel_size=5, pool='none', norm='none',
+                dropout=0.0, global_pool='avg'),
 }
 
 

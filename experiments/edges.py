@@ -14,8 +14,8 @@ precision-recall curves and the photographs (qualitative: no ground truth).
 Arguments: ``model`` (cnn only: the task reads whole images and predicts every pixel) and
 ``quick`` (a seconds-long run on 32x32 images for CPU debugging).
 
-Measured (seed 0, 2 shared CPU cores, 4 min of CPU time, 8.3 min wall under load; 32,513
-parameters): test ODS F 0.907 (OIS 0.925, AP 0.879) against Canny 0.873 (sigma 2, chosen on
+Measured (seed 0, 2 CPU cores, 32,513 parameters; 2.9 min wall with training 138 s at a load
+of about 2, 8.3 min under heavier load): test ODS F 0.907 (OIS 0.925, AP 0.879) against Canny 0.873 (sigma 2, chosen on
 validation) and Sobel 0.533. With ``--config.task.noise=0.2``: 0.794, Canny 0.746, Sobel 0.366.
 """
 

@@ -28,7 +28,10 @@ TRAIN_DEFAULTS = {
     'async_checkpoints': True,
     'on_nonfinite': 'stop',      # NaN/Inf loss or gradient: 'stop' the run, or 'skip' the update
     'compute_dtype': 'float32',  # 'bfloat16': activations and matmuls in bf16, params/loss f32
-    'steps_per_dispatch': 1,     # steps run by one compiled call (lax.scan over as many batches)
+    # Steps run by one compiled call (lax.scan over as many batches): for accelerators, where a
+    # short step waits on the host; on XLA:CPU it sped an LSTM step up 1.3x and slowed a CNN
+    # step down 7x (BUILD_NOTES.md, Performance).
+    'steps_per_dispatch': 1,
 }
 
 # What ``quick`` does to the train section of every experiment: a seconds-long CPU run.

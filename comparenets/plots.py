@@ -239,6 +239,36 @@ def image_predictions(images: np.ndarray, labels: np.ndarray, predictions: np.nd
   return fig
 
 
+def clip_predictions(clips: np.ndarray, labels: np.ndarray, predictions: np.ndarray,
+                     class_names: Sequence[str] | None = None, n: int = 6,
+                     title: str = '') -> 'Figure':
+  """Video clips ``[N, T, H, W, C]`` in [0, 1] as strips of frames, one row per clip (the
+  first ``n``), each row labelled 'predicted / true' (red when wrong) and the columns by frame.
+  `pick_examples` chooses which to show, errors first."""
+  labels, predictions = np.asarray(labels), np.asarray(predictions)
+  rows = max(1, min(n, len(clips)))
+  frames = clips.shape[1]
+  name = (lambda c: class_names[c]) if class_names else str
+  fig, axes = new_figure(1.1 * frames + 1.2, 1.15 * rows + 0.5, rows, frames)
+  for ax in axes.ravel():
+    ax.axis('off')
+  for i in range(min(n, len(clips))):
+    wrong = labels[i] != predictions[i]
+    for t in range(frames):
+      ax = axes[i, t]
+      ax.axis('on')
+      _show_image(ax, clips[i, t])
+      if i == 0:
+        ax.set_title(f'frame {t + 1}', fontsize=8)
+    axes[i, 0].set_ylabel(f'{name(int(predictions[i]))}\n/ {name(int(labels[i]))}', fontsize=8,
+                          color=_WRONG if wrong else _RIGHT, rotation=0, ha='right',
+                          va='center')
+  fig.suptitle(f'{title}: predicted / true label, misclassified in red'.lstrip(': '),
+               fontsize=9)
+  fig.tight_layout()
+  return fig
+
+
 # ---------------------------------------------------------------------------------------------
 # Regression and sequence prediction
 

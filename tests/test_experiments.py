@@ -13,6 +13,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEQUENCE = ['tcn', 'rnn', 'lstm', 'gru']
 EXPERIMENTS = {
     'digits': ['cnn'] + SEQUENCE,
+    'moving_digits': ['cnn', 'cnn3d', 'cnn_lstm', 'lstm'],  # embedded video clips
+    'detection': ['cnn'],
     'seq_digits': SEQUENCE,
     'adding': SEQUENCE,
     'copy_memory': SEQUENCE,
@@ -20,6 +22,8 @@ EXPERIMENTS = {
     'char_lm': SEQUENCE,
     'sentiment': SEQUENCE,       # TFDS imdb_reviews, mocked
     'tfds_images': ['cnn'] + SEQUENCE,  # TFDS mnist, mocked
+    'super_resolution': ['cnn'],  # scikit-image's bundled photos
+    'edges': ['cnn'],  # synthetic shapes, per-pixel edge logits
 }
 MOCKED = {'sentiment', 'tfds_images'}
 

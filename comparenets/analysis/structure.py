@@ -46,10 +46,18 @@ def build(name: str, kwargs: dict[str, Any], num_classes: int = 10) -> TaskModel
                    head=ClassificationHead(num_classes))
 
 
+# Side of each frame of a video backbone's example input (its length is the number of frames).
+VIDEO_SIDE = 16
+
+
 def example_input(name: str, length: int, features: int) -> jax.Array:
-  """A batch-of-one input: a length x length x features image or a length-step sequence."""
-  if models.input_kind(name) == 'image':
+  """A batch-of-one input: a length x length x features image, a length-step sequence, or a
+  video of length frames of VIDEO_SIDE x VIDEO_SIDE x features."""
+  kind = models.input_kind(name)
+  if kind == 'image':
     return jnp.ones((1, length, length, features))
+  if kind == 'video':
+    return jnp.ones((1, length, VIDEO_SIDE, VIDEO_SIDE, features))
   return jnp.ones((1, length, features))
 
 
@@ -122,8 +130,8 @@ def analyze(name: str, kwargs: dict[str, Any], length: int, features: int = 1,
       'compile_s': compile_s,
       'train_step_s': step_s,
       'examples_per_s': batch / step_s,
-      'time_steps_per_s': batch * length / step_s if models.input_kind(name) == 'sequence'
-                          else None,
+      'time_steps_per_s': batch * length / step_s
+                          if models.input_kind(name) in ('sequence', 'video') else None,
       'achieved_flops_per_s': flops['train_step'] * batch / step_s,
   }
 
@@ -134,6 +142,10 @@ DEFAULT_KWARGS = {
     'rnn': dict(hidden=128),
     'lstm': dict(hidden=128),
     'gru': dict(hidden=128),
+    'cnn3d': dict(widths=(16, 32)),
+    'cnn_rnn': dict(widths=(16, 32), hidden=128),
+    'cnn_lstm': dict(widths=(16, 32), hidden=128),
+    'cnn_gru': dict(widths=(16, 32), hidden=128),
 }
 
 _MODELS = flags.DEFINE_list('models', ['cnn', 'tcn', 'rnn', 'lstm', 'gru'], 'Backbones.')

@@ -1,7 +1,8 @@
-"""Backbones by name: ``cnn``, ``tcn``, ``rnn``, ``lstm``, ``gru``.
+"""Backbones by name: ``cnn``, ``tcn``, ``rnn``, ``lstm``, ``gru``, and for video ``cnn3d``,
+``cnn_rnn``, ``cnn_lstm``, ``cnn_gru``.
 
-Backbones know nothing about tasks: they map an input (images ``[B, H, W, C]`` or sequences
-``[B, T, F]``, as their ``input_kind`` says) to `Features`.
+Backbones know nothing about tasks: they map an input (images ``[B, H, W, C]``, sequences
+``[B, T, F]`` or videos ``[B, T, H, W, C]``, as their ``input_kind`` says) to `Features`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from comparenets.models.base import Features
 from comparenets.models.conv import TCN, ConvStack
 from comparenets.models.heads import ClassificationHead, PerPositionHead, TaskModel
 from comparenets.models.recurrent import Recurrent
+from comparenets.models.video import CNNRecurrent, ConvStack3D
 
 # name -> (module class, fields fixed by the name)
 REGISTRY: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {
@@ -25,6 +27,10 @@ REGISTRY: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {
     'rnn': (Recurrent, {'cell': 'rnn'}),
     'lstm': (Recurrent, {'cell': 'lstm'}),
     'gru': (Recurrent, {'cell': 'gru'}),
+    'cnn3d': (ConvStack3D, {}),
+    'cnn_rnn': (CNNRecurrent, {'cell': 'rnn'}),
+    'cnn_lstm': (CNNRecurrent, {'cell': 'lstm'}),
+    'cnn_gru': (CNNRecurrent, {'cell': 'gru'}),
 }
 
 _MODULE_FIELDS = {'parent', 'name'}
@@ -48,7 +54,7 @@ def fields(name: str) -> dict[str, Any]:
 
 
 def input_kind(name: str) -> str:
-  """'image' or 'sequence': what the backbone reads."""
+  """'image', 'sequence' or 'video': what the backbone reads."""
   return _entry(name)[0].input_kind
 
 
@@ -61,5 +67,6 @@ def build(name: str, **kwargs) -> nn.Module:
   return cls(**fixed, **kwargs)
 
 
-__all__ = ['REGISTRY', 'Features', 'ConvStack', 'TCN', 'Recurrent', 'ClassificationHead',
+__all__ = ['REGISTRY', 'Features', 'ConvStack', 'TCN', 'Recurrent', 'ConvStack3D',
+           'CNNRecurrent', 'ClassificationHead',
            'PerPositionHead', 'TaskModel', 'build', 'names', 'fields', 'input_kind']

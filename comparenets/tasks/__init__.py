@@ -9,19 +9,27 @@ from comparenets.config_utils import check_fields, check_values
 from comparenets.errors import ConfigError
 from comparenets.tasks.base import Task
 from comparenets.tasks.char_lm import CharLM
+from comparenets.tasks.detection import DigitDetection
 from comparenets.tasks.digits import DigitsClassification
+from comparenets.tasks.edges import EdgeDetection
 from comparenets.tasks.forecasting import Forecasting
 from comparenets.tasks.memory import AddingProblem, CopyMemory
+from comparenets.tasks.moving_digits import MovingDigits
 from comparenets.tasks.sentiment import Sentiment
+from comparenets.tasks.super_resolution import SuperResolution
 from comparenets.tasks.tfds_images import TFDSImageClassification
 
 REGISTRY: dict[str, type[Task]] = {
     'adding': AddingProblem,
     'char_lm': CharLM,
     'copy_memory': CopyMemory,
+    'detection': DigitDetection,
     'digits': DigitsClassification,
+    'edges': EdgeDetection,
     'sentiment': Sentiment,
     'forecasting': Forecasting,
+    'moving_digits': MovingDigits,
+    'super_resolution': SuperResolution,
     'tfds_images': TFDSImageClassification,
 }
 

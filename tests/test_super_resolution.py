@@ -238,5 +238,8 @@ def test_quick_run_reports_model_and_bicubic(tmp_path):
   assert test['psnr_gain'] > 0  # even 30 steps from bicubic improve on it
   assert set(saved['test_images']) == {'chelsea'}
   assert saved['test_images']['chelsea']['psnr'] == pytest.approx(test['psnr'])
+  assert saved['baselines'] == {'bicubic': {'psnr': pytest.approx(test['bicubic_psnr']),
+                                            'ssim': pytest.approx(test['bicubic_ssim'])}}
+  assert saved['beats_baselines_everywhere'] is True
   assert 'psnr' in saved['validation'] and results['params']['head'] == 3 * 3 * 32 * 4 + 4
   assert (tmp_path / 'plots' / 'super_resolution.png').is_file()

@@ -337,12 +337,18 @@ class SuperResolution(Task):
   # ------------------------------------------------------------------------------- outputs
 
   def write_artifacts(self, model, variables, workdir, rng):
-    """Per-image test metrics, in the results as 'test_images'."""
+    """Per-image test metrics, in the results as 'test_images', and the bicubic baseline
+    under 'baselines' with 'beats_baselines' (as the forecasting and edge tasks report theirs),
+    so that reports show it beside the model."""
     del workdir, rng
     from comparenets import plots  # pylint: disable=g-import-not-at-top
     predict = plots.make_predict(self, model, 'image', variables, batch_size=1)
-    pairs = self._pairs_of(self.splits()['test'])
-    return {'test_images': self.measure(predict, pairs)}
+    per_image = self.measure(predict, self._pairs_of(self.splits()['test']))
+    mean = lambda key: float(np.mean([m[key] for m in per_image.values()]))
+    bicubic = {'psnr': mean('bicubic_psnr'), 'ssim': mean('bicubic_ssim')}
+    beats = {'bicubic': mean('psnr') > bicubic['psnr']}
+    return {'test_images': per_image, 'baselines': {'bicubic': bicubic},
+            'beats_baselines': beats, 'beats_baselines_everywhere': all(beats.values())}
 
   def figures(self, predict):
     """For each test image (up to 4), the tile where bicubic does worst: the LR input,

@@ -75,8 +75,11 @@ def test_io_table_follows_the_registries():
   table = report.io_table()
   rows = {line.split('|')[1].strip(): [c.strip() for c in line.split('|')[2:-1]]
           for line in table.splitlines()[2:]}
-  assert rows['digits'] == ['image', 'rows', 'rows', 'rows', 'rows']
-  assert rows['adding'] == ['-', 'sequence', 'sequence', 'sequence', 'sequence']
+  # columns: cnn, cnn3d, tcn, rnn, lstm, gru, cnn_rnn, cnn_lstm, cnn_gru
+  assert rows['digits'] == ['image', '-', 'rows', 'rows', 'rows', 'rows', '-', '-', '-']
+  assert rows['adding'] == ['-', '-'] + ['sequence'] * 4 + ['-'] * 3
+  assert rows['moving_digits'] == ['channels', 'video'] + ['frames'] * 4 + ['video'] * 3
+  assert rows['detection'] == ['image'] + ['-'] * 8
 
 
 def test_report_without_runs_is_a_clear_error(tmp_path):

@@ -8,10 +8,13 @@ import re
 import pytest
 
 from comparenets import compare
+from comparenets import models
 from comparenets.analysis import report
 from comparenets.errors import ConfigError
 from comparenets.summary import load_results
 from comparenets.train import build_setup
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SUITE = '''
 def get_suite():
@@ -91,7 +94,11 @@ def test_quick_suite_covers_every_family_on_every_embedded_task():
   entries = compare.load_suite('quick')
   names = [e[0] for e in entries]
   assert len(names) == len(set(names))
-  assert {n.split('/')[1] for n in names} == {'cnn', 'tcn', 'rnn', 'lstm', 'gru'}
+  assert {n.split('/')[1] for n in names} == {'cnn', 'tcn', 'rnn', 'lstm', 'gru', 'cnn3d',
+                                              'cnn_lstm'}
+  experiments = {e[1] for e in entries}
+  assert experiments == {f for f in os.listdir(os.path.join(ROOT, 'experiments'))
+                         if f.endswith('.py')} - {'char_lm.py', 'sentiment.py', 'tfds_images.py'}
   for _, experiment, arg, overrides in entries:
     compare.run_config(experiment, arg, overrides)  # every entry builds a config
 
@@ -174,8 +181,11 @@ def test_full_suite_entries_exist_and_build():
   groups = {b.split('/')[0] for b in bases}
   assert {'digits', 'seq_digits', 'seq_digits_permuted', 'adding_T50', 'adding_T200',
           'copy_memory_T30', 'copy_memory_T100', 'forecasting', 'forecasting_lorenz', 'char_lm',
-          'mnist', 'permuted_mnist', 'imdb', 'tiny_shakespeare'} == groups
-  assert {b.split('/')[1] for b in bases} == {'cnn', 'tcn', 'rnn', 'lstm', 'gru'}
+          'mnist', 'permuted_mnist', 'imdb', 'tiny_shakespeare', 'moving_digits',
+          'moving_digits_frame', 'moving_digits_rgb', 'moving_digits_rgb_frame', 'detection',
+          'detection_one_class', 'super_resolution_x2', 'super_resolution_x3',
+          'super_resolution_x4', 'edges', 'edges_noise02'} == groups
+  assert {b.split('/')[1] for b in bases} == set(models.names())
   built = {}
   for name, experiment, arg, overrides in entries:
     assert os.path.exists(os.path.join(compare.EXPERIMENTS, experiment)), experiment

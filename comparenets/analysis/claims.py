@@ -128,7 +128,7 @@ def simple_rnn_previous_step_only(runs, structure, root) -> Verdict:
                            'claim at these lengths without proving it.'))
 
 
-CONV, RECURRENT = ('cnn', 'tcn'), ('rnn', 'lstm', 'gru')
+CONV, RECURRENT = ('cnn', 'cnn3d', 'tcn'), ('rnn', 'lstm', 'gru')  # cnn_lstm etc. are both
 
 
 def steps_to_converge(records: list[dict[str, Any]]) -> float:

@@ -2,7 +2,9 @@
 
 Every family on every embedded task at the experiments' default step counts, at the longer
 sequences the experiments default to (adding T=200, copy memory T=100) as well as the quick
-suite's shorter ones, and the TFDS tasks (MNIST, permuted MNIST, IMDB sentiment, tiny
+suite's shorter ones, every family that reads video on grayscale and coloured moving digits
+(with the single-frame control), the CNN's vision scenarios (detection with 10 classes and
+with one, super-resolution x2/x3/x4, edges at two noise levels), and the TFDS tasks (MNIST, permuted MNIST, IMDB sentiment, tiny
 Shakespeare), which need their datasets prepared first (the run's error message says how;
 ``task.data_dir`` points at them). Each entry is (run name, experiment file, experiment argument,
 config overrides); `with_seeds` makes it ``<run name>/seed<N>`` for N in SEEDS, and the report
@@ -39,6 +41,20 @@ def embedded():
       name = 'forecasting' if series == 'mackey_glass' else f'forecasting_{series}'
       runs.append((f'{name}/{model}', 'forecasting.py', f'model={model},series={series}', {}))
     runs.append((f'char_lm/{model}', 'char_lm.py', f'model={model}', {}))
+  video = ('cnn', 'cnn3d', 'cnn_rnn', 'cnn_lstm', 'cnn_gru') + SEQUENCE
+  for channels, name in ((1, 'moving_digits'), (3, 'moving_digits_rgb')):
+    for model in video:
+      runs.append((f'{name}/{model}', 'moving_digits.py', f'model={model},channels={channels}',
+                   {}))
+    runs.append((f'{name}_frame/cnn', 'moving_digits.py',
+                 f'model=cnn,reading=frame,channels={channels}', {}))
+  runs.append(('detection/cnn', 'detection.py', 'model=cnn', {}))
+  runs.append(('detection_one_class/cnn', 'detection.py', 'model=cnn,num_classes=1', {}))
+  for scale in (2, 3, 4):
+    runs.append((f'super_resolution_x{scale}/cnn', 'super_resolution.py',
+                 f'model=cnn,scale={scale}', {}))
+  runs.append(('edges/cnn', 'edges.py', 'model=cnn', {}))
+  runs.append(('edges_noise02/cnn', 'edges.py', 'model=cnn', {'task.noise': 0.2}))
   return runs
 
 

@@ -98,8 +98,8 @@ def test_results_and_claims_of_a_suite_workdir(tmp_path):
   assert '| digits/cnn | cnn | digits | image | 1,234 | 10 | 1.0 | accuracy | 0.5 | 0.75 |' in \
       comparenets.results_table(str(tmp_path))
   verdicts = comparenets.audit_claims(str(tmp_path))
-  import comparenets.analysis.claims  # pylint: disable=g-import-not-at-top
-  assert len(verdicts) == len(comparenets.analysis.claims.CHECKS)
+  from comparenets.analysis import claims  # pylint: disable=g-import-not-at-top
+  assert len(verdicts) == len(claims.CHECKS)
   by_claim = {v.claim: v for v in verdicts}
   exponential = next(v for c, v in by_claim.items() if 'exponentially' in c)
   assert exponential.verdict == 'not measured'  # no structure rows in this workdir

@@ -45,7 +45,7 @@ def test_suite_runs_skips_finished_runs_and_reports(tiny_suite):
   assert '### digits' in text and '### forecasting' in text
   assert '`digits/lstm`' in text and 'Baseline linear_ar' in text
   assert '| lstm | 8 |' in text  # structure row
-  assert '| char_lm | - | sequence | sequence | sequence | sequence |' in text
+  assert '| char_lm | - | - | sequence | sequence | sequence | sequence | - | - | - |' in text
   claims = text.split('## Claims audit')[1].split('## Which family')[0]
   rows = [l for l in claims.splitlines() if l.startswith('| 2.')]
   assert len(rows) == 8

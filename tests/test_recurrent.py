@@ -272,7 +272,7 @@ def test_fused_backward_keeps_weight_products_out_of_the_loop(cell):
 def test_unknown_cell_field_is_a_clear_error():
   with pytest.raises(ValueError, match="model 'lstm' has no field 'kernel_size'; its fields"):
     models.build('lstm', kernel_size=3)
-  with pytest.raises(ValueError, match="unknown model 'transformer'; choose one of cnn, gru"):
+  with pytest.raises(ValueError, match="unknown model 'transformer'; choose one of cnn, cnn3d, cnn_gru"):
     models.build('transformer')
 
 

@@ -95,7 +95,9 @@ def test_repeated_kill_9_loses_nothing_but_the_steps_since_the_last_checkpoint(t
   assert 'Traceback' not in resumed.stderr
 
 
-@pytest.mark.parametrize('first,second', [(8, 1), (1, 8)])
+# 8 -> 1 (a pod's checkpoint debugged on one device) through the command line and a signal;
+# every other pair of layouts in process: test_train.py::test_checkpoint_round_trips_across_...
+@pytest.mark.parametrize('first,second', [(8, 1)])
 def test_checkpoint_from_one_device_count_resumes_on_another(tmp_path, first, second):
   straight = str(tmp_path / 'straight')
   _run(straight, devices=second)
@@ -281,7 +283,7 @@ FIELDS = {
 }
 
 
-@hypothesis.settings(max_examples=150, deadline=None,
+@hypothesis.settings(max_examples=80, deadline=None,
                      suppress_health_check=[hypothesis.HealthCheck.too_slow])
 @hypothesis.given(model=st.sampled_from(['cnn', 'tcn', 'rnn', 'lstm', 'gru']),
                   changes=st.lists(st.tuples(st.sampled_from(sorted(FIELDS)), st.data()),

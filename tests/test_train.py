@@ -210,7 +210,9 @@ def _while_bodies_with_collectives(hlo_text):
 
 @pytest.mark.parametrize('mode', ['jit', 'pmap'])
 def test_no_collective_inside_the_time_loop(mode):
-  setup = train.build_setup(_config('lstm', mode))
+  config = _config('cnn', mode)
+  config.model.dropout = 0.3  # per-step and per-device dropout keys
+  setup = train.build_setup(config)
   batch = pipeline.EpochSampler(setup.task.splits()['train'], 32, 0).batch(0)
   parallel = train.make_parallel(setup)
   state = parallel.place(train.create_state(setup, jax.random.PRNGKey(0), batch))
@@ -251,11 +253,11 @@ def test_dispatches_end_on_every_log_eval_and_checkpoint_step():
   assert train.dispatches(6, 6, 4, (2,)) == []
 
 
-@pytest.mark.parametrize('mode', ['none', 'jit', 'pmap'])
-def test_several_steps_per_dispatch_equal_one_step_per_dispatch(tmp_path, mode):
+def test_several_steps_per_dispatch_equal_one_step_per_dispatch(tmp_path):
   """k steps scanned in one compiled call are the k single steps: same dropout draws, same
-  logged losses, same final model; logging and checkpoints land on their exact steps."""
-  def run(k, name):
+  logged losses, same final model; logging and checkpoints land on their exact steps (the
+  sharded layouts of scanned steps: test_scanned_steps_equal_single_steps_...)."""
+  def run(mode, k, name):
     config = _config('cnn', mode, steps=7, log_every=3, checkpoint_every=0,
                      steps_per_dispatch=k)
     config.model.dropout = 0.3  # the per-step dropout key must follow the step
@@ -264,8 +266,8 @@ def test_several_steps_per_dispatch_equal_one_step_per_dispatch(tmp_path, mode):
       logged = [r for r in map(json.loads, f) if r['split'] == 'train']
     return results, logged, sorted(os.listdir(tmp_path / name / 'checkpoints'))
 
-  one, one_log, one_ckpt = run(1, 'one')
-  many, many_log, many_ckpt = run(4, 'many')  # calls of steps 1-3, 4-6, 7
+  one, one_log, one_ckpt = run('none', 1, 'one')
+  many, many_log, many_ckpt = run('none', 4, 'many')  # calls of steps 1-3, 4-6, 7
   assert [r['step'] for r in many_log] == [r['step'] for r in one_log] == [3, 6, 7]
   assert many_ckpt == one_ckpt == ['7']
   for a, b in zip(many_log, one_log):
@@ -273,6 +275,30 @@ def test_several_steps_per_dispatch_equal_one_step_per_dispatch(tmp_path, mode):
     np.testing.assert_allclose(a['grad_norm'], b['grad_norm'], rtol=1e-4)
   for split in ('validation', 'test'):
     np.testing.assert_allclose(many[split]['loss'], one[split]['loss'], rtol=1e-5)
+
+
+@pytest.mark.parametrize('mode', ['none', 'jit', 'pmap'])
+def test_scanned_steps_equal_single_steps_under_each_parallel_mode(mode):
+  """`train_steps` on k stacked batches (laid out by `shard_steps`) gives the state and
+  per-step metrics of k calls of `train_step`, for each way of placing the batch."""
+  config = _config('cnn', mode)
+  config.model.dropout = 0.3  # per-step and per-device dropout keys
+  setup = train.build_setup(config)
+  sampler = pipeline.EpochSampler(setup.task.splits()['train'], 32, seed=0)
+  parallel = train.make_parallel(setup)
+  rng = jax.random.PRNGKey(1)
+  # on the host: each placed copy is donated to the step it feeds
+  start = jax.device_get(train.create_state(setup, jax.random.PRNGKey(0), sampler.batch(0)))
+  state, losses = parallel.place(start), []
+  for step in range(3):
+    state, metrics = parallel.train_step(state, parallel.shard(sampler.batch(step)), rng)
+    losses.append(float(parallel.host_metrics(metrics)['loss']))
+  batches = [sampler.batch(step) for step in range(3)]
+  stacked = parallel.shard_steps({k: np.stack([b[k] for b in batches]) for k in batches[0]})
+  scanned, metrics = parallel.train_steps(parallel.place(start), stacked, rng)
+  np.testing.assert_allclose(parallel.host_metrics(metrics)['loss'], losses, rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               parallel.host_state(scanned).params, parallel.host_state(state).params)
 
 
 def test_nonfinite_steps_are_named_exactly_inside_multi_step_calls():

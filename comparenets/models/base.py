@@ -14,7 +14,9 @@ class Features:
 
   Attributes:
     per_position: one feature vector per input position: ``[B, T, D]`` for sequence backbones
-      (every time step), ``[B, h, w, C]`` for 2-D conv stacks (the last feature map).
+      (every time step) and CNN-encoder + recurrent video backbones (every frame),
+      ``[B, h, w, C]`` for 2-D conv stacks (the last feature map), ``[B, t, h, w, C]`` for
+      3-D conv stacks (their last feature map).
     summary: one vector per example, ``[B, D]``: a recurrent net's final hidden state, a TCN's
       output at the last real step, a CNN's flattened or pooled last feature map.
     state: the final recurrent state of every layer (None for convolutional backbones).

@@ -1,6 +1,6 @@
 """What a task supplies to the one train loop: data, input adapters, head, loss and metrics.
 
-A task knows input kinds ('image', 'sequence'), never backbones. The train loop asks it:
+A task knows input kinds ('image', 'sequence', 'video'), never backbones. The train loop asks it:
 
 * ``check_input_kind(kind, model)``: can the task feed this kind of input? (a `ConfigError` if
   not, raised before anything is compiled);

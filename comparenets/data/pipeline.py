@@ -143,3 +143,15 @@ def eval_batches(split: Split, batch_size: int, index: int = 0,
     batch = take(split, idx[rows])
     batch['weight'] = (np.arange(batch_size) < real).astype(np.float32)[rows]
     yield batch
+
+
+def generated_splits(generate: Callable[[np.random.Generator, int], dict[str, np.ndarray]],
+                     data_seed: int, validation_size: int, test_size: int
+                     ) -> dict[str, dict[str, np.ndarray]]:
+  """The fixed validation and test sets of a task whose data is generated (``generate(rng, n)``),
+  from spawn keys that no training batch uses (training batches are ``default_rng([seed,
+  step])``, with an empty spawn key). Entropy lists would not do: SeedSequence reads [0, 2, 0]
+  as the same number as [0, 2], the batch of step 2."""
+  rng = lambda split: np.random.default_rng(np.random.SeedSequence(data_seed,
+                                                                   spawn_key=(split,)))
+  return {'validation': generate(rng(1), validation_size), 'test': generate(rng(2), test_size)}

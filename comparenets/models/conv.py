@@ -43,6 +43,31 @@ def _norm(kind: str, features: int, train: bool, name: str):
   raise ValueError(f"unknown norm {kind!r}; choose one of 'none', 'batch', 'layer', 'group'")
 
 
+def pool(x: jax.Array, kind: str, window: Sequence[int]) -> jax.Array:
+  """'max' or 'avg' pooling with stride = window, or ``x`` itself for 'none'."""
+  window = tuple(window)
+  if kind == 'max':
+    return nn.max_pool(x, window, strides=window)
+  if kind == 'avg':
+    return nn.avg_pool(x, window, strides=window)
+  if kind != 'none':
+    raise ValueError(f"unknown pool {kind!r}; choose 'max', 'avg' or 'none'")
+  return x
+
+
+def global_summary(x: jax.Array, kind: str) -> jax.Array:
+  """One vector per example from a feature map ``[B, ..., C]``: 'flatten' it, or its 'avg' or
+  'max' over every position."""
+  positions = tuple(range(1, x.ndim - 1))
+  if kind == 'flatten':
+    return x.reshape(x.shape[0], -1)
+  if kind == 'avg':
+    return x.mean(axis=positions)
+  if kind == 'max':
+    return x.max(axis=positions)
+  raise ValueError(f"unknown global_pool {kind!r}; choose 'flatten', 'avg', 'max'")
+
+
 class ConvStack(nn.Module):
   """2-D conv stack over images ``[B, H, W, C]``.
 
@@ -112,24 +137,10 @@ class ConvStack(nn.Module):
         if norm is not None:
           x = norm(x)
         x = act(x)
-      window = (self.pool_size, self.pool_size)
-      if self.pool == 'max':
-        x = nn.max_pool(x, window, strides=window)
-      elif self.pool == 'avg':
-        x = nn.avg_pool(x, window, strides=window)
-      elif self.pool != 'none':
-        raise ValueError(f"unknown pool {self.pool!r}; choose 'max', 'avg' or 'none'")
+      x = pool(x, self.pool, (self.pool_size, self.pool_size))
       if self.dropout > 0:
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
-    if self.global_pool == 'flatten':
-      summary = x.reshape(x.shape[0], -1)
-    elif self.global_pool == 'avg':
-      summary = x.mean(axis=(1, 2))
-    elif self.global_pool == 'max':
-      summary = x.max(axis=(1, 2))
-    else:
-      raise ValueError(f"unknown global_pool {self.global_pool!r}; choose 'flatten', 'avg', 'max'")
-    return Features(per_position=x, summary=summary)
+    return Features(per_position=x, summary=global_summary(x, self.global_pool))
 
 
 class CausalConv1D(nn.Module):

@@ -25,7 +25,8 @@ import jax
 import jax.numpy as jnp
 
 from comparenets.models.base import Features
-from comparenets.models.conv import ACTIVATIONS, ConvStack, _activation, _norm
+from comparenets.models.conv import (ACTIVATIONS, ConvStack, _activation, _norm, global_summary,
+                                     pool)
 from comparenets.models.recurrent import CELLS, Recurrent
 
 
@@ -158,23 +159,10 @@ class ConvStack3D(nn.Module):
         if norm is not None:
           x = norm(x)
         x = act(x)
-      if self.pool == 'max':
-        x = nn.max_pool(x, window, strides=window)
-      elif self.pool == 'avg':
-        x = nn.avg_pool(x, window, strides=window)
-      elif self.pool != 'none':
-        raise ValueError(f"unknown pool {self.pool!r}; choose 'max', 'avg' or 'none'")
+      x = pool(x, self.pool, window)
       if self.dropout > 0:
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
-    if self.global_pool == 'flatten':
-      summary = x.reshape(x.shape[0], -1)
-    elif self.global_pool == 'avg':
-      summary = x.mean(axis=(1, 2, 3))
-    elif self.global_pool == 'max':
-      summary = x.max(axis=(1, 2, 3))
-    else:
-      raise ValueError(f"unknown global_pool {self.global_pool!r}; choose 'flatten', 'avg', 'max'")
-    return Features(per_position=x, summary=summary)
+    return Features(per_position=x, summary=global_summary(x, self.global_pool))
 
 
 class CNNRecurrent(nn.Module):

@@ -46,6 +46,7 @@ import optax
 
 from comparenets import edge_metrics
 from comparenets.data import shapes
+from comparenets.data import pipeline
 from comparenets.data.pipeline import GeneratedSampler
 from comparenets.models.heads import PerPositionHead
 from comparenets.tasks.base import Task
@@ -126,13 +127,8 @@ class EdgeDetection(Task):
 
   def splits(self):
     if not hasattr(self, '_splits'):
-      # Spawn keys that no training batch (default_rng([seed, step])) uses, as in the memory
-      # tasks.
-      rng = lambda split: np.random.default_rng(
-          np.random.SeedSequence(self.data_seed, spawn_key=(split,)))
-      self._splits = {  # pylint: disable=attribute-defined-outside-init
-          'validation': self.generate(rng(1), self.validation_size),
-          'test': self.generate(rng(2), self.test_size)}
+      self._splits = pipeline.generated_splits(  # pylint: disable=attribute-defined-outside-init
+          self.generate, self.data_seed, self.validation_size, self.test_size)
     return self._splits
 
   def adapt(self, batch, kind):

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from comparenets.data import pipeline
 from comparenets.data.pipeline import GeneratedSampler
 from comparenets.models.heads import ClassificationHead, PerPositionHead
 from comparenets.tasks.base import Task
@@ -45,14 +46,8 @@ class _Generated(Task):
 
   def splits(self):
     if not hasattr(self, '_splits'):
-      # Eval sets come from spawn keys that no training batch uses (training batches are
-      # default_rng([seed, step]), with an empty spawn key). Entropy lists would not do:
-      # SeedSequence reads [0, 2, 0] as the same number as [0, 2], the batch of step 2.
-      rng = lambda split: np.random.default_rng(
-          np.random.SeedSequence(self.data_seed, spawn_key=(split,)))
-      self._splits = {  # pylint: disable=attribute-defined-outside-init
-          'validation': self.generate(rng(1), self.validation_size),
-          'test': self.generate(rng(2), self.test_size)}
+      self._splits = pipeline.generated_splits(  # pylint: disable=attribute-defined-outside-init
+          self.generate, self.data_seed, self.validation_size, self.test_size)
     return self._splits
 
 

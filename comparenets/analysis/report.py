@@ -169,7 +169,8 @@ def plot_learning_curves(group, root: str, path: str) -> None:
     ax.set_yscale('log')
     ax.set_xlabel(xlabel)
     ax.set_ylabel('train loss')
-    ax.legend(fontsize=8)
+    if ax.lines:  # runs without logged training (none to draw) leave the legend out
+      ax.legend(fontsize=8)
   _save(fig, path)
 
 

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from comparenets.models.base import Features
-from comparenets.models.conv import (ACTIVATIONS, ConvStack, _activation, _norm, global_summary,
+from comparenets.models.conv import (ConvStack, _activation, _norm, global_summary,
                                      pool)
 from comparenets.models.recurrent import CELLS, Recurrent
 
@@ -107,14 +107,7 @@ class ConvStack3D(nn.Module):
   impl: str = 'stacked'
 
   input_kind = 'video'
-  config_rules = {
-      'pool': {'choices': ('max', 'avg', 'none')},
-      'norm': {'choices': ('none', 'batch', 'layer', 'group')},
-      'activation': {'choices': tuple(sorted(ACTIVATIONS))},
-      'global_pool': {'choices': ('flatten', 'avg', 'max')},
-      'dropout': {'max': 1.0},
-      'impl': {'choices': CONV3D_IMPLS},
-  }
+  config_rules = {**ConvStack.config_rules, 'impl': {'choices': CONV3D_IMPLS}}
 
   def check_input(self, shape: Sequence[int]) -> None:
     """Raises ValueError when the pooling would shrink a video of this shape to nothing."""

@@ -122,3 +122,25 @@ class Task:
   def describe(self) -> dict[str, Any]:
     """Fields that identify the task's setting, for results and reports."""
     return {'name': self.name, **dataclasses.asdict(self)}
+
+
+@dataclasses.dataclass
+class GeneratedTask(Task):
+  """A task whose data is generated: ``generate(rng, n)`` makes n examples; training batches
+  are generated per step (`pipeline.GeneratedSampler`), validation and test sets once, from
+  seeds no training batch uses (`pipeline.generated_splits`)."""
+  validation_size: int = 1000
+  test_size: int = 1000
+  data_seed: int = 0
+
+  def generate(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    raise NotImplementedError
+
+  def train_sampler(self, batch_size, seed):
+    return pipeline.GeneratedSampler(self.generate, batch_size, seed)
+
+  def splits(self):
+    if not hasattr(self, '_splits'):
+      self._splits = pipeline.generated_splits(  # pylint: disable=attribute-defined-outside-init
+          self.generate, self.data_seed, self.validation_size, self.test_size)
+    return self._splits

@@ -46,10 +46,8 @@ import optax
 
 from comparenets import edge_metrics
 from comparenets.data import shapes
-from comparenets.data import pipeline
-from comparenets.data.pipeline import GeneratedSampler
 from comparenets.models.heads import PerPositionHead
-from comparenets.tasks.base import Task
+from comparenets.tasks.base import GeneratedTask
 
 PHOTOS = ('camera', 'coins', 'astronaut', 'chelsea')
 PHOTO_SIZE = 128  # photos are shown as grey PHOTO_SIZE x PHOTO_SIZE centre crops of a resize
@@ -93,7 +91,7 @@ def photo_inputs(names=PHOTOS, size: int = PHOTO_SIZE) -> np.ndarray:
 
 
 @dataclasses.dataclass
-class EdgeDetection(Task):
+class EdgeDetection(GeneratedTask):
   """Fields: the images (``size``, ``max_shapes``, ``noise``, ``texture``, ``ramp``,
   ``blur``: see `shapes.render`), the split sizes, ``data_seed``, the matching ``tolerance``
   in pixels and whether thresholded maps are ``thinning``-ed before matching."""
@@ -121,15 +119,6 @@ class EdgeDetection(Task):
     return shapes.generate(rng, n, size=self.size, max_shapes=self.max_shapes,
                            noise=self.noise, texture=self.texture, ramp=self.ramp,
                            blur=self.blur)
-
-  def train_sampler(self, batch_size, seed):
-    return GeneratedSampler(self.generate, batch_size, seed)
-
-  def splits(self):
-    if not hasattr(self, '_splits'):
-      self._splits = pipeline.generated_splits(  # pylint: disable=attribute-defined-outside-init
-          self.generate, self.data_seed, self.validation_size, self.test_size)
-    return self._splits
 
   def adapt(self, batch, kind):
     return batch['inputs'], None

@@ -22,33 +22,17 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from comparenets.data import pipeline
-from comparenets.data.pipeline import GeneratedSampler
 from comparenets.models.heads import ClassificationHead, PerPositionHead
-from comparenets.tasks.base import Task
+from comparenets.tasks.base import GeneratedTask
 
 
 @dataclasses.dataclass
-class _Generated(Task):
+class _Generated(GeneratedTask):
   length: int = 200
-  validation_size: int = 1000
-  test_size: int = 1000
-  data_seed: int = 0
 
   input_kinds = ('sequence',)
   config_rules = {'data_seed': {'min': 0}, 'length': {'min': 2}}
 
-  def generate(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-    raise NotImplementedError
-
-  def train_sampler(self, batch_size, seed):
-    return GeneratedSampler(self.generate, batch_size, seed)
-
-  def splits(self):
-    if not hasattr(self, '_splits'):
-      self._splits = pipeline.generated_splits(  # pylint: disable=attribute-defined-outside-init
-          self.generate, self.data_seed, self.validation_size, self.test_size)
-    return self._splits
 
 
 @dataclasses.dataclass

@@ -108,6 +108,8 @@ def main(argv: Sequence[str]) -> None:
   del argv
   from comparenets.analysis import report  # pylint: disable=g-import-not-at-top
   from comparenets.errors import UserError  # pylint: disable=g-import-not-at-top
+  from comparenets import runtime  # pylint: disable=g-import-not-at-top
+  runtime.configure_cpu()
   logging.set_verbosity(logging.INFO)
   suite, workdir = flags.FLAGS.suite, flags.FLAGS.workdir
   if not workdir:

@@ -40,7 +40,8 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   from comparenets.errors import ConfigError, UserError  # pylint: disable=g-import-not-at-top
   from comparenets.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
-  from comparenets import distributed  # pylint: disable=g-import-not-at-top
+  from comparenets import distributed, runtime  # pylint: disable=g-import-not-at-top
+  runtime.configure_cpu()
   distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   import jax  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.INFO if jax.process_index() == 0 else logging.WARNING)

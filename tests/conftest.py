@@ -1,4 +1,5 @@
-"""Test set-up: 8 simulated CPU devices, set before JAX starts (subprocesses inherit it)."""
+"""Test set-up: 8 simulated CPU devices, set before JAX starts (subprocesses inherit it), and
+the command lines' CPU settings (`comparenets.runtime`), so the tests run what they run."""
 
 import os
 import sys
@@ -10,3 +11,7 @@ os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
+
+from comparenets import runtime  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+runtime.configure_cpu()

@@ -410,7 +410,8 @@ def compile_cases(cell: str, lengths: Sequence[int], hidden: int) -> Iterator[di
 
 def run(cases: Sequence[str], repeats: int, min_time: float, tiny: bool, out=None,
         recurrent_shapes: Sequence[Sequence[int]] = ((64, 128, 32, 256),),
-        steps_per_dispatch: Sequence[int] = (1,)) -> list[dict[str, Any]]:
+        steps_per_dispatch: Sequence[int] = (1,), cpu_tuning: Mapping[str, Any] | None = None
+        ) -> list[dict[str, Any]]:
   records = []
 
   def put(record):
@@ -418,7 +419,8 @@ def run(cases: Sequence[str], repeats: int, min_time: float, tiny: bool, out=Non
     emit(record, out)
 
   put({'case': 'environment', **device_info(),
-       'torch': getattr(_torch(), '__version__', None)})
+       'torch': getattr(_torch(), '__version__', None),
+       'xla_flags': os.environ.get('XLA_FLAGS', ''), 'cpu_tuning': cpu_tuning})
   peak = None
   if 'matmul' in cases:
     rec = matmul_peak(256 if tiny else 2048, repeats, min_time)
@@ -459,6 +461,8 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser.add_argument('--steps_per_dispatch', default='1',
                       help='train.steps_per_dispatch values of the loop case, e.g. 1,10')
   args = parser.parse_args(argv)
+  from comparenets import runtime  # pylint: disable=g-import-not-at-top
+  tuning = runtime.configure_cpu()  # what our command lines run with (PyTorch shares the malloc)
   try:
     per_dispatch = [int(v) for v in args.steps_per_dispatch.split(',')]
     assert min(per_dispatch) > 0
@@ -477,7 +481,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.error(f'unknown case(s) {", ".join(unknown)}; choose from {", ".join(CASES)}')
   with (open(args.out, 'a', encoding='utf-8') if args.out
         else contextlib.nullcontext()) as out:
-    run(cases, args.repeats, args.min_time, args.tiny, out, shapes, per_dispatch)
+    run(cases, args.repeats, args.min_time, args.tiny, out, shapes, per_dispatch, tuning)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,70 @@
+"""Process-wide CPU settings that the command lines apply before JAX starts.
+
+Two settings, each measured on the 2-core CPU of BUILD_NOTES.md ("What changed for speed"):
+
+* The C allocator (glibc only): XLA:CPU takes every buffer of a step from ``malloc``, and glibc
+  serves a large request with a fresh ``mmap`` that it unmaps on ``free``, so every step paid a
+  page fault for each 4 KiB it wrote (a recurrent layer's stacked outputs: one fault per page,
+  every call). `tune_malloc` keeps freed memory in the heap for reuse (no ``mmap`` for large
+  blocks, no trimming below 2 GiB, one arena so XLA's worker threads reuse it too). The price is a
+  resident size that stays at its peak, which a training process has anyway.
+* XLA:CPU's library fusions: by default XLA hands convolutions to YNNPACK, whose weight gradient
+  is the slowest op of a CNN step; `XLA_CPU_FLAGS` keeps YNNPACK for dots and reductions only,
+  which leaves convolutions to XLA's own (Eigen) kernels.
+
+`configure_cpu` applies both unless ``COMPARENETS_CPU_TUNING=0``; a flag already in
+``XLA_FLAGS`` is left as the user set it. Library code never calls it: importing comparenets in a
+notebook changes nothing in the process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+from typing import MutableMapping
+
+# flag -> value, appended to XLA_FLAGS unless the flag is already there
+XLA_CPU_FLAGS = {'xla_cpu_experimental_ynn_fusion_type': 'reduce,individual_dot'}
+
+_M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
+
+
+def tune_malloc() -> bool:
+  """glibc's ``mallopt``: large blocks from the heap, kept after ``free``; False where the C
+  library is not glibc (nothing changed)."""
+  if platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc':
+    return False
+  try:
+    libc = ctypes.CDLL('libc.so.6')
+  except OSError:
+    return False
+  settings = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1), (_M_ARENA_MAX, 1))
+  return all(libc.mallopt(option, value) == 1 for option, value in settings)
+
+
+def add_xla_flags(environ: MutableMapping[str, str] | None = None) -> list[str]:
+  """Appends `XLA_CPU_FLAGS` to ``XLA_FLAGS`` (the ones not set there); returns those added."""
+  environ = os.environ if environ is None else environ
+  current = environ.get('XLA_FLAGS', '')
+  present = {part.lstrip('-').split('=', 1)[0] for part in current.split()}
+  added = [f'--{name}={value}' for name, value in XLA_CPU_FLAGS.items() if name not in present]
+  if added:
+    environ['XLA_FLAGS'] = ' '.join([current, *added]).strip()
+  return added
+
+
+def configure_cpu(environ: MutableMapping[str, str] | None = None) -> dict[str, object]:
+  """Both settings, for a command line to call first thing; returns what it applied.
+
+  Must run before JAX initialises its backend (XLA reads its flags once); raises RuntimeError
+  otherwise, since the flags would be silently ignored.
+  """
+  environ = os.environ if environ is None else environ
+  if environ.get('COMPARENETS_CPU_TUNING', '1') == '0':
+    return {'xla_flags': [], 'malloc': False}
+  from jax._src import xla_bridge  # pylint: disable=g-import-not-at-top
+  if xla_bridge.backends_are_initialized():
+    raise RuntimeError('configure_cpu() must run before JAX touches a device: its XLA flags '
+                       'are read once, when the backend starts')
+  return {'xla_flags': add_xla_flags(environ), 'malloc': tune_malloc()}

@@ -360,7 +360,7 @@ def loop_cases(experiment: str, arg: str, steps: int, repeats: int, steps_per_di
   batch_size = setup.train['batch_size']
   sampler = setup.task.train_sampler(batch_size, config.seed)
   parallel = train_lib.make_parallel(setup)
-  batches = [parallel.shard(sampler.batch(i)) for i in range(steps)]
+  batches = [parallel.feed(sampler.batch(i)) for i in range(steps)]  # as the loop feeds them
   rng = jax.random.PRNGKey(0)
   loop_rates, bare_rates = [], []
   for _ in range(repeats):

@@ -462,7 +462,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                       help='train.steps_per_dispatch values of the loop case, e.g. 1,10')
   args = parser.parse_args(argv)
   from comparenets import runtime  # pylint: disable=g-import-not-at-top
-  tuning = runtime.configure_cpu()  # what our command lines run with (PyTorch shares the malloc)
+  try:  # what our command lines run with (PyTorch shares the malloc setting)
+    tuning = runtime.configure_cpu()
+  except RuntimeError:  # main() called where JAX already runs (a test): its settings stay
+    tuning = None
   try:
     per_dispatch = [int(v) for v in args.steps_per_dispatch.split(',')]
     assert min(per_dispatch) > 0

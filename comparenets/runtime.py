@@ -6,8 +6,8 @@ Two settings, each measured on the 2-core CPU of BUILD_NOTES.md ("What changed f
   serves a large request with a fresh ``mmap`` that it unmaps on ``free``, so every step paid a
   page fault for each 4 KiB it wrote (a recurrent layer's stacked outputs: one fault per page,
   every call). `tune_malloc` keeps freed memory in the heap for reuse (no ``mmap`` for large
-  blocks, no trimming below 2 GiB, one arena so XLA's worker threads reuse it too). The price is a
-  resident size that stays at its peak, which a training process has anyway.
+  blocks, no trimming below 2 GiB, two arenas per core so XLA's worker threads reuse theirs).
+  The price is a resident size that stays at its peak, which a training process has anyway.
 * XLA:CPU's library fusions: by default XLA hands convolutions to YNNPACK, whose weight gradient
   is the slowest op of a CNN step; `XLA_CPU_FLAGS` keeps YNNPACK for dots and reductions only,
   which leaves convolutions to XLA's own (Eigen) kernels.
@@ -39,7 +39,11 @@ def tune_malloc() -> bool:
     libc = ctypes.CDLL('libc.so.6')
   except OSError:
     return False
-  settings = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1), (_M_ARENA_MAX, 1))
+  # arenas: glibc's default (8 per core) left XLA's threads faulting in fresh heaps; one arena
+  # made small steps wait on its lock (digits LSTM step 2.41 -> 2.86 ms); two per core kept
+  # most of both (BUILD_NOTES.md; measured on 2 cores only)
+  arenas = 2 * (os.cpu_count() or 1)
+  settings = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1), (_M_ARENA_MAX, arenas))
   return all(libc.mallopt(option, value) == 1 for option, value in settings)
 
 

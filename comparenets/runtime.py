@@ -40,7 +40,7 @@ def tune_malloc() -> bool:
   except OSError:
     return False
   # arenas: glibc's default (8 per core) left XLA's threads faulting in fresh heaps; one arena
-  # made small steps wait on its lock (digits LSTM step 2.41 -> 2.86 ms); two per core kept
+  # made small steps wait on its lock (digits LSTM step 2.43 -> 2.86 ms); two per core kept
   # most of both (BUILD_NOTES.md; measured on 2 cores only)
   arenas = 2 * (os.cpu_count() or 1)
   settings = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1), (_M_ARENA_MAX, arenas))

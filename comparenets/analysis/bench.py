@@ -438,7 +438,7 @@ def run(cases: Sequence[str], repeats: int, min_time: float, tiny: bool, out=Non
     for arg in ('model=cnn', 'model=lstm'):
       for k in steps_per_dispatch:
         for rec in loop_cases('digits.py', arg, 30 if tiny else 2000,
-                              1 if tiny else max(1, repeats // 2), k):
+                              1 if tiny else repeats, k):
           put(rec)
   if 'compile' in cases:
     for rec in compile_cases('lstm', (16, 64) if tiny else (16, 1024), 8 if tiny else 128):

@@ -89,31 +89,6 @@ def test_prefetch_raises_the_producers_error_in_the_loop():
     next(batches)
 
 
-def test_host_batches_and_batches_put_ahead_train_the_same_run(tmp_path, monkeypatch):
-  """On a CPU the loop hands host arrays to the step inline; on an accelerator it puts them
-  on the devices ahead, on a thread (`train.prefetch`). Both feed the same steps (single and
-  scanned calls), so the runs are equal. (pmap takes host arrays either way.)"""
-  def run(name):
-    config = _config('cnn', 'jit', steps=5, log_every=2, checkpoint_every=0,
-                     steps_per_dispatch=2)  # calls of steps 1-2, 3-4, 5
-    results = train.train_and_evaluate(config, str(tmp_path / name))
-    with open(tmp_path / name / 'metrics.jsonl') as f:
-      return results, [r['loss'] for r in map(json.loads, f) if r['split'] == 'train']
-
-  assert train.host_is_device()
-  inline, inline_losses = run('inline')
-  made = []
-  prefetch = train.prefetch
-  monkeypatch.setattr(train, 'host_is_device', lambda: False)
-  monkeypatch.setattr(train, 'prefetch', lambda produce, calls: prefetch(
-      lambda call: made.append(call) or produce(call), calls))
-  ahead, ahead_losses = run('ahead')
-  assert made == [(1, 2), (3, 4), (5, 5)]
-  np.testing.assert_allclose(ahead_losses, inline_losses, rtol=1e-6)
-  assert len(inline_losses) == 3
-  assert ahead['test'] == pytest.approx(inline['test'], rel=1e-6)
-
-
 @pytest.mark.parametrize('cell', ['rnn', 'lstm', 'gru'])
 def test_flax_and_torch_references_hold_our_parameters(cell):
   """The benchmark's references compute what our layer computes (so the speed comparison is

@@ -131,12 +131,11 @@ def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
 
 def test_same_seed_same_results_and_resume_equals_uninterrupted(tmp_path):
   a = train.train_and_evaluate(_config('lstm', steps=6), str(tmp_path / 'a'))
-  b = train.train_and_evaluate(_config('lstm', steps=6), str(tmp_path / 'b'))
+  c_dir = tmp_path / 'c'
+  b = train.train_and_evaluate(_config('lstm', steps=6), str(c_dir))
   assert a['test'] == b['test'] and a['validation'] == b['validation']
 
   # an interrupted run: keep only the checkpoint of step 2, as if killed after writing it
-  c_dir = tmp_path / 'c'
-  train.train_and_evaluate(_config('lstm', steps=6), str(c_dir))
   for step in os.listdir(c_dir / 'checkpoints'):
     if step != '2':
       shutil.rmtree(c_dir / 'checkpoints' / step)
@@ -253,12 +252,15 @@ def test_dispatches_end_on_every_log_eval_and_checkpoint_step():
   assert train.dispatches(6, 6, 4, (2,)) == []
 
 
-def test_several_steps_per_dispatch_equal_one_step_per_dispatch(tmp_path):
+def test_several_steps_per_dispatch_and_batches_put_ahead_equal_the_plain_loop(
+    tmp_path, monkeypatch):
   """k steps scanned in one compiled call are the k single steps: same dropout draws, same
   logged losses, same final model; logging and checkpoints land on their exact steps (the
-  sharded layouts of scanned steps: test_scanned_steps_equal_single_steps_...)."""
-  def run(mode, k, name):
-    config = _config('cnn', mode, steps=7, log_every=3, checkpoint_every=0,
+  sharded layouts of scanned steps: test_scanned_steps_equal_single_steps_...). The second run
+  also takes the accelerator's input path: batches put on the devices ahead on a thread
+  (`train.prefetch`), where a CPU hands host arrays to the step inline."""
+  def run(k, name):
+    config = _config('cnn', 'jit', steps=7, log_every=3, checkpoint_every=0,
                      steps_per_dispatch=k)
     config.model.dropout = 0.3  # the per-step dropout key must follow the step
     results = train.train_and_evaluate(config, str(tmp_path / name))
@@ -266,8 +268,14 @@ def test_several_steps_per_dispatch_equal_one_step_per_dispatch(tmp_path):
       logged = [r for r in map(json.loads, f) if r['split'] == 'train']
     return results, logged, sorted(os.listdir(tmp_path / name / 'checkpoints'))
 
-  one, one_log, one_ckpt = run('none', 1, 'one')
-  many, many_log, many_ckpt = run('none', 4, 'many')  # calls of steps 1-3, 4-6, 7
+  assert train.host_is_device()
+  one, one_log, one_ckpt = run(1, 'one')
+  made, prefetch = [], train.prefetch
+  monkeypatch.setattr(train, 'host_is_device', lambda: False)
+  monkeypatch.setattr(train, 'prefetch', lambda produce, calls: prefetch(
+      lambda call: made.append(call) or produce(call), calls))
+  many, many_log, many_ckpt = run(4, 'many')
+  assert made == [(1, 3), (4, 6), (7, 7)]  # calls end on the logging steps
   assert [r['step'] for r in many_log] == [r['step'] for r in one_log] == [3, 6, 7]
   assert many_ckpt == one_ckpt == ['7']
   for a, b in zip(many_log, one_log):

@@ -6,7 +6,8 @@ Two settings, each measured on the 2-core CPU of BUILD_NOTES.md ("What changed f
   serves a large request with a fresh ``mmap`` that it unmaps on ``free``, so every step paid a
   page fault for each 4 KiB it wrote (a recurrent layer's stacked outputs: one fault per page,
   every call). `tune_malloc` keeps freed memory in the heap for reuse (no ``mmap`` for large
-  blocks, no trimming below 2 GiB, two arenas per core so XLA's worker threads reuse theirs).
+  blocks, no trimming below 2 GiB, a 64 MiB top pad, two arenas per core so XLA's worker
+  threads reuse theirs).
   The price is a resident size that stays at its peak, which a training process has anyway.
 * XLA:CPU's library fusions: by default XLA hands convolutions to YNNPACK, whose weight gradient
   is the slowest op of a CNN step; `XLA_CPU_FLAGS` keeps YNNPACK for dots and reductions only,
@@ -27,7 +28,7 @@ from typing import MutableMapping
 # flag -> value, appended to XLA_FLAGS unless the flag is already there
 XLA_CPU_FLAGS = {'xla_cpu_experimental_ynn_fusion_type': 'reduce,individual_dot'}
 
-_M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -2, -4, -8
 
 
 def tune_malloc() -> bool:
@@ -43,7 +44,11 @@ def tune_malloc() -> bool:
   # made small steps wait on its lock (digits LSTM step 2.43 -> 2.86 ms); two per core kept
   # most of both (BUILD_NOTES.md; measured on 2 cores only)
   arenas = 2 * (os.cpu_count() or 1)
-  settings = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1), (_M_ARENA_MAX, arenas))
+  # a top pad of 64 MiB (a thread arena's largest heap) keeps glibc from deleting a thread's
+  # emptied heap, which it does whatever the trim threshold: in fresh processes the faulting
+  # ones went from 3 of 8 to 1 of 8 (BUILD_NOTES.md)
+  settings = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1), (_M_TOP_PAD, 64 * 2**20),
+              (_M_ARENA_MAX, arenas))
   return all(libc.mallopt(option, value) == 1 for option, value in settings)
 
 

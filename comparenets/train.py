@@ -287,7 +287,7 @@ class Parallel:
     return self.shard(batches)
 
   def feed(self, batch):
-    """The batch as the train loop hands it to ``train_step``: put on the devices (`shard`),
+    """The batch as the compiled steps take it (train and eval): put on the devices (`shard`),
     except on a CPU with one process, where the devices share the host's memory and the host
     arrays go in as they are (the step's dispatch copies them, as cheaply as a prepared
     device array: BUILD_NOTES.md)."""
@@ -437,7 +437,7 @@ def evaluate(parallel: Parallel, state, task: tasks.Task, split, batch_size: int
   plus the task's `split_metrics` from the predictions of the whole split."""
   total = None
   for batch in pipeline.eval_batches(split, batch_size, *_this_process()):
-    sums = parallel.eval_step(state, parallel.shard(batch))
+    sums = parallel.eval_step(state, parallel.feed(batch))
     total = sums if total is None else jax.tree.map(lambda a, b: a + b, total, sums)
   metrics = task.finalize(parallel.host_metrics(total))
   if apply is not None:

@@ -58,8 +58,12 @@ def test_every_public_name_resolves_and_is_documented():
 
 
 def test_api_modules_import_together_with_the_command_lines():
-  """A notebook may import the suite runner next to comparenets.main (both had --workdir)."""
+  """A notebook may import the suite runner next to comparenets.main (both had --workdir), and
+  the analysis modules next to its own flags (absl flags are process-wide)."""
   out = _python('import comparenets as cn, comparenets.main, comparenets.compare; cn.run_suite; '
+                'cn.analyze_structure; import comparenets.analysis.bench; '
+                'from absl import flags; flags.DEFINE_integer("batch", 8, ""); '
+                'flags.DEFINE_list("models", [], ""); flags.DEFINE_list("lengths", [], ""); '
                 'print("ok")')
   assert out.returncode == 0, out.stderr
   assert out.stdout.strip() == 'ok'

@@ -148,19 +148,23 @@ DEFAULT_KWARGS = {
     'cnn_gru': dict(widths=(16, 32), hidden=128),
 }
 
-_MODELS = flags.DEFINE_list('models', ['cnn', 'tcn', 'rnn', 'lstm', 'gru'], 'Backbones.')
-_LENGTHS = flags.DEFINE_list('lengths', ['16', '64', '256'],
-                             'Sequence lengths T (image side for the CNN).')
-_BATCH = flags.DEFINE_integer('batch', 32, 'Batch size of the timed train step.')
+def _define_flags() -> None:
+  """The command line's flags, defined when it runs: on import they would collide with a
+  notebook's or script's own --models / --batch (absl flags are process-wide)."""
+  flags.DEFINE_list('models', ['cnn', 'tcn', 'rnn', 'lstm', 'gru'], 'Backbones.')
+  flags.DEFINE_list('lengths', ['16', '64', '256'], 'Sequence lengths T (image side for the CNN).')
+  flags.DEFINE_integer('batch', 32, 'Batch size of the timed train step.')
 
 
 def main(argv: Sequence[str]) -> None:
   del argv
-  for name in _MODELS.value:
-    for length in map(int, _LENGTHS.value):
-      print(json.dumps(analyze(name, DEFAULT_KWARGS[name], length, batch=_BATCH.value)),
+  opts = flags.FLAGS
+  for name in opts.models:
+    for length in map(int, opts.lengths):
+      print(json.dumps(analyze(name, DEFAULT_KWARGS[name], length, batch=opts.batch)),
             flush=True)
 
 
 if __name__ == '__main__':
+  _define_flags()
   app.run(main)

@@ -6,10 +6,13 @@ each metric is also the TensorBoard scalar ``<split>/<metric>``. At the end of a
 `comparenets.plots` go to TensorBoard as images (``plots/<name>``, `MetricWriter.write_image`).
 
 A workdir on a bucket (``gs://...``) goes through `etils.epath`. Objects there cannot be
-appended to, so ``metrics.jsonl`` is rewritten whole at each write (a few KB), and the event
-files are written to a local temporary directory and copied to ``<workdir>/tensorboard`` at
-most every ``sync_secs`` and at the end (tensorboardX writes to ``gs://`` only with
-google-cloud-storage installed; the copy needs nothing beyond epath).
+appended to, so ``metrics.jsonl`` is kept in memory and rewritten whole, and the event files are
+written to a local temporary directory and copied to ``<workdir>/tensorboard`` (tensorboardX
+writes to ``gs://`` only with google-cloud-storage installed; the copy needs nothing beyond
+epath). Both reach the bucket at most every ``sync_secs``, at each `MetricWriter.flush` (the
+train loop flushes after every checkpoint, so a resumed run finds every line up to its
+checkpoint) and at the end: one blocking round trip to the bucket per log would stall the train
+loop, and rewriting a growing file at every log writes a long run's metrics quadratically often.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class MetricWriter:
     self.path = workdirs.join(workdir, 'metrics.jsonl')
     self._tb = None
     self._tb_remote, self._lines, self._synced, self.sync_secs = None, '', 0.0, sync_secs
+    self._unsynced_lines = False
     if not self.enabled:
       return
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
@@ -62,7 +66,7 @@ class MetricWriter:
         f.write(json.dumps(record) + '\n')
     else:
       self._lines += json.dumps(record) + '\n'
-      self.path.write_text(self._lines)
+      self._unsynced_lines = True
     for k, v in values.items():
       self._tb.add_scalar(f'{split}/{k}', v, int(step))
     if self._tb_remote is not None and time.time() - self._synced >= self.sync_secs:
@@ -88,9 +92,12 @@ class MetricWriter:
         shutil.rmtree(self._tb_local, ignore_errors=True)
 
   def _sync(self) -> None:
-    """Copies the local event files of a bucket workdir there."""
+    """Writes the metrics of a bucket workdir there and copies its local event files."""
     if self._tb_remote is None:
       return
+    if self._unsynced_lines:
+      self.path.write_text(self._lines)
+      self._unsynced_lines = False
     self._tb_remote.mkdir(parents=True, exist_ok=True)
     for name in os.listdir(self._tb_local):
       with open(os.path.join(self._tb_local, name), 'rb') as f:

@@ -719,6 +719,7 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
         window.check_finite()  # never checkpoint a state that followed a NaN step
         checkpointer.save(step, parallel.savable(state), force=True)
         window.last_good_checkpoint = step
+        writer.flush()  # a bucket's metrics.jsonl then holds every line up to the checkpoint
       if preempted and step != total_steps:
         checkpointer.wait()
         progress.close()

@@ -14,6 +14,7 @@ from comparenets import train
 from comparenets.checkpointing import Checkpointer
 from comparenets.data import pipeline
 from comparenets.errors import CheckpointError, ConfigError, NonFiniteError
+from comparenets.metric_writers import read_metrics
 
 MODELS = {
     'cnn': dict(name='cnn', widths=(8, 16)),
@@ -145,9 +146,18 @@ def test_same_seed_same_results_and_resume_equals_uninterrupted(tmp_path):
   assert c['test'] == a['test'] and c['validation'] == a['validation']
 
 
-def test_workdir_outputs(tmp_path):
+def test_workdir_outputs(tmp_path, monkeypatch):
   workdir = tmp_path / 'run'
+  flushed_after = []  # the steps logged when the writer was flushed
+
+  class Writer(train.MetricWriter):
+    def flush(self):
+      flushed_after.append(read_metrics(str(workdir))[-1]['step'])
+      super().flush()
+
+  monkeypatch.setattr(train, 'MetricWriter', Writer)
   results = train.train_and_evaluate(_config('cnn', steps=4), str(workdir))
+  assert flushed_after[:2] == [2, 4]  # after each checkpoint (then the plots' own flush)
   on_disk = json.loads((workdir / 'results.json').read_text())
   assert on_disk['test'] == results['test'] and 0 <= results['test']['accuracy'] <= 1
   assert results['params']['total'] == results['params']['backbone'] + results['params']['head']

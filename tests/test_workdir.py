@@ -100,6 +100,20 @@ def test_metrics_and_tensorboard_events_reach_the_bucket(bucket):
   assert len(list(workdirs.join(bucket, 'tensorboard').iterdir())) == 2
 
 
+def test_metrics_reach_the_bucket_at_most_every_sync_secs_and_at_each_flush(bucket):
+  writer = metric_writers.MetricWriter(bucket, enabled=True, sync_secs=3600)
+  steps = lambda: [r['step'] for r in metric_writers.read_metrics(bucket)]
+  writer.write(10, 'train', {'loss': 1.5})  # the first line goes at once
+  writer.write(20, 'train', {'loss': 1.25})
+  writer.write(30, 'train', {'loss': 1.0})
+  assert steps() == [10]  # not one bucket write per log
+  writer.flush()  # what the train loop does after each checkpoint
+  assert steps() == [10, 20, 30]
+  writer.write(40, 'train', {'loss': 0.5})
+  writer.close()
+  assert steps() == [10, 20, 30, 40]
+
+
 def test_whole_file_writes_on_a_bucket_and_locally(bucket, tmp_path):
   remote = workdirs.join(bucket, 'results.json')
   remote.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Process-wide CPU settings that the command lines apply before JAX starts.
 
-Two settings, each measured on the 2-core CPU of BUILD_NOTES.md ("What changed for speed"):
+Three settings, each measured on the 2-core CPU of BUILD_NOTES.md ("What changed for speed"):
 
 * The C allocator (glibc only): XLA:CPU takes every buffer of a step from ``malloc``, and glibc
   serves a large request with a fresh ``mmap`` that it unmaps on ``free``, so every step paid a
@@ -12,8 +12,16 @@ Two settings, each measured on the 2-core CPU of BUILD_NOTES.md ("What changed f
 * XLA:CPU's library fusions: by default XLA hands convolutions to YNNPACK, whose weight gradient
   is the slowest op of a CNN step; `XLA_CPU_FLAGS` keeps YNNPACK for dots and reductions only,
   which leaves convolutions to XLA's own (Eigen) kernels.
+* XLA's temporary buffers: XLA puts all temporaries of a program in one block, which for a
+  recurrent layer or a video CNN is 75-135 MiB, and XLA's threads ask ``malloc`` for it. glibc
+  serves a thread's request over 64 MiB (the largest heap of a thread's arena) from a fresh
+  ``mmap`` whatever ``mallopt`` says, and unmaps it on ``free``, so those steps paid a page
+  fault per 4 KiB again. `XLA_CPU_ONLY_FLAGS` caps each temporary block at 32 MiB (XLA's
+  ``xla_multiheap_size_constraint_per_heap``), which thread heaps serve and keep. This flag is
+  not CPU-specific, so it is only set where JAX can run on nothing but the CPU
+  (`cpu_only`): GPU and TPU runs keep XLA's default.
 
-`configure_cpu` applies both unless ``COMPARENETS_CPU_TUNING=0``; a flag already in
+`configure_cpu` applies them unless ``COMPARENETS_CPU_TUNING=0``; a flag already in
 ``XLA_FLAGS`` is left as the user set it. Library code never calls it: importing comparenets in a
 notebook changes nothing in the process.
 """
@@ -21,12 +29,17 @@ notebook changes nothing in the process.
 from __future__ import annotations
 
 import ctypes
+import importlib.metadata
+import importlib.util
 import os
+import pkgutil
 import platform
-from typing import MutableMapping
+from typing import Mapping, MutableMapping
 
 # flag -> value, appended to XLA_FLAGS unless the flag is already there
 XLA_CPU_FLAGS = {'xla_cpu_experimental_ynn_fusion_type': 'reduce,individual_dot'}
+# the same, for flags that also reach GPU and TPU compilers: only where JAX can use the CPU alone
+XLA_CPU_ONLY_FLAGS = {'xla_multiheap_size_constraint_per_heap': str(32 * 2**20)}
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -2, -4, -8
 
@@ -52,19 +65,38 @@ def tune_malloc() -> bool:
   return all(libc.mallopt(option, value) == 1 for option, value in settings)
 
 
+def cpu_only(environ: Mapping[str, str] | None = None) -> bool:
+  """Whether JAX can only run on the CPU here: ``JAX_PLATFORMS`` names nothing else, or no
+  GPU/TPU plugin is installed (what JAX itself looks for when it starts: modules under the
+  ``jax_plugins`` namespace or its entry points, and ``libtpu``). Starts nothing."""
+  environ = os.environ if environ is None else environ
+  platforms = environ.get('JAX_PLATFORMS', '') or environ.get('JAX_PLATFORM_NAME', '')
+  if platforms:
+    return {p.strip().lower() for p in platforms.split(',') if p.strip()} <= {'cpu'}
+  if importlib.util.find_spec('libtpu') is not None:
+    return False
+  if importlib.metadata.entry_points(group='jax_plugins'):
+    return False
+  namespace = importlib.util.find_spec('jax_plugins')
+  return namespace is None or not any(
+      pkgutil.iter_modules(namespace.submodule_search_locations or []))
+
+
 def add_xla_flags(environ: MutableMapping[str, str] | None = None) -> list[str]:
-  """Appends `XLA_CPU_FLAGS` to ``XLA_FLAGS`` (the ones not set there); returns those added."""
+  """Appends `XLA_CPU_FLAGS` to ``XLA_FLAGS``, and `XLA_CPU_ONLY_FLAGS` where `cpu_only`
+  (each unless set there already); returns those added."""
   environ = os.environ if environ is None else environ
   current = environ.get('XLA_FLAGS', '')
   present = {part.lstrip('-').split('=', 1)[0] for part in current.split()}
-  added = [f'--{name}={value}' for name, value in XLA_CPU_FLAGS.items() if name not in present]
+  flags = {**XLA_CPU_FLAGS, **(XLA_CPU_ONLY_FLAGS if cpu_only(environ) else {})}
+  added = [f'--{name}={value}' for name, value in flags.items() if name not in present]
   if added:
     environ['XLA_FLAGS'] = ' '.join([current, *added]).strip()
   return added
 
 
 def configure_cpu(environ: MutableMapping[str, str] | None = None) -> dict[str, object]:
-  """Both settings, for a command line to call first thing; returns what it applied.
+  """All three settings, for a command line to call first thing; returns what it applied.
 
   Must run before JAX initialises its backend (XLA reads its flags once); raises RuntimeError
   otherwise, since the flags would be silently ignored.

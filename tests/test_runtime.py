@@ -1,9 +1,14 @@
 """The command lines' CPU settings (comparenets.runtime); conftest applies them to this process."""
 
+import glob
+import importlib.metadata
+import importlib.util
 import os
 import platform
+import re
 import subprocess
 import sys
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -16,17 +21,39 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAG = 'xla_cpu_experimental_ynn_fusion_type'
 
 
+HEAPS = 'xla_multiheap_size_constraint_per_heap'
+BOTH = [f'--{FLAG}=reduce,individual_dot', f'--{HEAPS}=33554432']
+
+
 def test_xla_flags_appended_once_and_a_users_value_kept():
-  env = {'XLA_FLAGS': '--xla_force_host_platform_device_count=8'}
-  assert runtime.add_xla_flags(env) == [f'--{FLAG}=reduce,individual_dot']
-  assert env['XLA_FLAGS'] == (f'--xla_force_host_platform_device_count=8 '
-                              f'--{FLAG}=reduce,individual_dot')
+  env = {'XLA_FLAGS': '--xla_force_host_platform_device_count=8', 'JAX_PLATFORMS': 'cpu'}
+  assert runtime.add_xla_flags(env) == BOTH
+  assert env['XLA_FLAGS'] == ' '.join(['--xla_force_host_platform_device_count=8', *BOTH])
   assert runtime.add_xla_flags(env) == []  # a second call changes nothing
-  mine = {'XLA_FLAGS': f'--{FLAG}=dot'}
-  assert runtime.add_xla_flags(mine) == [] and mine['XLA_FLAGS'] == f'--{FLAG}=dot'
-  empty = {}
+  mine = {'XLA_FLAGS': f'--{FLAG}=dot', 'JAX_PLATFORMS': 'cpu'}
+  assert runtime.add_xla_flags(mine) == BOTH[1:]
+  assert mine['XLA_FLAGS'] == f'--{FLAG}=dot {BOTH[1]}'
+  empty = {'JAX_PLATFORMS': 'cpu'}
   runtime.add_xla_flags(empty)
-  assert empty['XLA_FLAGS'] == f'--{FLAG}=reduce,individual_dot'
+  assert empty['XLA_FLAGS'] == ' '.join(BOTH)
+  gpu = {'JAX_PLATFORMS': 'cuda,cpu'}  # the heap flag reaches GPU compilers too: not there
+  assert runtime.add_xla_flags(gpu) == BOTH[:1]
+
+
+def test_cpu_only_is_what_jax_could_find(monkeypatch):
+  assert runtime.cpu_only({'JAX_PLATFORMS': 'cpu'})
+  assert not runtime.cpu_only({'JAX_PLATFORMS': 'tpu'})
+  assert not runtime.cpu_only({'JAX_PLATFORMS': 'cuda,cpu'})
+  assert runtime.cpu_only({})  # this machine: no GPU or TPU plugin
+  find_spec = importlib.util.find_spec
+  monkeypatch.setattr(importlib.util, 'find_spec',
+                      lambda name, *a: object() if name == 'libtpu' else find_spec(name, *a))
+  assert not runtime.cpu_only({})  # what a TPU VM has
+  assert runtime.cpu_only({'JAX_PLATFORMS': 'cpu'})  # unless told to use the CPU only
+  monkeypatch.setattr(importlib.util, 'find_spec', find_spec)
+  monkeypatch.setattr(importlib.metadata, 'entry_points',
+                      lambda group: ['xla_cuda12'] if group == 'jax_plugins' else [])
+  assert not runtime.cpu_only({})  # a GPU plugin registered by its package
 
 
 def test_opt_out_and_too_late():
@@ -45,6 +72,36 @@ def test_this_process_runs_with_the_flag():
   x, w = jnp.ones((8, 14, 14, 32)), jnp.ones((3, 3, 32, 64))  # XLA's default: a YNN fusion
   text = jax.jit(conv).lower(x, w).compile().as_text()
   assert 'convolution(' in text and '__ynn_fusion' not in text
+
+
+def _temp_blocks(fn, *args, **options) -> list[int]:
+  """Bytes of each block of temporaries XLA allocates for a call of ``fn`` (its buffer
+  assignment, dumped by this compilation only)."""
+  with tempfile.TemporaryDirectory() as dump:
+    jax.jit(fn, compiler_options={'xla_dump_to': dump, **options}).lower(*args).compile()
+    (path,) = glob.glob(os.path.join(dump, '*after_optimizations-buffer-assignment.txt'))
+    with open(path, encoding='utf-8') as f:
+      text = f.read()
+  return [int(size) for size in
+          re.findall(r'allocation \d+: size (\d+), preallocated-temp', text)]
+
+
+def test_temporaries_come_in_blocks_that_a_threads_heap_keeps():
+  """XLA read the heap flag: 96 MiB of temporaries come as blocks of at most 32 MiB, which
+  glibc serves from a thread's heap and keeps; in XLA's default single block (over a thread
+  heap's 64 MiB) they came from a fresh mmap at every call (the faults: BUILD_NOTES.md)."""
+  def scan_three_outputs(x):
+    def step(c, _):
+      c = jnp.tanh(c * 1.01)
+      return c, (c * 2, c * 3, c * 4)
+    _, ys = jax.lax.scan(step, x, None, length=64)  # each [64, 64, 2048] float32: 32 MiB
+    return sum(jnp.sum(y * y) for y in ys)
+
+  x = jnp.ones((64, 2048))
+  tuned = _temp_blocks(scan_three_outputs, x)
+  assert max(tuned) <= 32 * 2**20 and sum(tuned) >= 96 * 2**20, tuned
+  default = _temp_blocks(scan_three_outputs, x, **{HEAPS: -1})
+  assert max(default) >= 96 * 2**20, default
 
 
 _FAULTS = """

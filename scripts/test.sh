@@ -5,4 +5,4 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 EXTRAS=test source "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
-exec python -m pytest -n 2 tests "$@"
+exec python -m pytest -n 2 --dist worksteal tests "$@"

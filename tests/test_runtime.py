@@ -44,15 +44,17 @@ def test_cpu_only_is_what_jax_could_find(monkeypatch):
   assert runtime.cpu_only({'JAX_PLATFORMS': 'cpu'})
   assert not runtime.cpu_only({'JAX_PLATFORMS': 'tpu'})
   assert not runtime.cpu_only({'JAX_PLATFORMS': 'cuda,cpu'})
-  assert runtime.cpu_only({})  # this machine: no GPU or TPU plugin
-  find_spec = importlib.util.find_spec
+  installed = set()  # what find_spec and the jax_plugins entry points report, whatever is here
   monkeypatch.setattr(importlib.util, 'find_spec',
-                      lambda name, *a: object() if name == 'libtpu' else find_spec(name, *a))
+                      lambda name, *a: object() if name in installed else None)
+  monkeypatch.setattr(importlib.metadata, 'entry_points',
+                      lambda group: ['xla_cuda12'] if 'entry point' in installed else [])
+  assert runtime.cpu_only({})  # no GPU or TPU plugin
+  installed.add('libtpu')
   assert not runtime.cpu_only({})  # what a TPU VM has
   assert runtime.cpu_only({'JAX_PLATFORMS': 'cpu'})  # unless told to use the CPU only
-  monkeypatch.setattr(importlib.util, 'find_spec', find_spec)
-  monkeypatch.setattr(importlib.metadata, 'entry_points',
-                      lambda group: ['xla_cuda12'] if group == 'jax_plugins' else [])
+  installed.clear()
+  installed.add('entry point')
   assert not runtime.cpu_only({})  # a GPU plugin registered by its package
 
 

@@ -31,7 +31,7 @@ _API = {
     'models': ('comparenets.models', None),
     'tasks': ('comparenets.tasks', None),
     'plots': ('comparenets.plots', None),
-    'load_config': ('comparenets.api', 'load_config'),
+    'load_config': ('comparenets.experiment', 'load_config'),
     'build_setup': ('comparenets.train', 'build_setup'),
     'parameter_table': ('comparenets.api', 'parameter_table'),
     'train_and_evaluate': ('comparenets.train', 'train_and_evaluate'),
@@ -52,9 +52,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ loads t
   from comparenets import models, plots, tasks
   from comparenets.analysis.report import write_report
   from comparenets.analysis.structure import analyze as analyze_structure
-  from comparenets.api import (audit_claims, claims_table, load_config, parameter_table,
-                               read_report, results_table)
+  from comparenets.api import (audit_claims, claims_table, parameter_table, read_report,
+                               results_table)
   from comparenets.compare import run_suite
+  from comparenets.experiment import load_config
   from comparenets.metric_writers import read_metrics
   from comparenets.summary import load_results
   from comparenets.train import build_setup, train_and_evaluate

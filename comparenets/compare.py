@@ -13,17 +13,25 @@ interrupted one resumes from its checkpoint, so an interrupted suite resumes too
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from typing import Any, Sequence
+import warnings
 
 from absl import app
 from absl import flags
 from absl import logging
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXPERIMENTS = os.path.join(ROOT, 'experiments')
+from comparenets import experiment
+from comparenets import runtime
+from comparenets.analysis import report
+from comparenets.errors import UserError
+from comparenets.stopping import StopRequest
+from comparenets.train import train_and_evaluate
+
+with warnings.catch_warnings():  # a notebook without ipywidgets: the text bar, no warning
+  warnings.simplefilter('ignore')
+  from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
 
 
 def _define_flags() -> None:
@@ -34,19 +42,10 @@ def _define_flags() -> None:
     flags.DEFINE_string('workdir', None, 'Directory for the runs and the report.')
 
 
-def _load(path: str, name: str):
-  spec = importlib.util.spec_from_file_location(name, path)
-  if spec is None or not os.path.exists(path):
-    from comparenets.errors import ConfigError  # pylint: disable=g-import-not-at-top
-    raise ConfigError(f'no such file: {path}')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def load_suite(suite: str) -> list[tuple[str, str, str, dict[str, Any]]]:
-  path = suite if suite.endswith('.py') else os.path.join(EXPERIMENTS, 'suites', f'{suite}.py')
-  return list(_load(path, f'suite_{os.path.basename(path)[:-3]}').get_suite())
+  path = suite if suite.endswith('.py') else os.path.join(experiment.EXPERIMENTS, 'suites',
+                                                          f'{suite}.py')
+  return list(experiment.load_module(path, f'suite_{os.path.basename(path)[:-3]}').get_suite())
 
 
 def with_seeds(entries, seeds: Sequence[int]) -> list[tuple[str, str, str, dict[str, Any]]]:
@@ -55,48 +54,25 @@ def with_seeds(entries, seeds: Sequence[int]) -> list[tuple[str, str, str, dict[
           for name, experiment, arg, overrides in entries for seed in seeds]
 
 
-def run_config(experiment: str, arg: str, overrides: dict[str, Any]):
-  """The experiment's config with ``overrides`` ({'section.field' or top-level field: value})."""
-  config = _load(os.path.join(EXPERIMENTS, experiment), f'experiment_{experiment[:-3]}') \
-      .get_config(arg)
-  for dotted, value in overrides.items():
-    if '.' not in dotted:
-      if dotted not in config or isinstance(config[dotted], dict) or hasattr(
-          config[dotted], 'keys'):
-        from comparenets.errors import ConfigError  # pylint: disable=g-import-not-at-top
-        raise ConfigError(f'override {dotted!r} names no top-level field of {experiment}; '
-                          "use 'seed' or 'section.field'")
-      config[dotted] = value
-      continue
-    section, field = dotted.split('.', 1)
-    config[section][field] = value
-  return config
-
-
 def run_suite(suite: str, workdir: str) -> list[str]:
   """Runs every unfinished entry of ``suite``; returns the names of the runs it trained."""
-  import warnings  # pylint: disable=g-import-not-at-top
-  with warnings.catch_warnings():  # a notebook without ipywidgets: the text bar, no warning
-    warnings.simplefilter('ignore')
-    from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
-  from comparenets.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
-  from comparenets.stopping import StopRequest  # pylint: disable=g-import-not-at-top
   entries = load_suite(suite)
   with StopRequest():  # a signal between two runs stops the next one before it trains
-    return _run_entries(entries, workdir, train_and_evaluate, tqdm)
+    return _run_entries(entries, workdir)
 
 
-def _run_entries(entries, workdir, train_and_evaluate, tqdm) -> list[str]:
+def _run_entries(entries, workdir) -> list[str]:
   trained = []
   bar = tqdm(entries, unit='run', disable=None)
-  for i, (name, experiment, arg, overrides) in enumerate(bar):
+  for i, (name, experiment_file, arg, overrides) in enumerate(bar):
     run_dir = os.path.join(workdir, name)
     if os.path.exists(os.path.join(run_dir, 'results.json')):
       logging.info('[%d/%d] %s: finished before, skipped', i + 1, len(entries), name)
       continue
-    logging.info('[%d/%d] %s: %s:%s %s', i + 1, len(entries), name, experiment, arg, overrides)
+    logging.info('[%d/%d] %s: %s:%s %s', i + 1, len(entries), name, experiment_file, arg,
+                 overrides)
     bar.set_postfix_str(name)
-    result = train_and_evaluate(run_config(experiment, arg, overrides), run_dir)
+    result = train_and_evaluate(experiment.load_config(experiment_file, arg, overrides), run_dir)
     if result.get('preempted'):
       logging.warning('stopped by %s; run the same command to resume the suite', result['signal'])
       return trained
@@ -106,9 +82,6 @@ def _run_entries(entries, workdir, train_and_evaluate, tqdm) -> list[str]:
 
 def main(argv: Sequence[str]) -> None:
   del argv
-  from comparenets.analysis import report  # pylint: disable=g-import-not-at-top
-  from comparenets.errors import UserError  # pylint: disable=g-import-not-at-top
-  from comparenets import runtime  # pylint: disable=g-import-not-at-top
   runtime.configure_cpu()
   logging.set_verbosity(logging.INFO)
   suite, workdir = flags.FLAGS.suite, flags.FLAGS.workdir

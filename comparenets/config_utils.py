@@ -1,11 +1,11 @@
-"""Helpers for experiment files and for checking config fields against what they configure."""
+"""Config fields checked against what they configure (types, ranges, choices), and the train
+section's fields with their defaults. A leaf module: the model and task registries use it to check
+their fields; experiment files build their configs with `comparenets.experiment`."""
 
 from __future__ import annotations
 
 import math
 from typing import Any, Mapping, Sequence
-
-import ml_collections
 
 from comparenets.errors import ConfigError
 
@@ -33,69 +33,6 @@ TRAIN_DEFAULTS = {
     # step down 7x (BUILD_NOTES.md, Performance).
     'steps_per_dispatch': 1,
 }
-
-# What ``quick`` does to the train section of every experiment: a seconds-long CPU run.
-QUICK_TRAIN = dict(steps=40, warmup_steps=5, log_every=10, eval_every=20, checkpoint_every=20)
-
-
-def experiment_config(arg: ml_collections.ConfigDict, models: Mapping[str, Mapping[str, Any]],
-                      task: Mapping[str, Any], *, head: Mapping[str, Any] | None = None,
-                      train: Mapping[str, Any] | None = None,
-                      quick_task: Mapping[str, Any] | None = None,
-                      quick_train: Mapping[str, Any] | None = None,
-                      what: str = 'this experiment') -> ml_collections.ConfigDict:
-  """The config of an experiment file: seed, model, task, head and train sections.
-
-  ``models`` maps the model names the experiment supports to their fields; ``arg.model`` picks
-  one (anything else is a `ConfigError`); the model section holds every field of that model,
-  the experiment's values over the model's defaults. ``train`` overrides `TRAIN_DEFAULTS`. With
-  ``arg.quick``, ``quick_task`` and `QUICK_TRAIN` plus ``quick_train`` shrink the run.
-  """
-  if arg.model not in models:
-    raise ConfigError(f'{what} runs {", ".join(sorted(models))}; model must be one of '
-                      f'those, not {arg.model!r}')
-  config = ml_collections.ConfigDict()
-  config.seed = 0
-  from comparenets import models as registry  # pylint: disable=g-import-not-at-top
-  # every field of the model, so that any of them can be overridden from the command line
-  config.model = ml_collections.ConfigDict({'name': arg.model, **registry.fields(arg.model),
-                                            **models[arg.model]})
-  config.task = ml_collections.ConfigDict(dict(task))
-  config.head = ml_collections.ConfigDict(dict(head or {}))
-  config.train = ml_collections.ConfigDict({**TRAIN_DEFAULTS, **(train or {})})
-  if arg.get('quick'):
-    config.task.update(dict(quick_task or {}))
-    config.train.update({**QUICK_TRAIN, **(quick_train or {})})
-  return config
-
-
-def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
-  """Parses an experiment argument such as ``"model=lstm,quick"`` (big_vision's convention).
-
-  ``key=value`` sets a field, a bare ``key`` sets it to True. Values take the type of the
-  default; a key without a default is a `ConfigError` that lists the valid keys.
-  """
-  result = dict(defaults)
-  for token in filter(None, (t.strip() for t in (arg or '').split(','))):
-    key, eq, value = token.partition('=')
-    if key not in defaults:
-      raise ConfigError(f'unknown experiment argument {key!r} in {arg!r}; '
-                        f'valid arguments: {", ".join(sorted(defaults))}')
-    default = defaults[key]
-    if not eq:
-      result[key] = True
-    elif isinstance(default, bool):
-      if value.lower() not in ('true', 'false', '1', '0'):
-        raise ConfigError(f'experiment argument {key}={value!r} must be true or false')
-      result[key] = value.lower() in ('true', '1')
-    elif isinstance(default, int):
-      try:
-        result[key] = int(value)
-      except ValueError:
-        raise ConfigError(f'experiment argument {key}={value!r} must be an integer') from None
-    else:
-      result[key] = value
-  return ml_collections.ConfigDict(result)
 
 
 def check_fields(what: str, given: Mapping[str, Any], valid: Mapping[str, Any]) -> None:

@@ -433,7 +433,7 @@ def make_parallel(setup: Setup) -> Parallel:
 
 def evaluate(parallel: Parallel, state, task: tasks.Task, split, batch_size: int,
              apply=None):
-  """The task's metrics over every example of ``split``; with ``apply`` (`plots.make_apply`),
+  """The task's metrics over every example of ``split``; with ``apply`` (`tasks.make_apply`),
   plus the task's `split_metrics` from the predictions of the whole split."""
   total = None
   for batch in pipeline.eval_batches(split, batch_size, *_this_process()):
@@ -442,17 +442,17 @@ def evaluate(parallel: Parallel, state, task: tasks.Task, split, batch_size: int
   metrics = task.finalize(parallel.host_metrics(total))
   if apply is not None:
     final = jax.device_get(parallel.savable(state))
-    predict = plots.make_predict(task, None, '', {'params': final.params, **final.model_state},
+    predict = tasks.make_predict(task, None, '', {'params': final.params, **final.model_state},
                                  batch_size, apply=apply)
     metrics.update(task.split_metrics(predict, split))
   return metrics
 
 
 def _split_metrics_apply(setup: Setup):
-  """`plots.make_apply` for tasks that define `Task.split_metrics`, else None."""
+  """`tasks.make_apply` for tasks that define `Task.split_metrics`, else None."""
   if type(setup.task).split_metrics is tasks.Task.split_metrics:
     return None
-  return plots.make_apply(setup.task, setup.model, setup.input_kind)
+  return tasks.make_apply(setup.task, setup.model, setup.input_kind)
 
 
 def _this_process() -> tuple[int, int]:

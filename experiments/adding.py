@@ -7,7 +7,7 @@ Arguments: ``model`` (tcn, rnn, lstm, gru), ``length`` (T, default 200), ``quick
 The TCN's depth is chosen so that its receptive field covers T.
 """
 
-from comparenets.config_utils import experiment_config, parse_arg
+from comparenets.experiment import experiment_config, parse_arg
 from comparenets.models.conv import tcn_levels_for
 
 

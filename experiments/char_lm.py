@@ -9,7 +9,7 @@ Arguments: ``model`` (tcn, rnn, lstm, gru), ``corpus`` (stdlib, tiny_shakespeare
 The run writes samples.txt (continuations of ``task.seed_text``) next to results.json.
 """
 
-from comparenets.config_utils import experiment_config, parse_arg
+from comparenets.experiment import experiment_config, parse_arg
 from comparenets.models.conv import tcn_levels_for
 
 LENGTH = 128

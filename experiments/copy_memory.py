@@ -8,7 +8,7 @@ Arguments: ``model`` (tcn, rnn, lstm, gru), ``length`` (T, default 100), ``quick
 The TCN's depth is chosen so that its receptive field covers all T + 20 steps.
 """
 
-from comparenets.config_utils import experiment_config, parse_arg
+from comparenets.experiment import experiment_config, parse_arg
 from comparenets.models.conv import tcn_levels_for
 
 

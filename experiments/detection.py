@@ -18,7 +18,7 @@ on one trained model (test mAP@0.5): 0.933 with ``peak_window=1``, 0.915 with 3,
 the one-class detector 0.994 against 0.869 with 3.
 """
 
-from comparenets.config_utils import experiment_config, parse_arg
+from comparenets.experiment import experiment_config, parse_arg
 
 MODELS = {
     'cnn': dict(widths=(16, 32, 64), convs_per_block=1, kernel_size=3, pool='max', norm='none',

@@ -8,7 +8,7 @@ sequence models read it row by row; or rows / pixels), ``order`` (sequential / p
 ``quick`` (a seconds-long run for CPU debugging).
 """
 
-from comparenets.config_utils import experiment_config, parse_arg
+from comparenets.experiment import experiment_config, parse_arg
 
 MODELS = {
     'cnn': dict(widths=(32, 64), convs_per_block=1, kernel_size=3, pool='max', norm='none',

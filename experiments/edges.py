@@ -19,7 +19,7 @@ of about 2, 8.3 min under heavier load): test ODS F 0.907 (OIS 0.925, AP 0.879) 
 validation) and Sobel 0.533. With ``--config.task.noise=0.2``: 0.794, Canny 0.746, Sobel 0.366.
 """
 
-from comparenets.config_utils import experiment_config, parse_arg
+from comparenets.experiment import experiment_config, parse_arg
 
 MODELS = {
     # six 5x5 layers of 16 channels at full resolution: a 25-pixel receptive field, which

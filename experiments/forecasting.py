@@ -9,7 +9,7 @@ linear autoregression at every horizon step.
 Arguments: ``model`` (tcn, rnn, lstm, gru), ``series`` (mackey_glass, lorenz), ``quick``.
 """
 
-from comparenets.config_utils import experiment_config, parse_arg
+from comparenets.experiment import experiment_config, parse_arg
 from comparenets.models.conv import tcn_levels_for
 
 CONTEXT = 32

@@ -17,7 +17,7 @@ values linearly and takes longer to learn, so it trains 1500 steps instead of 60
 (a seconds-long run for CPU debugging).
 """
 
-from comparenets.config_utils import experiment_config, parse_arg
+from comparenets.experiment import experiment_config, parse_arg
 
 _ENCODER = dict(widths=(16, 32), convs_per_block=1, kernel_size=3, pool='max', norm='none',
                 global_pool='flatten')

@@ -7,7 +7,7 @@ not); ``--config.task.data_dir=DIR`` points at it. Arguments: ``model`` (tcn, rn
 ``quick`` (2,000 training reviews, 64 tokens).
 """
 
-from comparenets.config_utils import experiment_config, parse_arg
+from comparenets.experiment import experiment_config, parse_arg
 from comparenets.models.conv import tcn_levels_for
 
 MAX_LENGTH = 256

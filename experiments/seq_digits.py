@@ -9,7 +9,7 @@ Arguments: ``model`` (tcn, rnn, lstm, gru), ``order`` (sequential / permuted), `
 The TCN is deep enough (5 levels, kernel 3: receptive field 125 steps) to see all 64 pixels.
 """
 
-from comparenets.config_utils import experiment_config, parse_arg
+from comparenets.experiment import experiment_config, parse_arg
 
 MODELS = {
     'tcn': dict(channels=32, levels=5, kernel_size=3, dropout=0.0),

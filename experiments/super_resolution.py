@@ -17,7 +17,7 @@ Arguments: ``model`` (cnn: the only family that reads images and keeps their lay
 seconds-long run for CPU debugging).
 """
 
-from comparenets.config_utils import experiment_config, parse_arg
+from comparenets.experiment import experiment_config, parse_arg
 
 MODELS = {
     'cnn': dict(widths=(64, 64, 32), convs_per_block=1, kernel_size=3, pool='none',

@@ -12,7 +12,7 @@ fashion_mnist, cifar10), ``reading`` (auto, rows, pixels), ``order`` (sequential
 ``quick`` (a short run on 2,000 training images).
 """
 
-from comparenets.config_utils import experiment_config, parse_arg
+from comparenets.experiment import experiment_config, parse_arg
 
 MODELS = {
     'cnn': dict(widths=(32, 64, 128), convs_per_block=2, kernel_size=3, pool='max',

@@ -10,7 +10,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from comparenets import detection_metrics as dm
+from comparenets.metrics import detection as dm
 from comparenets import tasks
 from comparenets import train
 from comparenets.data import digit_canvas, digits

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from comparenets import edge_metrics as em
+from comparenets.metrics import edges as em
 from comparenets import tasks, train
 from comparenets.data import shapes
 from comparenets.errors import ConfigError

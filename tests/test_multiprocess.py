@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from comparenets import distributed
-from comparenets import faults
+
+import faults
 
 OVERRIDES = ['--config.train.steps=20', '--config.train.checkpoint_every=10',
              '--config.train.log_every=10', '--config.train.eval_every=0',

@@ -8,8 +8,11 @@ import struct
 import numpy as np
 import pytest
 
-from comparenets import compare
+from comparenets import experiment
+from comparenets import figures
 from comparenets import plots
+from comparenets import tasks
+from comparenets.data import pipeline
 from comparenets.train import train_and_evaluate
 
 QUICK = {'train.steps': 10, 'train.log_every': 5, 'train.eval_every': 5,
@@ -55,7 +58,7 @@ def assert_picture(path, min_size=(200, 300)):
 
 def test_digits_run_writes_curves_confusion_matrix_and_predictions(tmp_path):
   workdir = str(tmp_path / 'digits_cnn')
-  results = train_and_evaluate(compare.run_config('digits.py', 'model=cnn,quick', QUICK),
+  results = train_and_evaluate(experiment.load_config('digits.py', 'model=cnn,quick', QUICK),
                                workdir)
   assert results['plots'] == ['plots/learning_curves.png', 'plots/confusion_matrix.png',
                               'plots/predictions.png']
@@ -81,7 +84,7 @@ def test_forecasting_and_adding_runs_plot_predictions_against_truth(tmp_path):
       ('forecast', 'forecasting.py', 'model=rnn,quick', 'forecasts'),
       ('adding', 'adding.py', 'model=gru,quick,length=12', 'predictions')):
     workdir = str(tmp_path / name)
-    results = train_and_evaluate(compare.run_config(experiment, arg, QUICK), workdir)
+    results = train_and_evaluate(experiment.load_config(experiment, arg, QUICK), workdir)
     assert results['plots'] == ['plots/learning_curves.png', f'plots/{picture}.png']
     for path in results['plots']:
       assert_picture(os.path.join(workdir, path))
@@ -92,12 +95,12 @@ def test_forecasting_and_adding_runs_plot_predictions_against_truth(tmp_path):
 def test_confusion_counts_and_example_choice():
   labels = np.array([0, 0, 1, 1, 2, 2, 2])
   predicted = np.array([0, 1, 1, 1, 2, 0, 2])
-  counts = plots.confusion_counts(labels, predicted, 3)
+  counts = figures.confusion_counts(labels, predicted, 3)
   np.testing.assert_array_equal(counts, [[1, 1, 0], [0, 2, 0], [1, 0, 2]])
   # misclassified first, at most half of the picks, then correct ones in split order
-  np.testing.assert_array_equal(plots.pick_examples(labels, predicted, 4), [1, 5, 0, 2])
-  np.testing.assert_array_equal(plots.pick_examples(labels, predicted, 2), [1, 0])
-  np.testing.assert_array_equal(plots.pick_examples(labels, labels, 3), [0, 1, 2])
+  np.testing.assert_array_equal(figures.pick_examples(labels, predicted, 4), [1, 5, 0, 2])
+  np.testing.assert_array_equal(figures.pick_examples(labels, predicted, 2), [1, 0])
+  np.testing.assert_array_equal(figures.pick_examples(labels, labels, 3), [0, 1, 2])
 
 
 def test_learning_curves_count_a_resumed_step_once(tmp_path):
@@ -137,9 +140,9 @@ def test_helpers_for_dense_and_detection_tasks(tmp_path):
            for _ in range(3)]
   truth = [{'boxes': np.array([[1, 2, 13, 21]]), 'labels': ['cat']} for _ in range(3)]
   figures = {
-      'super_resolution': plots.image_comparison(
+      'super_resolution': figures.image_comparison(
           {'low resolution': lr, 'bicubic': bicubic, 'model': hr * 0.9, 'truth': hr}, n=2),
-      'detections': plots.detections(hr, boxes, truth, n=3)}
+      'detections': figures.detections(hr, boxes, truth, n=3)}
   writer = _Writer()
   written = plots.write_figures(str(tmp_path), figures, writer=writer, step=7)
   assert written == ['plots/super_resolution.png', 'plots/detections.png']
@@ -183,7 +186,7 @@ def test_predict_covers_every_example_once(size):
 
   x = np.arange(size * 3, dtype=np.float32).reshape(size, 3)
   variables = Model().init(jax.random.PRNGKey(0), x[:1], None)
-  predict = plots.make_predict(Task(), Model(), 'sequence', variables, batch_size=64)
+  predict = tasks.make_predict(Task(), Model(), 'sequence', variables, batch_size=64)
   out = predict({'inputs': x})
   np.testing.assert_allclose(out, Model().apply(variables, x, None), rtol=1e-5, atol=1e-4)
 
@@ -192,12 +195,10 @@ def test_figures_of_tfds_tasks_read_their_lazy_splits(tmp_path):
   """MNIST (a lazily read split) and IMDB on mock data, with a stand-in for the model that is
   right on every example but those of class 3 / the first two reviews."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from comparenets import tasks  # pylint: disable=g-import-not-at-top
-  from comparenets.data import pipeline  # pylint: disable=g-import-not-at-top
 
   def oracle(num_classes, wrong):
     def predict(split):
-      labels = plots.column(split, 'label')
+      labels = pipeline.column(split, 'label')
       logits = np.eye(num_classes)[labels]
       logits[wrong(labels)] = np.roll(logits[wrong(labels)], 1, axis=1)
       return logits
@@ -208,7 +209,7 @@ def test_figures_of_tfds_tasks_read_their_lazy_splits(tmp_path):
     test = mnist.splits()['test']
     assert isinstance(test, pipeline.SourceSplit)
     figures = mnist.figures(oracle(10, lambda labels: labels == 3))
-    labels = plots.column(test, 'label')
+    labels = pipeline.column(test, 'label')
     np.testing.assert_array_equal(labels, test.take(np.arange(test.num_examples))['label'])
     imdb = tasks.build('sentiment', vocab_size=50, max_length=16)
     figures.update({f'imdb_{k}': v for k, v in imdb.figures(
@@ -225,7 +226,6 @@ def test_figures_of_tfds_tasks_read_their_lazy_splits(tmp_path):
 
 
 def test_copy_memory_figure_shows_recalled_digits(tmp_path):
-  from comparenets import tasks  # pylint: disable=g-import-not-at-top
   task = tasks.build('copy_memory', length=10, test_size=16)
   seen = {}
 

@@ -13,12 +13,11 @@ import skimage.color
 import skimage.metrics
 import tensorflow_datasets as tfds
 
-from comparenets import image_metrics
-from comparenets import plots
 from comparenets import tasks
 from comparenets import train
 from comparenets.data import photos
 from comparenets.errors import ConfigError, DatasetNotFoundError
+from comparenets.metrics import images as image_metrics
 from comparenets.models.base import Features
 from comparenets.models.heads import SubPixelHead, depth_to_space, space_to_depth
 from comparenets.tasks import super_resolution as sr
@@ -176,7 +175,7 @@ def test_a_zero_head_is_exactly_bicubic_and_the_metrics_say_so():
   setup = train.build_setup(config)
   batch = setup.task.train_sampler(2, 0).batch(0)
   variables = setup.model.init(jax.random.PRNGKey(0), *setup.task.adapt(batch, 'image'))
-  predict = plots.make_predict(setup.task, setup.model, 'image', variables, batch_size=1)
+  predict = tasks.make_predict(setup.task, setup.model, 'image', variables, batch_size=1)
   metrics = setup.task.split_metrics(predict, setup.task.splits()['test'])
   assert metrics['psnr'] == metrics['bicubic_psnr'] and metrics['ssim'] == metrics['bicubic_ssim']
   assert metrics['psnr_gain'] == 0.0

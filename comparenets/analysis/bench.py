@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from comparenets import experiment as experiment_lib
 from comparenets import models
 from comparenets.analysis import structure
 from comparenets.models import recurrent
@@ -349,10 +350,9 @@ def loop_cases(experiment: str, arg: str, steps: int, repeats: int, steps_per_di
   of the same setup on the same batches (dispatched back to back, never waited for);
   throughput runs from the first logged step (compiled by then) to the last."""
   from comparenets import train as train_lib  # pylint: disable=g-import-not-at-top
-  from comparenets.compare import run_config  # pylint: disable=g-import-not-at-top
   from comparenets.metric_writers import read_metrics  # pylint: disable=g-import-not-at-top
-  config = run_config(experiment, arg, {'train.steps': steps, 'train.eval_every': 0,
-                                        'train.steps_per_dispatch': steps_per_dispatch})
+  config = experiment_lib.load_config(experiment, arg, {
+      'train.steps': steps, 'train.eval_every': 0, 'train.steps_per_dispatch': steps_per_dispatch})
   if steps < 4 * config.train.log_every:  # short (--tiny) runs: log and save more often
     config.train.log_every = max(1, steps // 6)
     config.train.checkpoint_every = max(1, steps // 3)

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from comparenets import models
-from comparenets import plots
+from comparenets import figures
 from comparenets.analysis import claims
 from comparenets import tasks
 from comparenets.errors import ConfigError
@@ -133,7 +133,7 @@ def io_table() -> str:
 
 def plot_metric_vs_params(groups, path: str) -> None:
   n = len(groups)
-  fig, axes = plots.new_figure(4 * n, 3.4, 1, n)
+  fig, axes = figures.new_figure(4 * n, 3.4, 1, n)
   for ax, (name, group) in zip(axes[0], groups.items()):
     metric = group[0]['target_metric']
     for r in group:
@@ -147,7 +147,7 @@ def plot_metric_vs_params(groups, path: str) -> None:
 
 
 def plot_learning_curves(group, root: str, path: str) -> None:
-  fig, axes = plots.new_figure(9, 3.4, 1, 2)
+  fig, axes = figures.new_figure(9, 3.4, 1, 2)
   by_step, by_time = axes[0]
   for r in group:
     records = [m for m in read_metrics(os.path.join(root, r['workdir']))
@@ -175,7 +175,7 @@ def plot_learning_curves(group, root: str, path: str) -> None:
 
 
 def plot_structure(rows: list[dict[str, Any]], path: str) -> None:
-  fig, axes = plots.new_figure(12, 3.4, 1, 3, squeeze=True)
+  fig, axes = figures.new_figure(12, 3.4, 1, 3, squeeze=True)
   keys = (('time_steps_per_s', 'time steps / s (train)'),
           ('train_step_temp_bytes', 'train step temporaries (bytes)'),
           ('backbone_params', 'backbone parameters'))

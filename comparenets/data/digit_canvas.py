@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from comparenets.detection_metrics import iou as box_iou
+from comparenets.metrics.detection import iou as box_iou
 
 INK = 0.1  # interpolated values below this are background (cuts the bilinear fringe)
 _PLACEMENT_TRIES = 8

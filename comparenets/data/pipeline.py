@@ -81,6 +81,16 @@ def split_size(split: Split) -> int:
   return sizes.pop()
 
 
+def column(split: Split, key: str, chunk: int = 1024) -> np.ndarray:
+  """One field of a split; a lazily read split (`SourceSplit`) is read in chunks
+  rather than all fields at once."""
+  if not isinstance(split, SourceSplit):
+    return np.asarray(split[key])
+  n = split_size(split)
+  return np.concatenate([take(split, np.arange(i, min(i + chunk, n)))[key]
+                         for i in range(0, n, chunk)])
+
+
 class EpochSampler:
   """Shuffled, epoch-based, drop-remainder batches, addressable by step."""
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from comparenets.config_utils import check_fields, check_values
 from comparenets.errors import ConfigError
-from comparenets.tasks.base import Task
+from comparenets.tasks.base import Task, make_apply, make_predict
 from comparenets.tasks.char_lm import CharLM
 from comparenets.tasks.detection import DigitDetection
 from comparenets.tasks.digits import DigitsClassification
@@ -53,4 +53,4 @@ def build(name: str, **kwargs: Any) -> Task:
   return cls(**kwargs)
 
 
-__all__ = ['Task', 'REGISTRY', 'build', 'names', 'fields']
+__all__ = ['Task', 'REGISTRY', 'build', 'names', 'fields', 'make_apply', 'make_predict']

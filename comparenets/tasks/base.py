@@ -112,7 +112,7 @@ class Task:
     ``predict(arrays)`` returns the model's outputs (NumPy) for a dict of arrays shaped like a
     split (e.g. ``{'inputs': images}`` or ``self.splits()['test']``), any number of examples:
     it applies the input adapter and the model in padded batches on one device. Build figures
-    with the helpers of `comparenets.plots` (`confusion_matrix`, `image_predictions`,
+    with the helpers of `comparenets.figures` (`confusion_matrix`, `image_predictions`,
     `forecasts`, `image_comparison` for super-resolution, `detections` for boxes). Called once
     after training on process 0; keep it to a few seconds. Default: none.
     """
@@ -144,3 +144,42 @@ class GeneratedTask(Task):
       self._splits = pipeline.generated_splits(  # pylint: disable=attribute-defined-outside-init
           self.generate, self.data_seed, self.validation_size, self.test_size)
     return self._splits
+
+
+# The model applied to a task's arrays on the host: `Task.figures` and `Task.split_metrics` get
+# such a ``predict``; the train loop builds it after training and at every evaluation.
+
+
+def make_apply(task, model, input_kind: str):
+  """The jitted ``apply(variables, batch) -> outputs`` of `make_predict`: build it once and
+  pass it to every `make_predict` of the same model (one compilation per batch shape)."""
+
+  @jax.jit
+  def apply(variables, batch):
+    x, mask = task.adapt(batch, input_kind)
+    return model.apply(variables, x, mask, train=False)
+
+  return apply
+
+
+def make_predict(task, model, input_kind: str, variables, batch_size: int = 256,
+                 apply=None) -> Callable[[Mapping[str, np.ndarray]], np.ndarray]:
+  """``predict(arrays)``: the model's outputs (NumPy) for every example of ``arrays`` (a dict
+  of arrays or a split, lazily read ones included), through the task's input adapter, in padded
+  batches of ``batch_size`` (one compilation), on this process's first device. ``apply`` is a
+  `make_apply` to reuse (one is made otherwise)."""
+  apply = apply or make_apply(task, model, input_kind)
+  device = jax.local_devices()[0]  # this process's own (only process 0 plots)
+  variables = jax.device_put(variables, device)
+
+  def predict(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    n = pipeline.split_size(arrays)
+    size = min(batch_size, max(n, 1))
+    outputs = []
+    for batch in pipeline.eval_batches(arrays, size):
+      real = int(batch.pop('weight').sum())
+      out = jax.device_get(apply(variables, jax.device_put(batch, device)))
+      outputs.append(np.asarray(out)[:real])
+    return np.concatenate(outputs)
+
+  return predict

@@ -17,13 +17,13 @@ Losses are per example and normalised by its number of objects. Decoding: the he
 maxima (with ``peak_window=3``, a 3x3 max-pool keeps a cell only if it is the largest of its
 neighbourhood: CenterNet's replacement for NMS; with 1 every cell is a candidate), the `TOP_K`
 best, boxes from the size and offset at each, then classic greedy IoU non-maximum suppression
-per class (`comparenets.detection_metrics.nms`). On a coarse map (48x48 canvases at stride 8
+per class (`comparenets.metrics.detection.nms`). On a coarse map (48x48 canvases at stride 8
 give 6x6 cells) two digits often sit in neighbouring cells and the max-pool drops the weaker
 one whatever their boxes, which IoU NMS would keep: the experiment file therefore decodes with
 ``peak_window=1``.
 
 Metric: mAP at IoU 0.5 over the whole split (PASCAL VOC procedure, all-point interpolation;
-`comparenets.detection_metrics`), reported as ``mAP50`` for validation and test through
+`comparenets.metrics.detection`), reported as ``mAP50`` for validation and test through
 `Task.split_metrics`; the loss and its three parts are the per-example metrics. With
 ``num_classes=1`` every digit is one class 'digit' (detection without recognition).
 """
@@ -37,11 +37,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from comparenets import detection_metrics
+from comparenets import figures
 from comparenets.data import digit_canvas
 from comparenets.data import digits as digits_data
 from comparenets.data.pipeline import GeneratedSampler
 from comparenets.errors import ConfigError
+from comparenets.metrics import detection as detection_metrics
 from comparenets.models.heads import CenterHead
 from comparenets.tasks.base import Task
 
@@ -274,7 +275,6 @@ class DigitDetection(Task):
     one per object: a detection overlapping a better one of another class (IoU above
     ``nms_iou``), which mAP counts in that class, is left out of the picture, where its label
     would cover the better one's."""
-    from comparenets import plots  # pylint: disable=g-import-not-at-top
     test = self.splits()['test']
     shown = {k: v[:9] for k, v in test.items()}
     found = []
@@ -288,7 +288,7 @@ class DigitDetection(Task):
     title = f'digit canvases, test ({self.num_classes} class{"es" * (self.num_classes > 1)})'
     # the true labels go into each image's title (drawn on the boxes they would hide the
     # predicted ones), left to right
-    fig = plots.detections(shown['inputs'], found,
+    fig = figures.detections(shown['inputs'], found,
                            [{'boxes': t['boxes']} for t in truth], n=9, cols=3, title=title)
     if self.num_classes > 1:
       for ax, t in zip(fig.axes, truth):

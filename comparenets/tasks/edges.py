@@ -18,7 +18,7 @@ beta = |non-edge pixels| / |pixels| of that image: (-beta sum_{edge} log p
 - (1 - beta) sum_{non-edge} log(1 - p)) / |pixels|; averaged over pixels rather than summed,
 so its scale does not depend on ``size``.
 
-Metrics (`comparenets.edge_metrics`, via `split_metrics` at every evaluation): ODS F
+Metrics (`comparenets.metrics.edges`, via `split_metrics` at every evaluation): ODS F
 ('ods_f', the target), its threshold, precision and recall, OIS F and AP, with predicted
 pixels thinned and matched to true ones within ``tolerance`` pixels. Baselines scored by the
 same code on the same images, cached per split: 'sobel_ods_f' (with 'sobel_ods_threshold',
@@ -44,10 +44,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from comparenets import edge_metrics
+from comparenets import figures
+from comparenets.data import photos
 from comparenets.data import shapes
+from comparenets.metrics import edges as edge_metrics
 from comparenets.models.heads import PerPositionHead
-from comparenets.tasks.base import GeneratedTask
+from comparenets.tasks.base import GeneratedTask, make_predict
 
 PHOTOS = ('camera', 'coins', 'astronaut', 'chelsea')
 PHOTO_SIZE = 128  # photos are shown as grey PHOTO_SIZE x PHOTO_SIZE centre crops of a resize
@@ -76,8 +78,8 @@ def balanced_bce(logits, edges):
 def photo_inputs(names=PHOTOS, size: int = PHOTO_SIZE) -> np.ndarray:
   """float32 ``[N, size, size, 1]``: the photos' BT.601 luminance, resized (anti-aliased) so
   that the shorter side is ``size``, centre-cropped to a square."""
+  # scikit-image's transform module takes a second to import: loaded when photos are resized
   from skimage import transform  # pylint: disable=g-import-not-at-top
-  from comparenets.data import photos  # pylint: disable=g-import-not-at-top
   out = []
   for image in photos.load_photos(names).values():
     grey = image @ np.array([0.299, 0.587, 0.114], np.float32)
@@ -184,25 +186,24 @@ class EdgeDetection(GeneratedTask):
   def figures(self, predict):
     """Test images (image, truth, Sobel, Canny, learned), test precision-recall curves, and
     the photographs (qualitative: they have no ground truth here)."""
-    from comparenets import plots  # pylint: disable=g-import-not-at-top
     test = self.splits()['test']
     shown = {k: v[:4] for k, v in test.items()}
     setting = self.canny_setting()
     canny = f'Canny (sigma {setting["sigma"]:g})'
-    figures = {'edges_test': plots.image_comparison({
+    out = {'edges_test': figures.image_comparison({
         'image': shown['inputs'], 'true edges': shown['edges'].astype(np.float32),
         'Sobel': edge_metrics.sobel_maps(shown['inputs']),
         canny: edge_metrics.canny_maps(shown['inputs'], setting['sigma'], setting['high']),
         'learned': self.probabilities(predict(shown), shown['inputs'])},
         title=f'edges test, noise {self.noise:g}: edge maps before thresholding')}
-    figures['edges_pr'] = self._pr_figure(predict)
+    out['edges_pr'] = self._pr_figure(predict)
     photos = photo_inputs()
-    figures['edges_photos'] = plots.image_comparison({
+    out['edges_photos'] = figures.image_comparison({
         'photo': photos, 'Sobel': edge_metrics.sobel_maps(photos),
         canny: edge_metrics.canny_maps(photos, setting['sigma'], setting['high']),
         'learned': self.probabilities(predict({'inputs': photos}), photos)}, n=len(photos),
         title='photographs (no ground truth: qualitative only)')
-    return figures
+    return out
 
   def _test_counts(self, predict, which: str = 'learned') -> np.ndarray:
     """`match_counts` of the model (``predict``) or 'sobel' on the test split, as the last
@@ -217,9 +218,8 @@ class EdgeDetection(GeneratedTask):
     """Extra results: the baselines' test scores, as the forecasting task gives its own, and
     whether the model's test ODS F beats each."""
     del workdir, rng
-    from comparenets import plots  # pylint: disable=g-import-not-at-top
     learned = edge_metrics.scores(self._test_counts(
-        plots.make_predict(self, model, 'image', variables)))
+        make_predict(self, model, 'image', variables)))
     base = self.baselines(self.splits()['test'])
     baselines = {
         'sobel': {'ods_f': base['sobel_ods_f'], 'ods_threshold': base['sobel_ods_threshold'],
@@ -232,9 +232,8 @@ class EdgeDetection(GeneratedTask):
             'beats_baselines_everywhere': all(beats.values())}
 
   def _pr_figure(self, predict) -> Any:
-    from comparenets import plots  # pylint: disable=g-import-not-at-top
     base = self.baselines(self.splits()['test'])
-    fig, axes = plots.new_figure(4.2, 4.0, squeeze=True)
+    fig, axes = figures.new_figure(4.2, 4.0, squeeze=True)
     for label in ('learned', 'Sobel'):
       c = self._test_counts(predict, label.lower())
       p, r, f = edge_metrics.precision_recall_f(c.sum(axis=0))

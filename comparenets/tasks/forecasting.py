@@ -21,6 +21,7 @@ import json
 import jax.numpy as jnp
 import numpy as np
 
+from comparenets import figures
 from comparenets.data import series as series_data
 from comparenets.models.heads import ClassificationHead
 from comparenets.tasks.base import Task
@@ -165,7 +166,6 @@ class Forecasting(Task):
   def figures(self, predict, windows: int = 3):
     """Test windows, evenly spread: the context, the truth, the model's forecast and the
     linear-AR baseline's, in the series' own units."""
-    from comparenets import plots  # pylint: disable=g-import-not-at-top
     test = self.splits()['test']
     idx = np.linspace(0, len(test['inputs']) - 1, windows).round().astype(int)
     shape = test['target'][idx].shape
@@ -174,7 +174,7 @@ class Forecasting(Task):
     mean, std = self.scale()
     units = lambda x: x * std + mean
     names = ('x', 'y', 'z') if self.series == 'lorenz' else (self.series,)
-    return {'forecasts': plots.forecasts(
+    return {'forecasts': figures.forecasts(
         units(test['inputs'][idx]), units(test['target'][idx]),
         {'model': units(model), 'linear AR': units(linear)}, names,
         title=f'{self.series}: {self.horizon}-step forecasts of test windows')}

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from comparenets import figures
 from comparenets.errors import ConfigError
 from comparenets.models.heads import ClassificationHead
 from comparenets.tasks.base import Task
@@ -103,19 +104,17 @@ class ImageClassification(Task):
 
   def figures(self, predict):
     """The test split's confusion matrix and a grid of test images with their labels."""
-    from comparenets import plots  # pylint: disable=g-import-not-at-top
-    from comparenets.data import pipeline  # pylint: disable=g-import-not-at-top
     test = self.splits()['test']  # a lazily read split is read batch by batch
     predicted = predict(test).argmax(-1)
-    labels = plots.column(test, 'label')
-    shown = plots.pick_examples(labels, predicted, 24)
+    labels = pipeline.column(test, 'label')
+    shown = figures.pick_examples(labels, predicted, 24)
     title = ', '.join([f'{getattr(self, "dataset", self.name)} test'] +
                       ([f'{self.reading} reading'] if self.reading != 'auto' else []) +
                       (['permuted'] if self.order == 'permuted' else []))
     return {
-        'confusion_matrix': plots.confusion_matrix(labels, predicted, self.num_classes,
+        'confusion_matrix': figures.confusion_matrix(labels, predicted, self.num_classes,
                                                    self.class_names(), title=title),
-        'predictions': plots.image_predictions(pipeline.take(test, shown)['inputs'],
+        'predictions': figures.image_predictions(pipeline.take(test, shown)['inputs'],
                                                labels[shown], predicted[shown],
                                                self.class_names(), title=title)}
 

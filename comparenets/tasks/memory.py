@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from comparenets import figures
 from comparenets.models.heads import ClassificationHead, PerPositionHead
 from comparenets.tasks.base import GeneratedTask
 
@@ -64,10 +65,9 @@ class AddingProblem(_Generated):
 
   def figures(self, predict):
     """Predicted against true sums on the test set."""
-    from comparenets import plots  # pylint: disable=g-import-not-at-top
     test = self.splits()['test']
     predicted = predict({'inputs': test['inputs']})[:, 0]
-    return {'predictions': plots.scatter_truth(test['target'], predicted, 'sum',
+    return {'predictions': figures.scatter_truth(test['target'], predicted, 'sum',
                                                title=f'adding problem T={self.length}, test')}
 
 
@@ -103,10 +103,9 @@ class CopyMemory(_Generated):
 
   def figures(self, predict):
     """The first test examples' ten digits against the ones the model recalled."""
-    from comparenets import plots  # pylint: disable=g-import-not-at-top
     test = {k: v[:8] for k, v in self.splits()['test'].items()}
     recalled = predict(test)[:, -self.digits:].argmax(-1)
-    return {'predictions': plots.token_recall(test['target'][:, -self.digits:], recalled,
+    return {'predictions': figures.token_recall(test['target'][:, -self.digits:], recalled,
                                               title=f'copy memory T={self.length}, test')}
 
   def blank_then_guess_loss(self) -> float:

@@ -23,6 +23,7 @@ import dataclasses
 
 import jax.numpy as jnp
 
+from comparenets import figures
 from comparenets.data import moving_digits as clips_data
 from comparenets.errors import ConfigError
 from comparenets.tasks.base import Task
@@ -119,16 +120,15 @@ class MovingDigits(Task):
 
   def figures(self, predict):
     """The test split's confusion matrix and a few test clips as strips of frames."""
-    from comparenets import plots  # pylint: disable=g-import-not-at-top
     test = self.splits()['test']
     predicted = predict(test).argmax(-1)
     labels = test['label']
-    shown = plots.pick_examples(labels, predicted, 6)
+    shown = figures.pick_examples(labels, predicted, 6)
     reading = self.reading if self.reading != 'auto' else 'auto reading'
     title = f'moving digits test ({reading})'
     return {
-        'confusion_matrix': plots.confusion_matrix(labels, predicted, self.num_classes,
+        'confusion_matrix': figures.confusion_matrix(labels, predicted, self.num_classes,
                                                    self.class_names(), title=title),
-        'predictions': plots.clip_predictions(test['inputs'][shown] / 255.0, labels[shown],
+        'predictions': figures.clip_predictions(test['inputs'][shown] / 255.0, labels[shown],
                                               predicted[shown], self.class_names(),
                                               title=title)}

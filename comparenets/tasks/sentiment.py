@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from comparenets import figures
+from comparenets.data import pipeline
 from comparenets.data import tfds_source
 from comparenets.models.heads import ClassificationHead
 from comparenets.tasks.base import Task
@@ -115,9 +117,8 @@ class Sentiment(Task):
 
   def figures(self, predict):
     """The test split's confusion matrix (negative / positive)."""
-    from comparenets import plots  # pylint: disable=g-import-not-at-top
     test = self.splits()['test']
     predicted = predict(test).argmax(-1)
-    return {'confusion_matrix': plots.confusion_matrix(
-        plots.column(test, 'label'), predicted, 2, ('negative', 'positive'),
+    return {'confusion_matrix': figures.confusion_matrix(
+        pipeline.column(test, 'label'), predicted, 2, ('negative', 'positive'),
         title=f'{self.dataset} test')}

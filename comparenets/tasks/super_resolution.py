@@ -41,13 +41,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from comparenets import image_metrics
+from comparenets import figures
 from comparenets.data import photos
 from comparenets.data import pipeline
 from comparenets.data import tfds_source
 from comparenets.errors import ConfigError
+from comparenets.metrics import images as image_metrics
 from comparenets.models.heads import SubPixelHead
-from comparenets.tasks.base import Task
+from comparenets.tasks.base import Task, make_predict
 
 DATASETS = ('skimage', 'div2k')
 # Photos the skimage dataset holds out by default; training uses all the others.
@@ -341,8 +342,7 @@ class SuperResolution(Task):
     under 'baselines' with 'beats_baselines' (as the forecasting and edge tasks report theirs),
     so that reports show it beside the model."""
     del workdir, rng
-    from comparenets import plots  # pylint: disable=g-import-not-at-top
-    predict = plots.make_predict(self, model, 'image', variables, batch_size=1)
+    predict = make_predict(self, model, 'image', variables, batch_size=1)
     per_image = self.measure(predict, self._pairs_of(self.splits()['test']))
     mean = lambda key: float(np.mean([m[key] for m in per_image.values()]))
     bicubic = {'psnr': mean('bicubic_psnr'), 'ssim': mean('bicubic_ssim')}
@@ -353,7 +353,6 @@ class SuperResolution(Task):
   def figures(self, predict):
     """For each test image (up to 4), the tile where bicubic does worst: the LR input,
     bicubic, the model and the truth (luminance)."""
-    from comparenets import plots  # pylint: disable=g-import-not-at-top
     test = self.splits()['test']
     pairs = self._measurable(self.data()['test'], 'test')
     t = test['target'].shape[1]
@@ -373,7 +372,7 @@ class SuperResolution(Task):
       columns['truth'].append(pairs[i].hr[y:y + t, x:x + t])
       names.append(pairs[i].name)
     title = f'x{self.scale} super-resolution, {self.dataset} test: {", ".join(names)} (Y)'
-    return {'super_resolution': plots.image_comparison(
+    return {'super_resolution': figures.image_comparison(
         {k: np.stack(v) for k, v in columns.items()}, n=len(names), title=title)}
 
 

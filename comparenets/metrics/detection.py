@@ -21,7 +21,7 @@ interpolation), as in the VOC development kit's ``VOCevaldet``:
    ground truth and no detections has AP 0.
 
 Detections and ground truth are lists with one entry per image: ``{'boxes': [K, 4], 'labels':
-[K], 'scores': [K]}`` (no scores for ground truth), the format `comparenets.plots.detections`
+[K], 'scores': [K]}`` (no scores for ground truth), the format `comparenets.figures.detections`
 draws.
 """
 

@@ -1,7 +1,8 @@
 """Fault injection for runs of the command line: signals at chosen moments, damaged checkpoints.
 
-Used by the reliability tests and by ``python -m comparenets.faults`` (the fault drill whose
-table is in BUILD_NOTES.md). Everything here drives real runs in subprocesses; nothing is mocked.
+Used by the reliability and multi-process tests and, as a command line, for the fault drill whose
+table is in BUILD_NOTES.md: ``python tests/faults.py --kills=12 --terms=6 --corruptions=2``. It
+lives with the tests because nothing in the package uses it. Everything here drives real runs in subprocesses; nothing is mocked.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import sys
 import tempfile
 import time
 from typing import Any, Sequence
+
+from absl import app
+from absl import flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -188,5 +192,15 @@ def drill(kills: int = 12, terms: int = 4, corruptions: int = 2, seed: int = 0) 
   return '\n'.join(lines)
 
 
+def main(argv: Sequence[str]) -> None:
+  del argv
+  opts = flags.FLAGS
+  print(drill(opts.kills, opts.terms, opts.corruptions, opts.seed))
+
+
 if __name__ == '__main__':
-  print(drill(*(int(a) for a in sys.argv[1:])))
+  flags.DEFINE_integer('kills', 12, 'kill -9 at random moments of one run, until it finishes.')
+  flags.DEFINE_integer('terms', 4, 'SIGTERM at random moments of one run, then resume.')
+  flags.DEFINE_integer('corruptions', 2, 'Newest checkpoint overwritten with random bytes.')
+  flags.DEFINE_integer('seed', 0, 'Seed of the random moments.')
+  app.run(main)

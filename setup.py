@@ -29,6 +29,9 @@ setup(
     extras_require={
         # gs:// workdirs without TensorFlow: epath reads and writes them through fsspec/gcsfs
         'gcs': ['gcsfs>=2024.2'],
+        # the TensorBoard server over a run's tensorboard/ (tests/test_tensorboard.py serves one);
+        # the events are written by tensorboardX, so neither pulls in TensorFlow
+        'tb': ['tensorboard>=2.20,<3'],
         'test': [
             'pytest>=8,<10',
             'pytest-xdist>=3.6,<4',

@@ -3,6 +3,6 @@
 # Extra arguments go to pytest, e.g. scripts/test.sh -k recurrent.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-EXTRAS=test source "$ROOT/scripts/setup_env.sh"
+EXTRAS=test,tb source "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
 exec python -m pytest -n 2 --dist worksteal tests "$@"

@@ -13,6 +13,7 @@ importing a task (and so this module) in a training process or a notebook does n
 
 from __future__ import annotations
 
+import io
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np

@@ -8,10 +8,10 @@ import re
 import pytest
 
 from comparenets import compare
-from comparenets import experiment
 from comparenets import models
 from comparenets.analysis import report
 from comparenets.errors import ConfigError
+from comparenets.experiment import EXPERIMENTS, load_config
 from comparenets.summary import load_results
 from comparenets.train import build_setup
 
@@ -101,7 +101,7 @@ def test_quick_suite_covers_every_family_on_every_embedded_task():
   assert experiments == {f for f in os.listdir(os.path.join(ROOT, 'experiments'))
                          if f.endswith('.py')} - {'char_lm.py', 'sentiment.py', 'tfds_images.py'}
   for _, experiment, arg, overrides in entries:
-    experiment.load_config(experiment, arg, overrides)  # every entry builds a config
+    load_config(experiment, arg, overrides)  # every entry builds a config
 
 
 def _without_time(table: str) -> list[list[str]]:
@@ -134,10 +134,10 @@ def test_with_seeds_and_top_level_overrides():
   entries = compare.with_seeds([('adding_T50/gru', 'adding.py', 'model=gru,length=50',
                                  {'train.steps': 5})], (0, 3))
   assert [e[0] for e in entries] == ['adding_T50/gru/seed0', 'adding_T50/gru/seed3']
-  config = experiment.load_config(*entries[1][1:])
+  config = load_config(*entries[1][1:])
   assert config.seed == 3 and config.train.steps == 5 and config.task.length == 50
   with pytest.raises(ConfigError, match='no top-level field'):
-    experiment.load_config('adding.py', 'model=gru', {'train': 5})
+    load_config('adding.py', 'model=gru', {'train': 5})
 
 
 def _fake_run(root, workdir, model, test, seed=None, metric='accuracy'):
@@ -189,8 +189,8 @@ def test_full_suite_entries_exist_and_build():
   assert {b.split('/')[1] for b in bases} == set(models.names())
   built = {}
   for name, experiment, arg, overrides in entries:
-    assert os.path.exists(os.path.join(experiment.EXPERIMENTS, experiment)), experiment
-    config = experiment.load_config(experiment, arg, overrides)
+    assert os.path.exists(os.path.join(EXPERIMENTS, experiment)), experiment
+    config = load_config(experiment, arg, overrides)
     assert config.seed == int(name.rsplit('seed', 1)[1])
     if (experiment, arg) not in built:
       built[(experiment, arg)] = build_setup(config)
@@ -198,4 +198,4 @@ def test_full_suite_entries_exist_and_build():
   assert built[('copy_memory.py', 'model=tcn,length=100')].task.length == 100
   assert built[('tfds_images.py', 'model=lstm,dataset=mnist,reading=pixels,order=permuted')] \
       .task.order == 'permuted'
-  assert experiment.load_config('adding.py', 'model=lstm,length=200', {}).train.steps == 3000
+  assert load_config('adding.py', 'model=lstm,length=200', {}).train.steps == 3000

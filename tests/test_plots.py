@@ -8,11 +8,11 @@ import struct
 import numpy as np
 import pytest
 
-from comparenets import experiment
 from comparenets import figures
 from comparenets import plots
 from comparenets import tasks
 from comparenets.data import pipeline
+from comparenets.experiment import load_config
 from comparenets.train import train_and_evaluate
 
 QUICK = {'train.steps': 10, 'train.log_every': 5, 'train.eval_every': 5,
@@ -58,7 +58,7 @@ def assert_picture(path, min_size=(200, 300)):
 
 def test_digits_run_writes_curves_confusion_matrix_and_predictions(tmp_path):
   workdir = str(tmp_path / 'digits_cnn')
-  results = train_and_evaluate(experiment.load_config('digits.py', 'model=cnn,quick', QUICK),
+  results = train_and_evaluate(load_config('digits.py', 'model=cnn,quick', QUICK),
                                workdir)
   assert results['plots'] == ['plots/learning_curves.png', 'plots/confusion_matrix.png',
                               'plots/predictions.png']
@@ -84,7 +84,7 @@ def test_forecasting_and_adding_runs_plot_predictions_against_truth(tmp_path):
       ('forecast', 'forecasting.py', 'model=rnn,quick', 'forecasts'),
       ('adding', 'adding.py', 'model=gru,quick,length=12', 'predictions')):
     workdir = str(tmp_path / name)
-    results = train_and_evaluate(experiment.load_config(experiment, arg, QUICK), workdir)
+    results = train_and_evaluate(load_config(experiment, arg, QUICK), workdir)
     assert results['plots'] == ['plots/learning_curves.png', f'plots/{picture}.png']
     for path in results['plots']:
       assert_picture(os.path.join(workdir, path))
@@ -139,12 +139,12 @@ def test_helpers_for_dense_and_detection_tasks(tmp_path):
   boxes = [{'boxes': np.array([[2, 3, 12, 20]]), 'labels': ['cat'], 'scores': np.array([0.9])}
            for _ in range(3)]
   truth = [{'boxes': np.array([[1, 2, 13, 21]]), 'labels': ['cat']} for _ in range(3)]
-  figures = {
+  drawn = {
       'super_resolution': figures.image_comparison(
           {'low resolution': lr, 'bicubic': bicubic, 'model': hr * 0.9, 'truth': hr}, n=2),
       'detections': figures.detections(hr, boxes, truth, n=3)}
   writer = _Writer()
-  written = plots.write_figures(str(tmp_path), figures, writer=writer, step=7)
+  written = plots.write_figures(str(tmp_path), drawn, writer=writer, step=7)
   assert written == ['plots/super_resolution.png', 'plots/detections.png']
   for path in written:
     assert_picture(os.path.join(tmp_path, path))

@@ -222,8 +222,8 @@ def test_input_too_small_for_the_model_is_refused_before_anything_is_written(tmp
 def test_head_that_does_not_fit_the_backbone_is_refused_before_anything_is_written(tmp_path):
   """The task's loss is traced with the model at start-up: super-resolution on a pooling CNN
   (its output no longer matches the image) fails there, not at the first step."""
-  from comparenets import experiment  # pylint: disable=g-import-not-at-top
-  config = experiment.load_config('super_resolution.py', 'quick', {'model.pool': 'max'})
+  from comparenets.experiment import load_config  # pylint: disable=g-import-not-at-top
+  config = load_config('super_resolution.py', 'quick', {'model.pool': 'max'})
   with pytest.raises(ConfigError, match='task super_resolution needs a backbone that keeps the '
                      'resolution'):
     train.train_and_evaluate(config, str(tmp_path / 'run'))

@@ -31,7 +31,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from comparenets import experiment
+from comparenets.experiment import load_config
 from comparenets import metric_writers
 from comparenets import plots
 from comparenets.train import train_and_evaluate
@@ -117,7 +117,7 @@ def _decode_png(data: bytes) -> np.ndarray:
 
 def test_tensorboard_serves_every_scalar_and_image_of_a_finished_run(tmp_path):
   workdir = str(tmp_path / 'digits_cnn')
-  results = train_and_evaluate(experiment.load_config('digits', 'model=cnn,quick', QUICK), workdir)
+  results = train_and_evaluate(load_config('digits', 'model=cnn,quick', QUICK), workdir)
 
   # what the run wrote: each metric of metrics.jsonl as <split>/<metric>, each task figure
   expected_scalars = {}

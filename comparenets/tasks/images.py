@@ -20,6 +20,7 @@ import numpy as np
 import optax
 
 from comparenets import figures
+from comparenets.data import pipeline
 from comparenets.errors import ConfigError
 from comparenets.models.heads import ClassificationHead
 from comparenets.tasks.base import Task

@@ -235,12 +235,12 @@ def test_copy_memory_figure_shows_recalled_digits(tmp_path):
     logits[:, -8] = np.roll(logits[:, -8], 1, axis=-1)
     return logits
 
-  figures = task.figures(predict)
+  drawn = task.figures(predict)
   assert seen['n'] == 8  # only the examples it shows
-  (ax,) = figures['predictions'].axes
+  (ax,) = drawn['predictions'].axes
   assert '(0.90 of these recalled)' in ax.get_title()
   texts = [t for t in ax.texts]
-  wrong = [t.get_text() for t in texts if t.get_color() == plots._WRONG]  # pylint: disable=protected-access
+  wrong = [t.get_text() for t in texts if t.get_color() == figures._WRONG]  # pylint: disable=protected-access
   assert len(wrong) == 8 and len(texts) == 2 * 8 * 10
-  (path,) = plots.write_figures(str(tmp_path), figures)
+  (path,) = plots.write_figures(str(tmp_path), drawn)
   assert_picture(os.path.join(tmp_path, path))

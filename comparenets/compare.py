@@ -16,11 +16,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import time
 from typing import Any, Sequence
 
-from absl import app
 from absl import flags
 from absl import logging
+
+from comparenets import console
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPERIMENTS = os.path.join(ROOT, 'experiments')
@@ -29,9 +31,8 @@ EXPERIMENTS = os.path.join(ROOT, 'experiments')
 def _define_flags() -> None:
   """The command line's flags, defined when it runs (not on import: a notebook that imports
   this module next to comparenets.main would see a duplicate --workdir)."""
-  if 'suite' not in flags.FLAGS:
-    flags.DEFINE_string('suite', 'quick', 'Suite name (experiments/suites/NAME.py) or path.')
-    flags.DEFINE_string('workdir', None, 'Directory for the runs and the report.')
+  flags.DEFINE_string('suite', 'quick', 'Suite name (experiments/suites/NAME.py) or path.')
+  flags.DEFINE_string('workdir', None, 'Directory for the runs and the report.')
 
 
 def _load(path: str, name: str):
@@ -96,10 +97,13 @@ def _run_entries(entries, workdir, train_and_evaluate, tqdm) -> list[str]:
       continue
     logging.info('[%d/%d] %s: %s:%s %s', i + 1, len(entries), name, experiment, arg, overrides)
     bar.set_postfix_str(name)
+    start = time.monotonic()
     result = train_and_evaluate(run_config(experiment, arg, overrides), run_dir)
     if result.get('preempted'):
       logging.warning('stopped by %s; run the same command to resume the suite', result['signal'])
       return trained
+    logging.info('[%d/%d] %s: %s', i + 1, len(entries), name,
+                 console.finished(result, time.monotonic() - start, run_dir))
     trained.append(name)
   return trained
 
@@ -109,8 +113,8 @@ def main(argv: Sequence[str]) -> None:
   from comparenets.analysis import report  # pylint: disable=g-import-not-at-top
   from comparenets.errors import UserError  # pylint: disable=g-import-not-at-top
   from comparenets import runtime  # pylint: disable=g-import-not-at-top
+  console.setup_logging(logging.INFO)  # before JAX starts: its start-up lines stay out
   runtime.configure_cpu()
-  logging.set_verbosity(logging.INFO)
   suite, workdir = flags.FLAGS.suite, flags.FLAGS.workdir
   if not workdir:
     print('comparenets.compare: error: --workdir is required', file=sys.stderr)
@@ -125,8 +129,8 @@ def main(argv: Sequence[str]) -> None:
 
 
 def run():
-  _define_flags()
-  app.run(main)
+  """Console-script entry point."""
+  console.run(main, _define_flags)
 
 
 if __name__ == '__main__':

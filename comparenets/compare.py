@@ -19,6 +19,7 @@ import sys
 import time
 from typing import Any, Sequence
 
+from absl import app
 from absl import flags
 from absl import logging
 
@@ -109,7 +110,8 @@ def _run_entries(entries, workdir, train_and_evaluate, tqdm) -> list[str]:
 
 
 def main(argv: Sequence[str]) -> None:
-  del argv
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   from comparenets.analysis import report  # pylint: disable=g-import-not-at-top
   from comparenets.errors import UserError  # pylint: disable=g-import-not-at-top
   from comparenets import runtime  # pylint: disable=g-import-not-at-top

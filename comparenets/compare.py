@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Any, Sequence
 import warnings
 
@@ -22,6 +23,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from comparenets import console
 from comparenets import experiment
 from comparenets import runtime
 from comparenets.analysis import report
@@ -37,9 +39,8 @@ with warnings.catch_warnings():  # a notebook without ipywidgets: the text bar, 
 def _define_flags() -> None:
   """The command line's flags, defined when it runs (not on import: a notebook that imports
   this module next to comparenets.main would see a duplicate --workdir)."""
-  if 'suite' not in flags.FLAGS:
-    flags.DEFINE_string('suite', 'quick', 'Suite name (experiments/suites/NAME.py) or path.')
-    flags.DEFINE_string('workdir', None, 'Directory for the runs and the report.')
+  flags.DEFINE_string('suite', 'quick', 'Suite name (experiments/suites/NAME.py) or path.')
+  flags.DEFINE_string('workdir', None, 'Directory for the runs and the report.')
 
 
 def load_suite(suite: str) -> list[tuple[str, str, str, dict[str, Any]]]:
@@ -50,8 +51,8 @@ def load_suite(suite: str) -> list[tuple[str, str, str, dict[str, Any]]]:
 
 def with_seeds(entries, seeds: Sequence[int]) -> list[tuple[str, str, str, dict[str, Any]]]:
   """Each entry once per seed: run name ``<name>/seed<N>`` with the override ``seed=N``."""
-  return [(f'{name}/seed{seed}', experiment, arg, {**overrides, 'seed': seed})
-          for name, experiment, arg, overrides in entries for seed in seeds]
+  return [(f'{name}/seed{seed}', experiment_file, arg, {**overrides, 'seed': seed})
+          for name, experiment_file, arg, overrides in entries for seed in seeds]
 
 
 def run_suite(suite: str, workdir: str) -> list[str]:
@@ -72,18 +73,22 @@ def _run_entries(entries, workdir) -> list[str]:
     logging.info('[%d/%d] %s: %s:%s %s', i + 1, len(entries), name, experiment_file, arg,
                  overrides)
     bar.set_postfix_str(name)
+    start = time.monotonic()
     result = train_and_evaluate(experiment.load_config(experiment_file, arg, overrides), run_dir)
     if result.get('preempted'):
       logging.warning('stopped by %s; run the same command to resume the suite', result['signal'])
       return trained
+    logging.info('[%d/%d] %s: %s', i + 1, len(entries), name,
+                 console.finished(result, time.monotonic() - start, run_dir))
     trained.append(name)
   return trained
 
 
 def main(argv: Sequence[str]) -> None:
-  del argv
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  console.setup_logging(logging.INFO)  # before JAX starts: its start-up lines stay out
   runtime.configure_cpu()
-  logging.set_verbosity(logging.INFO)
   suite, workdir = flags.FLAGS.suite, flags.FLAGS.workdir
   if not workdir:
     print('comparenets.compare: error: --workdir is required', file=sys.stderr)
@@ -98,8 +103,8 @@ def main(argv: Sequence[str]) -> None:
 
 
 def run():
-  _define_flags()
-  app.run(main)
+  """Console-script entry point."""
+  console.run(main, _define_flags)
 
 
 if __name__ == '__main__':

@@ -1,38 +1,39 @@
 """Command line: ``python -m comparenets.main --config=experiments/digits.py:model=lstm --workdir=DIR``.
 
 Any config field can be overridden, e.g. ``--config.train.steps=50``. The run resumes from the
-newest checkpoint in DIR. A config that cannot run exits with status 2 and one line saying why; a run whose loss or
-gradients became NaN/Inf exits with status 3. SIGTERM or SIGINT (Ctrl-C) finishes the current
-step, saves a checkpoint and exits with status 0; a second Ctrl-C interrupts at once.
+newest checkpoint in DIR. A config that cannot run exits with status 2 and one line saying why;
+a run whose loss or gradients became NaN/Inf exits with status 3. SIGTERM or SIGINT (Ctrl-C)
+finishes the current step, saves a checkpoint and exits with status 0; a second Ctrl-C
+interrupts at once. The console shows our lines and everyone's warnings (`comparenets.console`);
+``--verbosity=0`` shows the libraries' INFO lines too.
 """
 
 from __future__ import annotations
 
-import logging as pylogging
 import sys
+import time
 
 from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file(
-    'config', None, 'Experiment file and argument, e.g. experiments/digits.py:model=lstm,quick.',
-    lock_config=True)
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics, results.')
-_COORDINATOR = flags.DEFINE_string(
-    'coordinator_address', None, 'host:port of process 0, for a multi-process run started by '
-    'hand (Cloud TPU and SLURM runs find it themselves).')
-_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Processes in a multi-process run.')
-_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process in a multi-process run.')
-flags.mark_flags_as_required(['config', 'workdir'])
+from comparenets import console
 
 
-class _QuietLibraries(pylogging.Filter):
-  """Keeps orbax's per-save INFO chatter out of the run log; its warnings still show."""
-
-  def filter(self, record):
-    return record.levelno >= pylogging.WARNING or '/orbax/' not in record.pathname
+def _define_flags() -> None:
+  """The command line's flags, defined when it runs (not on import: a notebook that imports this
+  module next to comparenets.compare would see a duplicate --workdir)."""
+  config_flags.DEFINE_config_file(
+      'config', None, 'Experiment file and argument, e.g. experiments/digits.py:model=lstm,quick.',
+      lock_config=True)
+  flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics, results.')
+  flags.DEFINE_string(
+      'coordinator_address', None, 'host:port of process 0, for a multi-process run started by '
+      'hand (Cloud TPU and SLURM runs find it themselves).')
+  flags.DEFINE_integer('num_processes', None, 'Processes in a multi-process run.')
+  flags.DEFINE_integer('process_id', None, 'This process in a multi-process run.')
+  flags.mark_flags_as_required(['config', 'workdir'])
 
 
 def main(argv):
@@ -41,18 +42,21 @@ def main(argv):
   from comparenets.errors import ConfigError, UserError  # pylint: disable=g-import-not-at-top
   from comparenets.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
   from comparenets import distributed, runtime  # pylint: disable=g-import-not-at-top
+  opts = flags.FLAGS
+  console.setup_logging(logging.INFO)  # before JAX starts: its start-up lines stay out
   runtime.configure_cpu()
-  distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  distributed.initialize(opts.coordinator_address, opts.num_processes, opts.process_id)
   import jax  # pylint: disable=g-import-not-at-top
-  logging.set_verbosity(logging.INFO if jax.process_index() == 0 else logging.WARNING)
-  logging.get_absl_handler().addFilter(_QuietLibraries())
+  if jax.process_index() != 0:
+    console.setup_logging(logging.WARNING)
+  start = time.monotonic()
   try:
     try:
-      config = _CONFIG.value
+      config = opts.config
       config.get('model')  # config_flags reports a file it could not load on first access
     except OSError as e:
       raise ConfigError(f'cannot load the config file: {_explain(e, [])}') from None
-    results = train_and_evaluate(config, _WORKDIR.value)
+    results = train_and_evaluate(config, opts.workdir)
   except UserError as e:
     print(f'comparenets: error: {e}', file=sys.stderr)
     sys.exit(e.exit_code)
@@ -61,6 +65,8 @@ def main(argv):
              'training had not started, nothing changed in')
     print(f'comparenets: stopped by {results["signal"]} after step {results["step"]}; '
           f'{saved} {results["workdir"]}: run the same command to resume', file=sys.stderr)
+    return
+  logging.info('%s', console.finished(results, time.monotonic() - start, opts.workdir))
 
 
 def _explain(error: BaseException, argv: list[str]) -> str:
@@ -96,7 +102,7 @@ def run():
   """Console-script entry point."""
   from comparenets.stopping import StopRequest  # pylint: disable=g-import-not-at-top
   with StopRequest():  # from here on, SIGTERM/SIGINT stop cleanly (see comparenets.stopping)
-    app.run(main, flags_parser=_parse_flags)
+    console.run(main, _define_flags, flags_parser=_parse_flags)
 
 
 if __name__ == '__main__':

@@ -12,6 +12,8 @@ import os
 import sys
 from typing import Any
 
+from comparenets import console
+
 
 def load_results(root: str) -> list[dict[str, Any]]:
   """Every run's results.json below ``root``, each with its 'workdir' added."""
@@ -43,6 +45,7 @@ def table(runs: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str]) -> int:
+  """``argv``: the program and the directory (absl hands over what is left after the flags)."""
   if len(argv) != 2:
     print('usage: python -m comparenets.summary DIR', file=sys.stderr)
     return 2
@@ -54,5 +57,10 @@ def main(argv: list[str]) -> int:
   return 0
 
 
+def run() -> None:
+  """Command-line entry point: absl's flags (``--help``) and a positional DIR."""
+  console.run(main, logs=False)
+
+
 if __name__ == '__main__':
-  sys.exit(main(sys.argv))
+  run()

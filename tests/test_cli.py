@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -92,3 +93,56 @@ def test_kill_9_midway_then_rerun_equals_an_uninterrupted_run(tmp_path):
   assert got['resumed_from'] >= killed_at[-1] > 0
   assert got['test'] == want['test']
   assert got['validation'] == want['validation']
+
+
+# each command line's --help lists its own flags: under python -m, and under a console script,
+# whose program (sys.argv[0]) is pip's wrapper rather than the module that defines the flags
+HELP = [
+    ('comparenets.main', 'run', 'comparenets-train',
+     ['--config', '--workdir', '--coordinator_address', '--num_processes', '--verbosity']),
+    ('comparenets.compare', 'run', 'comparenets-compare', ['--suite', '--workdir', '--verbosity']),
+    ('comparenets.analysis.structure', None, None, ['--models', '--lengths', '--batch']),
+    ('comparenets.analysis.bench', None, None,
+     ['--cases', '--repeats', '--min_time', '--tiny', '--out', '--recurrent_shapes',
+      '--steps_per_dispatch']),
+    ('comparenets.summary', 'run', None, ['python -m comparenets.summary DIR']),
+]
+
+
+def _flags_listed(text):
+  return set(re.findall(r'^\s+(?:-\w,)?(--(?:\[no\])?\w+):', text, re.MULTILINE))
+
+
+@pytest.mark.parametrize('module,entry,script,wanted', HELP, ids=[h[0] for h in HELP])
+def test_help_lists_the_commands_own_flags(module, entry, script, wanted):
+  runs = [[sys.executable, '-m', module, '--help']]
+  if entry:  # what a console script does: import the entry point, run it under its own name
+    program = script or module.rsplit('.', 1)[-1]
+    runs.append([sys.executable, '-c', f'import sys; from {module} import {entry}; '
+                 f'sys.argv = [{program!r}, "--help"]; {entry}()'])
+  for argv in runs:
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    listed = {f.replace('[no]', '') for f in _flags_listed(proc.stdout)}
+    for want in wanted:
+      assert (want in listed) if want.startswith('--') else (want in proc.stdout), \
+          (argv, proc.stdout)
+    if module.endswith(('structure', 'bench', 'summary')):
+      assert '--config' not in listed and '--workdir' not in listed  # no other command's flags
+
+
+def test_summary_still_takes_the_directory_as_its_argument(tmp_path):
+  run = tmp_path / 'digits' / 'cnn'
+  run.mkdir(parents=True)
+  (run / 'results.json').write_text(json.dumps({
+      'model': 'cnn', 'task': {'name': 'digits'}, 'input_kind': 'image', 'steps': 10,
+      'params': {'total': 1234}, 'train_time_s': 1.0, 'target_metric': 'accuracy',
+      'validation': {'accuracy': 0.5}, 'test': {'accuracy': 0.75}}))
+  proc = subprocess.run([sys.executable, '-m', 'comparenets.summary', str(tmp_path)], cwd=ROOT,
+                        capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr
+  assert '| digits/cnn | cnn | digits | image | 1,234 | 10 | 1.0 | accuracy | 0.5 | 0.75 |' \
+      in proc.stdout
+  bare = subprocess.run([sys.executable, '-m', 'comparenets.summary'], cwd=ROOT,
+                        capture_output=True, text=True, timeout=120)
+  assert bare.returncode == 2 and 'usage: python -m comparenets.summary DIR' in bare.stderr

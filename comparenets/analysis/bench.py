@@ -29,19 +29,23 @@ import contextlib
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from absl import app
+from absl import flags
+from absl import logging
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from comparenets import console
 from comparenets import experiment as experiment_lib
 from comparenets import models
+from comparenets import runtime
 from comparenets.analysis import structure
 from comparenets.models import recurrent
 from comparenets.models.heads import ClassificationHead, TaskModel
@@ -446,46 +450,69 @@ def run(cases: Sequence[str], repeats: int, min_time: float, tiny: bool, out=Non
   return records
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-  import argparse  # pylint: disable=g-import-not-at-top
-  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-  parser.add_argument('--cases', default=','.join(CASES),
-                      help=f'comma-separated subset of {",".join(CASES)}')
-  parser.add_argument('--repeats', type=int, default=5)
-  parser.add_argument('--min_time', type=float, default=0.5,
-                      help='seconds each repeat runs a case at least')
-  parser.add_argument('--tiny', action='store_true', help='tiny shapes: checks the code runs')
-  parser.add_argument('--out', default='', help='also append the JSON lines to this file')
-  parser.add_argument('--recurrent_shapes', default='64,128,32,256',
-                      help='B,T,D,H of the recurrent case; several separated by ":"')
-  parser.add_argument('--steps_per_dispatch', default='1',
-                      help='train.steps_per_dispatch values of the loop case, e.g. 1,10')
-  args = parser.parse_args(argv)
-  from comparenets import runtime  # pylint: disable=g-import-not-at-top
+def _cases(text: str) -> list[str]:
+  cases = [c for c in text.split(',') if c]
+  unknown = sorted(set(cases) - set(CASES))
+  if unknown:
+    raise flags.ValidationError(f'unknown case(s) {", ".join(unknown)}; choose from '
+                                f'{", ".join(CASES)}')
+  return cases
+
+
+def _recurrent_shapes(text: str) -> list[tuple[int, ...]]:
+  try:
+    shapes = [tuple(int(v) for v in s.split(',')) for s in text.split(':')]
+    assert all(len(s) == 4 and min(s) > 0 for s in shapes)
+  except (ValueError, AssertionError):
+    raise flags.ValidationError(f'--recurrent_shapes takes B,T,D,H[:B,T,D,H...] of positive '
+                                f'integers, not {text!r}') from None
+  return shapes
+
+
+def _steps_per_dispatch(text: str) -> list[int]:
+  try:
+    per_dispatch = [int(v) for v in text.split(',')]
+    assert min(per_dispatch) > 0
+  except (ValueError, AssertionError):
+    raise flags.ValidationError(f'--steps_per_dispatch takes positive integers separated by '
+                                f'commas, not {text!r}') from None
+  return per_dispatch
+
+
+def _define_flags() -> None:
+  """The command line's flags, defined when it runs: on import they would collide with a
+  notebook's or script's own flags (absl flags are process-wide). Each list flag is checked
+  while the command line is parsed, so a bad value stops it before any case runs."""
+  flags.DEFINE_string('cases', ','.join(CASES), f'comma-separated subset of {",".join(CASES)}')
+  flags.DEFINE_integer('repeats', 5, 'Interleaved repeats of each case; the median is reported.')
+  flags.DEFINE_float('min_time', 0.5, 'seconds each repeat runs a case at least')
+  flags.DEFINE_boolean('tiny', False, 'tiny shapes: checks the code runs')
+  flags.DEFINE_string('out', '', 'also append the JSON lines to this file')
+  flags.DEFINE_string('recurrent_shapes', '64,128,32,256',
+                      'B,T,D,H of the recurrent case; several separated by ":"')
+  flags.DEFINE_string('steps_per_dispatch', '1',
+                      'train.steps_per_dispatch values of the loop case, e.g. 1,10')
+  for name, parse in (('cases', _cases), ('recurrent_shapes', _recurrent_shapes),
+                      ('steps_per_dispatch', _steps_per_dispatch)):
+    flags.register_validator(name, lambda text, parse=parse: parse(text) is not None)
+
+
+def main(argv: Sequence[str]) -> None:
+  """Runs the cases the flags name (`python -m comparenets.analysis.bench`)."""
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  opts = flags.FLAGS
+  console.setup_logging(logging.WARNING)  # stdout is the JSON lines; stderr warnings only
   try:  # what our command lines run with (PyTorch shares the malloc setting)
     tuning = runtime.configure_cpu()
   except RuntimeError:  # main() called where JAX already runs (a test): its settings stay
     tuning = None
-  try:
-    per_dispatch = [int(v) for v in args.steps_per_dispatch.split(',')]
-    assert min(per_dispatch) > 0
-  except (ValueError, AssertionError):
-    parser.error(f'--steps_per_dispatch takes positive integers separated by commas, not '
-                 f'{args.steps_per_dispatch!r}')
-  try:
-    shapes = [tuple(int(v) for v in s.split(',')) for s in args.recurrent_shapes.split(':')]
-    assert all(len(s) == 4 and min(s) > 0 for s in shapes)
-  except (ValueError, AssertionError):
-    parser.error(f'--recurrent_shapes takes B,T,D,H[:B,T,D,H...] of positive integers, not '
-                 f'{args.recurrent_shapes!r}')
-  cases = [c for c in args.cases.split(',') if c]
-  unknown = sorted(set(cases) - set(CASES))
-  if unknown:
-    parser.error(f'unknown case(s) {", ".join(unknown)}; choose from {", ".join(CASES)}')
-  with (open(args.out, 'a', encoding='utf-8') if args.out
+  with (open(opts.out, 'a', encoding='utf-8') if opts.out
         else contextlib.nullcontext()) as out:
-    run(cases, args.repeats, args.min_time, args.tiny, out, shapes, per_dispatch, tuning)
+    run(_cases(opts.cases), opts.repeats, opts.min_time, opts.tiny, out,
+        _recurrent_shapes(opts.recurrent_shapes), _steps_per_dispatch(opts.steps_per_dispatch),
+        tuning)
 
 
 if __name__ == '__main__':
-  main(sys.argv[1:])
+  console.run(main, _define_flags)

@@ -19,12 +19,13 @@ from typing import Any, Callable, Sequence
 
 from absl import app
 from absl import flags
+from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from comparenets import models
+from comparenets import console, models
 from comparenets.models.heads import ClassificationHead, TaskModel
 
 
@@ -157,7 +158,10 @@ def _define_flags() -> None:
 
 
 def main(argv: Sequence[str]) -> None:
-  del argv
+  """Prints one JSON line per (model, length) (`python -m comparenets.analysis.structure`)."""
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  console.setup_logging(logging.WARNING)  # stdout is the JSON lines; stderr warnings only
   opts = flags.FLAGS
   for name in opts.models:
     for length in map(int, opts.lengths):
@@ -166,5 +170,4 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == '__main__':
-  _define_flags()
-  app.run(main)
+  console.run(main, _define_flags)

@@ -16,9 +16,15 @@ import time
 from absl import app
 from absl import flags
 from absl import logging
+import jax
 from ml_collections import config_flags
 
 from comparenets import console
+from comparenets import distributed
+from comparenets import runtime
+from comparenets.errors import ConfigError, UserError
+from comparenets.stopping import StopRequest
+from comparenets.train import train_and_evaluate
 
 
 def _define_flags() -> None:
@@ -39,14 +45,10 @@ def _define_flags() -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  from comparenets.errors import ConfigError, UserError  # pylint: disable=g-import-not-at-top
-  from comparenets.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
-  from comparenets import distributed, runtime  # pylint: disable=g-import-not-at-top
   opts = flags.FLAGS
-  console.setup_logging(logging.INFO)  # before JAX starts: its start-up lines stay out
+  console.setup_logging(logging.INFO)  # before JAX's backend starts: its start-up lines stay out
   runtime.configure_cpu()
   distributed.initialize(opts.coordinator_address, opts.num_processes, opts.process_id)
-  import jax  # pylint: disable=g-import-not-at-top
   if jax.process_index() != 0:
     console.setup_logging(logging.WARNING)
   start = time.monotonic()
@@ -71,7 +73,6 @@ def main(argv):
 
 def _explain(error: BaseException, argv: list[str]) -> str:
   """One sentence for an error raised while parsing flags and loading the config file."""
-  from comparenets.errors import ConfigError  # pylint: disable=g-import-not-at-top
   seen = error
   while seen is not None and not isinstance(seen, ConfigError):
     seen = seen.__cause__ or seen.__context__
@@ -100,7 +101,6 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 def run():
   """Console-script entry point."""
-  from comparenets.stopping import StopRequest  # pylint: disable=g-import-not-at-top
   with StopRequest():  # from here on, SIGTERM/SIGINT stop cleanly (see comparenets.stopping)
     console.run(main, _define_flags, flags_parser=_parse_flags)
 

@@ -16,6 +16,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from comparenets import faults
+from comparenets import setup as setups
 from comparenets import train
 from comparenets.errors import CheckpointError, ConfigError, NonFiniteError, WorkdirFullError
 
@@ -279,7 +280,7 @@ FIELDS = {
     'task': ['reading', 'order', 'permutation_seed', 'split_seed', 'validation_fraction',
              'test_fraction', 'bogus'],
     'head': ['hidden', 'dropout', 'bogus'],
-    'train': sorted(train.TRAIN_FIELDS) + ['bogus'],
+    'train': sorted(setups.TRAIN_FIELDS) + ['bogus'],
 }
 
 

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 from comparenets import metric_writers
-from comparenets import train
 from comparenets import workdir as workdirs
 from comparenets.errors import ConfigError
 
@@ -65,21 +64,21 @@ def test_paths_keep_their_scheme():
 
 
 def test_config_is_saved_in_a_bucket_and_guards_it(bucket):
-  assert train.prepare_workdir(bucket, _config()) == bucket
+  assert workdirs.prepare_workdir(bucket, _config()) == bucket
   saved = json.loads(workdirs.join(bucket, 'config.json').read_text())
   assert saved['model'] == {'name': 'lstm'}
-  assert train.prepare_workdir(bucket, _config()) == bucket  # the same experiment resumes
+  assert workdirs.prepare_workdir(bucket, _config()) == bucket  # the same experiment resumes
   with pytest.raises(ConfigError, match=r'gs://bucket/runs/one holds a run with a different '
                      r'seed section'):
-    train.prepare_workdir(bucket, _config(seed=1))
+    workdirs.prepare_workdir(bucket, _config(seed=1))
 
 
 def test_free_space_is_checked_locally_and_skipped_on_a_bucket(bucket, monkeypatch, tmp_path):
   monkeypatch.setattr(shutil, 'disk_usage', lambda path: shutil._ntuple_diskusage(1, 1, 0))  # pylint: disable=protected-access
   state = {'w': np.zeros(1000, np.float32)}
-  train.check_free_space(bucket, state)  # no error: a bucket has no free space to ask for
+  workdirs.check_free_space(bucket, state)  # no error: a bucket has no free space to ask for
   with pytest.raises(ConfigError, match='has 0.00 MB free'):
-    train.check_free_space(str(tmp_path / 'local'), state)
+    workdirs.check_free_space(str(tmp_path / 'local'), state)
 
 
 def test_metrics_and_tensorboard_events_reach_the_bucket(bucket):

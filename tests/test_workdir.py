@@ -5,6 +5,7 @@ Checkpoints are not covered here: Orbax writes ``gs://`` arrays through tensorst
 driver, which needs the real service.
 """
 
+import errno
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ import pytest
 
 from comparenets import metric_writers
 from comparenets import workdir as workdirs
-from comparenets.errors import ConfigError
+from comparenets.errors import ConfigError, NonFiniteError, WorkdirFullError
 
 
 class FakeGCS(MemoryFileSystem):
@@ -125,3 +126,33 @@ def test_whole_file_writes_on_a_bucket_and_locally(bucket, tmp_path):
   assert json.loads(local.read_text()) == {'b': 2}
   assert sorted(os.listdir(tmp_path / 'run')) == ['results.json']  # no temporary file left
   shutil.rmtree(tmp_path / 'run')
+
+
+def test_running_out_of_space_is_one_error_naming_the_newest_complete_checkpoint(tmp_path):
+  """Without a tiny filesystem to fill (test_reliability.py mounts one where it can): ENOSPC as
+  an OSError or as tensorstore's text, deep in an error's chain, becomes one WorkdirFullError;
+  anything else, and a full bucket, go through as they are."""
+  workdir = str(tmp_path / 'run')
+  for step in ('10', '20', 'unreadable-step-30'):
+    os.makedirs(os.path.join(workdir, 'checkpoints', step))
+  with pytest.raises(WorkdirFullError, match=r'run ran out of space \(no space left on device\); '
+                     r'the newest complete checkpoint is step 20\. Free some space'):
+    with workdirs.full_disk_is_one_error(workdir):
+      raise OSError(errno.ENOSPC, 'No space left on device')
+  with pytest.raises(WorkdirFullError, match='no checkpoint was complete yet'):
+    with workdirs.full_disk_is_one_error(str(tmp_path / 'fresh')):
+      try:
+        raise ValueError('Error writing "params": No space left on device [OUT_OF_RANGE]')
+      except ValueError as e:
+        raise RuntimeError('the async save failed') from e
+  with pytest.raises(OSError, match='Permission denied') as raised:
+    with workdirs.full_disk_is_one_error(workdir):
+      raise OSError(errno.EACCES, 'Permission denied')
+  assert not isinstance(raised.value, WorkdirFullError)
+  with pytest.raises(NonFiniteError):  # a person's error keeps its own words
+    with workdirs.full_disk_is_one_error(workdir):
+      raise NonFiniteError('No space left on device, says this message')
+  with pytest.raises(OSError) as raised:  # a bucket has no space to free: its error as it is
+    with workdirs.full_disk_is_one_error('gs://bucket/run'):
+      raise OSError(errno.ENOSPC, 'No space left on device')
+  assert not isinstance(raised.value, WorkdirFullError)

@@ -32,7 +32,7 @@ _API = {
     'tasks': ('comparenets.tasks', None),
     'plots': ('comparenets.plots', None),
     'load_config': ('comparenets.experiment', 'load_config'),
-    'build_setup': ('comparenets.train', 'build_setup'),
+    'build_setup': ('comparenets.setup', 'build_setup'),
     'parameter_table': ('comparenets.api', 'parameter_table'),
     'train_and_evaluate': ('comparenets.train', 'train_and_evaluate'),
     'read_metrics': ('comparenets.metric_writers', 'read_metrics'),
@@ -57,8 +57,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ loads t
   from comparenets.compare import run_suite
   from comparenets.experiment import load_config
   from comparenets.metric_writers import read_metrics
+  from comparenets.setup import build_setup
   from comparenets.summary import load_results
-  from comparenets.train import build_setup, train_and_evaluate
+  from comparenets.train import train_and_evaluate
 
 
 def __getattr__(name: str) -> Any:

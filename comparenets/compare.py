@@ -17,7 +17,6 @@ import os
 import sys
 import time
 from typing import Any, Sequence
-import warnings
 
 from absl import app
 from absl import flags
@@ -30,10 +29,6 @@ from comparenets.analysis import report
 from comparenets.errors import UserError
 from comparenets.stopping import StopRequest
 from comparenets.train import train_and_evaluate
-
-with warnings.catch_warnings():  # a notebook without ipywidgets: the text bar, no warning
-  warnings.simplefilter('ignore')
-  from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
 
 
 def _define_flags() -> None:
@@ -64,7 +59,7 @@ def run_suite(suite: str, workdir: str) -> list[str]:
 
 def _run_entries(entries, workdir) -> list[str]:
   trained = []
-  bar = tqdm(entries, unit='run', disable=None)
+  bar = console.progress(entries, unit='run')
   for i, (name, experiment_file, arg, overrides) in enumerate(bar):
     run_dir = os.path.join(workdir, name)
     if os.path.exists(os.path.join(run_dir, 'results.json')):

@@ -21,11 +21,16 @@ from __future__ import annotations
 import logging as pylogging
 import os
 import sys
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
+import warnings
 
 from absl import app
 from absl import flags
 from absl import logging
+
+with warnings.catch_warnings():  # a notebook without ipywidgets: the text bar, no warning
+  warnings.simplefilter('ignore')
+  from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -82,3 +87,9 @@ def finished(results: Mapping[str, Any], seconds: float, workdir: str) -> str:
                      for split in ('validation', 'test') if metric in results.get(split, {}))
   return (f'finished in {seconds:.1f} s ({results["train_time_s"]:.1f} s training): {scores}; '
           f'results in {workdir}')
+
+
+def progress(iterable: Iterable[Any] | None = None, **kwargs: Any):
+  """tqdm's bar (a widget in a notebook) where a terminal or notebook shows it, none where the
+  output goes to a file or a pipe (``disable=None``): the runs of a suite, the steps of a run."""
+  return tqdm(iterable, disable=None, **kwargs)

@@ -5,13 +5,27 @@ Everything a run writes besides its checkpoints (``config.json``, ``metrics.json
 like a local directory; Orbax writes the checkpoints to the same place by itself. ``gs://``
 paths need ``gcsfs`` (``pip install comparenets[gcs]``) when TensorFlow is not installed: epath
 reads and writes them through fsspec.
+
+The checks a run makes on its workdir live here too: `check_free_space` and `prepare_workdir`
+refuse, before the first write, a filesystem too small for two checkpoints and a workdir of
+another experiment; `full_disk_is_one_error` turns running out of space mid-run into one
+`WorkdirFullError` that says where the run will resume.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import json
 import os
+import shutil
+from typing import Any, Iterator
 
 from etils import epath
+import jax
+import ml_collections
+
+from comparenets.errors import ConfigError, UserError, WorkdirFullError
 
 
 def is_local(path: str | os.PathLike) -> bool:
@@ -46,3 +60,82 @@ def write_text(path: epath.Path, text: str) -> None:
 def read_text(path: epath.Path) -> str | None:
   """The file's contents, or None when it does not exist."""
   return path.read_text() if path.exists() else None
+
+
+def _identity(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The parts of a config that make a checkpoint meaningful: changing them needs a new run."""
+  as_dict = json.loads(config.to_json_best_effort())
+  return {k: as_dict.get(k) for k in ('seed', 'model', 'task', 'head')}
+
+
+def check_free_space(workdir: str, state) -> None:
+  """Refuses a workdir whose filesystem cannot hold two checkpoints of ``state``."""
+  if not is_local(workdir):
+    return  # a bucket has no free space to ask for
+  need = 2 * sum(x.nbytes for x in jax.tree.leaves(state) if hasattr(x, 'nbytes'))
+  existing = os.path.abspath(workdir)
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  try:
+    free = shutil.disk_usage(existing).free
+  except OSError:
+    return  # the write itself will say what is wrong
+  if free < need:
+    raise ConfigError(f'{os.path.abspath(workdir)} has {free / 1e6:.2f} MB free, and two '
+                      f'checkpoints of this run need about {need / 1e6:.2f} MB; free some space '
+                      'or choose another --workdir')
+
+
+def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> str:
+  """Creates ``workdir`` and saves the config there, refusing a workdir of another experiment."""
+  workdir = resolve(workdir)
+  path = join(workdir, 'config.json')
+  text = read_text(path)
+  if text is not None:
+    old = json.loads(text)
+    new = _identity(config)
+    changed = sorted(k for k in new if old.get(k) != new[k])
+    if changed:
+      raise ConfigError(f'{workdir} holds a run with a different {", ".join(changed)} section; '
+                        'use a fresh --workdir (nothing was changed in this one)')
+  try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if jax.process_index() == 0:
+      write_text(path, config.to_json_best_effort(indent=2))
+  except OSError as e:
+    raise ConfigError(f'cannot write to workdir {workdir}: {e.strerror or e}') from None
+  return workdir
+
+
+@contextlib.contextmanager
+def full_disk_is_one_error(workdir: str) -> Iterator[None]:
+  """Turns running out of space in a local ``workdir`` (an OSError, or tensorstore's text for it,
+  from any writer) into a `WorkdirFullError` that names the newest complete checkpoint: the run
+  resumes from there once space is freed."""
+  try:
+    yield
+  except UserError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    if not _out_of_space(e) or not is_local(workdir):
+      raise
+    checkpoints = os.path.join(workdir, 'checkpoints')
+    steps = sorted(int(p) for p in os.listdir(checkpoints)
+                   if p.isdigit()) if os.path.isdir(checkpoints) else []
+    kept = f'the newest complete checkpoint is step {steps[-1]}' if steps else (
+        'no checkpoint was complete yet')
+    raise WorkdirFullError(
+        f'{os.path.abspath(workdir)} ran out of space (no space left on device); {kept}. '
+        'Free some space and run the same command to resume') from None
+
+
+def _out_of_space(error: BaseException) -> bool:
+  """Whether an error (or one it came from) is ENOSPC; tensorstore reports it as text."""
+  seen = error
+  while seen is not None:
+    if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+      return True
+    if 'No space left on device' in str(seen):
+      return True
+    seen = seen.__cause__ or seen.__context__
+  return False

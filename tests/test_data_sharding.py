@@ -6,10 +6,10 @@ import pytest
 import tensorflow_datasets as tfds
 
 from comparenets import tasks
-from comparenets import train
 from comparenets.data import pipeline
 from comparenets.data import tfds_source
 from comparenets.errors import ConfigError
+from comparenets.setup import build_setup
 from comparenets.tasks import tfds_images
 
 
@@ -127,4 +127,4 @@ def test_global_batch_must_divide_over_all_devices():
   config.train.update(parallel='jit', batch_size=12)
   with pytest.raises(ConfigError, match=r"train.batch_size=12 does not divide over the 8 devices "
                      r"of train.parallel='jit'; use a multiple of 8 \(it is the global batch"):
-    train.build_setup(config)
+    build_setup(config)

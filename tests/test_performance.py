@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from comparenets import parallel as parallels
 from comparenets import train
 from comparenets.analysis import bench
 from comparenets.models import recurrent
@@ -76,7 +77,7 @@ def test_prefetch_yields_in_order_ahead_of_use_and_stops_when_closed():
     made.append(step)
     return step * 10
 
-  batches = train.prefetch(produce, range(1, 100), depth=2)
+  batches = parallels.prefetch(produce, range(1, 100), depth=2)
   assert next(batches) == 10
   assert _wait_for(lambda: len(made) == 3)  # the next two are made while step 1 is in use
   time.sleep(0.05)
@@ -85,7 +86,7 @@ def test_prefetch_yields_in_order_ahead_of_use_and_stops_when_closed():
   batches.close()
   time.sleep(0.05)
   assert len(made) <= 4
-  assert list(train.prefetch(lambda s: s, range(5))) == [0, 1, 2, 3, 4]
+  assert list(parallels.prefetch(lambda s: s, range(5))) == [0, 1, 2, 3, 4]
 
 
 def test_prefetch_raises_the_producers_error_in_the_loop():
@@ -94,7 +95,7 @@ def test_prefetch_raises_the_producers_error_in_the_loop():
       raise ValueError('batch 2 is unreadable')
     return step
 
-  batches = train.prefetch(produce, range(5))
+  batches = parallels.prefetch(produce, range(5))
   assert next(batches) == 0 and next(batches) == 1
   with pytest.raises(ValueError, match='batch 2 is unreadable'):
     next(batches)

@@ -15,6 +15,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from comparenets import setup as setups
 from comparenets import train
 from comparenets.errors import CheckpointError, ConfigError, NonFiniteError, WorkdirFullError
 
@@ -280,7 +281,7 @@ FIELDS = {
     'task': ['reading', 'order', 'permutation_seed', 'split_seed', 'validation_fraction',
              'test_fraction', 'bogus'],
     'head': ['hidden', 'dropout', 'bogus'],
-    'train': sorted(train.TRAIN_FIELDS) + ['bogus'],
+    'train': sorted(setups.TRAIN_FIELDS) + ['bogus'],
 }
 
 

@@ -10,6 +10,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from comparenets import parallel as parallels
 from comparenets import train
 from comparenets.checkpointing import Checkpointer
 from comparenets.data import pipeline
@@ -256,10 +257,10 @@ def test_split_metrics_are_computed_from_the_whole_split_at_every_evaluation(tmp
 
 
 def test_dispatches_end_on_every_log_eval_and_checkpoint_step():
-  assert train.dispatches(0, 10, 4, (3, 0, 5)) == [(1, 3), (4, 5), (6, 6), (7, 9), (10, 10)]
-  assert train.dispatches(0, 8, 1, (4,)) == [(s, s) for s in range(1, 9)]
-  assert train.dispatches(4, 12, 8, (100,)) == [(5, 12)]  # resumed after step 4
-  assert train.dispatches(6, 6, 4, (2,)) == []
+  assert parallels.dispatches(0, 10, 4, (3, 0, 5)) == [(1, 3), (4, 5), (6, 6), (7, 9), (10, 10)]
+  assert parallels.dispatches(0, 8, 1, (4,)) == [(s, s) for s in range(1, 9)]
+  assert parallels.dispatches(4, 12, 8, (100,)) == [(5, 12)]  # resumed after step 4
+  assert parallels.dispatches(6, 6, 4, (2,)) == []
 
 
 def test_several_steps_per_dispatch_and_batches_put_ahead_equal_the_plain_loop(
@@ -268,7 +269,7 @@ def test_several_steps_per_dispatch_and_batches_put_ahead_equal_the_plain_loop(
   logged losses, same final model; logging and checkpoints land on their exact steps (the
   sharded layouts of scanned steps: test_scanned_steps_equal_single_steps_...). The second run
   also takes the accelerator's input path: batches put on the devices ahead on a thread
-  (`train.prefetch`), where a CPU hands host arrays to the step inline."""
+  (`parallels.prefetch`), where a CPU hands host arrays to the step inline."""
   def run(k, name):
     config = _config('cnn', 'jit', steps=7, log_every=3, checkpoint_every=0,
                      steps_per_dispatch=k)
@@ -278,11 +279,11 @@ def test_several_steps_per_dispatch_and_batches_put_ahead_equal_the_plain_loop(
       logged = [r for r in map(json.loads, f) if r['split'] == 'train']
     return results, logged, sorted(os.listdir(tmp_path / name / 'checkpoints'))
 
-  assert train.host_is_device()
+  assert parallels.host_is_device()
   one, one_log, one_ckpt = run(1, 'one')
-  made, prefetch = [], train.prefetch
-  monkeypatch.setattr(train, 'host_is_device', lambda: False)
-  monkeypatch.setattr(train, 'prefetch', lambda produce, calls: prefetch(
+  made, prefetch = [], parallels.prefetch
+  monkeypatch.setattr(parallels, 'host_is_device', lambda: False)
+  monkeypatch.setattr(parallels, 'prefetch', lambda produce, calls: prefetch(
       lambda call: made.append(call) or produce(call), calls))
   many, many_log, many_ckpt = run(4, 'many')
   assert made == [(1, 3), (4, 6), (7, 7)]  # calls end on the logging steps

@@ -5,6 +5,7 @@ Checkpoints are not covered here: Orbax writes ``gs://`` arrays through tensorst
 driver, which needs the real service.
 """
 
+import errno
 import json
 import os
 import shutil
@@ -17,9 +18,8 @@ import numpy as np
 import pytest
 
 from comparenets import metric_writers
-from comparenets import train
 from comparenets import workdir as workdirs
-from comparenets.errors import ConfigError
+from comparenets.errors import ConfigError, NonFiniteError, WorkdirFullError
 
 
 class FakeGCS(MemoryFileSystem):
@@ -65,21 +65,21 @@ def test_paths_keep_their_scheme():
 
 
 def test_config_is_saved_in_a_bucket_and_guards_it(bucket):
-  assert train.prepare_workdir(bucket, _config()) == bucket
+  assert workdirs.prepare_workdir(bucket, _config()) == bucket
   saved = json.loads(workdirs.join(bucket, 'config.json').read_text())
   assert saved['model'] == {'name': 'lstm'}
-  assert train.prepare_workdir(bucket, _config()) == bucket  # the same experiment resumes
+  assert workdirs.prepare_workdir(bucket, _config()) == bucket  # the same experiment resumes
   with pytest.raises(ConfigError, match=r'gs://bucket/runs/one holds a run with a different '
                      r'seed section'):
-    train.prepare_workdir(bucket, _config(seed=1))
+    workdirs.prepare_workdir(bucket, _config(seed=1))
 
 
 def test_free_space_is_checked_locally_and_skipped_on_a_bucket(bucket, monkeypatch, tmp_path):
   monkeypatch.setattr(shutil, 'disk_usage', lambda path: shutil._ntuple_diskusage(1, 1, 0))  # pylint: disable=protected-access
   state = {'w': np.zeros(1000, np.float32)}
-  train.check_free_space(bucket, state)  # no error: a bucket has no free space to ask for
+  workdirs.check_free_space(bucket, state)  # no error: a bucket has no free space to ask for
   with pytest.raises(ConfigError, match='has 0.00 MB free'):
-    train.check_free_space(str(tmp_path / 'local'), state)
+    workdirs.check_free_space(str(tmp_path / 'local'), state)
 
 
 def test_metrics_and_tensorboard_events_reach_the_bucket(bucket):
@@ -126,3 +126,33 @@ def test_whole_file_writes_on_a_bucket_and_locally(bucket, tmp_path):
   assert json.loads(local.read_text()) == {'b': 2}
   assert sorted(os.listdir(tmp_path / 'run')) == ['results.json']  # no temporary file left
   shutil.rmtree(tmp_path / 'run')
+
+
+def test_running_out_of_space_is_one_error_naming_the_newest_complete_checkpoint(tmp_path):
+  """Without a tiny filesystem to fill (test_reliability.py mounts one where it can): ENOSPC as
+  an OSError or as tensorstore's text, deep in an error's chain, becomes one WorkdirFullError;
+  anything else, and a full bucket, go through as they are."""
+  workdir = str(tmp_path / 'run')
+  for step in ('10', '20', 'unreadable-step-30'):
+    os.makedirs(os.path.join(workdir, 'checkpoints', step))
+  with pytest.raises(WorkdirFullError, match=r'run ran out of space \(no space left on device\); '
+                     r'the newest complete checkpoint is step 20\. Free some space'):
+    with workdirs.full_disk_is_one_error(workdir):
+      raise OSError(errno.ENOSPC, 'No space left on device')
+  with pytest.raises(WorkdirFullError, match='no checkpoint was complete yet'):
+    with workdirs.full_disk_is_one_error(str(tmp_path / 'fresh')):
+      try:
+        raise ValueError('Error writing "params": No space left on device [OUT_OF_RANGE]')
+      except ValueError as e:
+        raise RuntimeError('the async save failed') from e
+  with pytest.raises(OSError, match='Permission denied') as raised:
+    with workdirs.full_disk_is_one_error(workdir):
+      raise OSError(errno.EACCES, 'Permission denied')
+  assert not isinstance(raised.value, WorkdirFullError)
+  with pytest.raises(NonFiniteError):  # a person's error keeps its own words
+    with workdirs.full_disk_is_one_error(workdir):
+      raise NonFiniteError('No space left on device, says this message')
+  with pytest.raises(OSError) as raised:  # a bucket has no space to free: its error as it is
+    with workdirs.full_disk_is_one_error('gs://bucket/run'):
+      raise OSError(errno.ENOSPC, 'No space left on device')
+  assert not isinstance(raised.value, WorkdirFullError)

@@ -37,6 +37,7 @@ from absl import app
 from absl import flags
 from absl import logging
 import flax.linen as nn
+from flax.training import train_state
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -46,7 +47,9 @@ from comparenets import console
 from comparenets import experiment as experiment_lib
 from comparenets import models
 from comparenets import runtime
+from comparenets import train as train_lib
 from comparenets.analysis import structure
+from comparenets.metric_writers import read_metrics
 from comparenets.models import recurrent
 from comparenets.models.heads import ClassificationHead, TaskModel
 
@@ -262,8 +265,7 @@ def _cnn_loss(apply):
 def cnn_step(model: TaskModel, compute_dtype: str = 'float32'):
   """A train step on this model, compiled with the state donated and under the precision
   policy (``compute_dtype``) as `comparenets.train` compiles its steps."""
-  from comparenets.train import mixed_precision_apply  # pylint: disable=g-import-not-at-top
-  loss_fn = _cnn_loss(mixed_precision_apply(model, compute_dtype))
+  loss_fn = _cnn_loss(train_lib.mixed_precision_apply(model, compute_dtype))
 
   def step(state, x, y):
     loss, grads = jax.value_and_grad(loss_fn)(state.params, x, y)
@@ -282,7 +284,6 @@ def torch_cnn(torch):
 
 def cnn_cases(batch: int, size: int, repeats: int, min_time: float, peak_gflops: float | None
               ) -> Iterator[dict[str, Any]]:
-  from flax.training import train_state  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   x = rng.random((batch, size, size, 1), dtype=np.float32)
   y = rng.integers(0, 10, batch).astype(np.int32)
@@ -353,8 +354,6 @@ def loop_cases(experiment: str, arg: str, steps: int, repeats: int, steps_per_di
   validation passes) and ``train.steps_per_dispatch``, against the bare compiled single step
   of the same setup on the same batches (dispatched back to back, never waited for);
   throughput runs from the first logged step (compiled by then) to the last."""
-  from comparenets import train as train_lib  # pylint: disable=g-import-not-at-top
-  from comparenets.metric_writers import read_metrics  # pylint: disable=g-import-not-at-top
   config = experiment_lib.load_config(experiment, arg, {
       'train.steps': steps, 'train.eval_every': 0, 'train.steps_per_dispatch': steps_per_dispatch})
   if steps < 4 * config.train.log_every:  # short (--tiny) runs: log and save more often

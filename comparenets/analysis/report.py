@@ -156,6 +156,8 @@ def plot_metric_vs_params(groups: dict[str, list[dict[str, Any]]], path: str) ->
       ax.scatter(r['params']['total'], r['test'][metric])
       ax.annotate(r['model'], (r['params']['total'], r['test'][metric]), fontsize=8)
     ax.set_xscale('log')
+    # within one decade the log axis labels its minor ticks too: slanted, they do not overlap
+    ax.tick_params(axis='x', which='both', labelsize=8, labelrotation=30)
     ax.set_title(name, fontsize=9)
     ax.set_xlabel('parameters')
     ax.set_ylabel(f'test {metric}')

@@ -6,8 +6,12 @@ import os
 import numpy as np
 import pytest
 
+from comparenets import models
 from comparenets.analysis import claims
 from comparenets.analysis import invariance
+from comparenets.errors import ConfigError
+
+Evidence = claims.Evidence
 
 
 def run(workdir, model, metric='accuracy', value=0.5, params=1000):
@@ -33,22 +37,23 @@ def write_curve(root, workdir, losses):
 # 2.3.3: parameters vs sequence length.
 
 def test_params_constant_over_lengths_refutes_exponential_growth():
-  v = claims.params_grow_with_steps([], [row('lstm', 16, 500), row('lstm', 64, 500),
-                                         row('tcn', 16, 7)], '')
+  v = claims.params_grow_with_steps(Evidence(structure=[
+      row('lstm', 16, 500), row('lstm', 64, 500), row('tcn', 16, 7)]))
   assert v.verdict == claims.REFUTED
   assert 'lstm: T=16: 500, T=64: 500' in v.evidence and 'tcn' not in v.evidence
 
 
 def test_params_changing_with_length_supports_growth():
-  v = claims.params_grow_with_steps([], [row('gru', 16, 500), row('gru', 64, 2000)], '')
+  v = claims.params_grow_with_steps(Evidence(structure=[row('gru', 16, 500),
+                                                               row('gru', 64, 2000)]))
   assert v.verdict == claims.SUPPORTED and 'T=64: 2,000' in v.evidence
   assert 'for gru' in v.evidence
 
 
 def test_params_at_one_length_or_none_is_not_measured():
-  v = claims.params_grow_with_steps([], [row('rnn', 8, 300)], '')
+  v = claims.params_grow_with_steps(Evidence(structure=[row('rnn', 8, 300)]))
   assert v.verdict == claims.NOT_MEASURED and 'rnn: T=8: 300' in v.evidence
-  assert claims.params_grow_with_steps([], [row('tcn', 8, 1)], '').verdict == \
+  assert claims.params_grow_with_steps(Evidence(structure=[row('tcn', 8, 1)])).verdict == \
       claims.NOT_MEASURED
 
 
@@ -56,15 +61,15 @@ def test_params_at_one_length_or_none_is_not_measured():
 
 def test_gru_has_two_gates_with_structure_numbers():
   structure = [row('gru', 16, 300), row('lstm', 16, 400), row('gru', 32, 300)]
-  v = claims.gru_only_update_gate([], structure, '')
+  v = claims.gru_only_update_gate(Evidence(structure=structure))
   assert v.verdict == claims.REFUTED
   assert 'reset, update gates and a candidate' in v.evidence
   assert 'T=16: params 300 vs 400' in v.evidence and 'T=32' not in v.evidence  # no lstm at 32
-  assert 'no structure rows' in claims.gru_only_update_gate([], [], '').evidence
+  assert 'no structure rows' in claims.gru_only_update_gate(Evidence()).evidence
 
 
 def test_lstm_gates_depends():
-  v = claims.lstm_gates([], [], '')
+  v = claims.lstm_gates(Evidence())
   assert v.verdict == claims.DEPENDS and 'forget' in v.evidence and 'output' in v.evidence
 
 
@@ -74,7 +79,7 @@ def test_rnn_solving_adding_refutes_previous_step_only():
   runs = [run('adding_T50/rnn/seed0', 'rnn', 'mse', 0.01),
           run('adding_T50/rnn/seed1', 'rnn', 'mse', 0.03),
           run('adding_T200/rnn', 'rnn', 'mse', 0.17), run('adding_T200/lstm', 'lstm', 'mse', 0.001)]
-  v = claims.simple_rnn_previous_step_only(runs, [], '')
+  v = claims.simple_rnn_previous_step_only(Evidence(runs))
   assert v.verdict == claims.REFUTED
   assert 'adding_T50 (adding_T50/rnn/seed0, adding_T50/rnn/seed1): rnn test mse 0.02 (mean of 2)' \
       in v.evidence
@@ -83,21 +88,21 @@ def test_rnn_solving_adding_refutes_previous_step_only():
 
 def test_rnn_solving_copy_memory_refutes_previous_step_only():
   runs = [run('copy_memory_T30/rnn', 'rnn', 'recall_accuracy', 0.9)]
-  assert claims.simple_rnn_previous_step_only(runs, [], '').verdict == claims.REFUTED
+  assert claims.simple_rnn_previous_step_only(Evidence(runs)).verdict == claims.REFUTED
 
 
 def test_rnn_at_chance_depends():
   runs = [run('adding_T50/rnn', 'rnn', 'mse', 0.16),
           run('copy_memory_T30/rnn', 'rnn', 'recall_accuracy', 0.13),
           run('copy_memory_T30/lstm', 'lstm', 'recall_accuracy', 1.0)]
-  v = claims.simple_rnn_previous_step_only(runs, [], '')
+  v = claims.simple_rnn_previous_step_only(Evidence(runs))
   assert v.verdict == claims.DEPENDS
   assert 'copy_memory_T30 (copy_memory_T30/lstm): lstm test recall_accuracy 1' in v.evidence
 
 
 def test_no_rnn_memory_run_is_not_measured():
   runs = [run('adding_T50/lstm', 'lstm', 'mse', 0.001), run('adding2/rnn', 'rnn', 'mse', 0.0)]
-  assert claims.simple_rnn_previous_step_only(runs, [], '').verdict == claims.NOT_MEASURED
+  assert claims.simple_rnn_previous_step_only(Evidence(runs)).verdict == claims.NOT_MEASURED
 
 
 # 2.3.1: convergence.
@@ -117,7 +122,7 @@ def test_convergence_verdict_follows_which_family_is_first(tmp_path, cnn_losses,
   write_curve(tmp_path, 'digits/cnn', cnn_losses)
   write_curve(tmp_path, 'digits/lstm', [2.0, 1.0, 0.1, 0.1])
   runs = [run('digits/cnn', 'cnn'), run('digits/lstm', 'lstm')]
-  v = claims.rnns_converge_with_difficulty(runs, [], str(tmp_path))
+  v = claims.rnns_converge_with_difficulty(Evidence(runs, root=str(tmp_path)))
   assert v.verdict == verdict
   assert 'digits: steps to 90 % of the loss drop' in v.evidence
   first = 1 if verdict == claims.SUPPORTED else 0
@@ -135,7 +140,7 @@ def test_convergence_mixed_over_tasks_depends_and_uses_the_seed_median(tmp_path)
   runs = [run(w, w.split('/')[1]) for w in (
       'digits/cnn', 'digits/lstm', 'adding_T50/tcn/seed0', 'adding_T50/tcn/seed1',
       'adding_T50/tcn/seed2', 'adding_T50/gru', 'forecasting/gru', 'forecasting/tcn')]
-  v = claims.rnns_converge_with_difficulty(runs, [], str(tmp_path))
+  v = claims.rnns_converge_with_difficulty(Evidence(runs, root=str(tmp_path)))
   assert v.verdict == claims.DEPENDS
   assert 'adding_T50: steps to 90 % of the loss drop tcn 20, gru 30' in v.evidence
   assert 'forecasting: steps to 90 % of the loss drop gru 20, tcn 30' in v.evidence
@@ -143,12 +148,13 @@ def test_convergence_mixed_over_tasks_depends_and_uses_the_seed_median(tmp_path)
 
 
 def test_convergence_without_curves_or_rivals_is_not_measured(tmp_path):
-  assert claims.rnns_converge_with_difficulty([run('digits/cnn', 'cnn')], [], str(tmp_path)) \
-      .verdict == claims.NOT_MEASURED
+  assert claims.rnns_converge_with_difficulty(Evidence([run('digits/cnn', 'cnn')],
+                                                      root=str(tmp_path))).verdict == \
+      claims.NOT_MEASURED
   write_curve(tmp_path, 'digits/lstm', [2.0, 0.1])
   write_curve(tmp_path, 'digits/gru', [2.0, 0.1])
-  v = claims.rnns_converge_with_difficulty(
-      [run('digits/lstm', 'lstm'), run('digits/gru', 'gru')], [], str(tmp_path))
+  v = claims.rnns_converge_with_difficulty(Evidence(
+      [run('digits/lstm', 'lstm'), run('digits/gru', 'gru')], root=str(tmp_path)))
   assert v.verdict == claims.NOT_MEASURED and 'lstm 20' in v.evidence  # no conv rival
 
 
@@ -157,11 +163,11 @@ def test_convergence_without_curves_or_rivals_is_not_measured(tmp_path):
 def test_speed_depends_with_the_tcn_tally():
   structure = [row('tcn', 16, 1, 9000.0), row('lstm', 16, 1, 3000.0),
                row('tcn', 64, 1, 1000.0), row('gru', 64, 1, 2000.0)]
-  v = claims.rnns_train_slower([], structure, '')
+  v = claims.rnns_train_slower(Evidence(structure=structure))
   assert v.verdict == claims.DEPENDS
   assert 'T=16: tcn 9e+03, lstm 3e+03' in v.evidence
   assert 'faster than every recurrent model at 1 of 2 lengths' in v.evidence
-  assert claims.rnns_train_slower([], [], '').verdict == claims.NOT_MEASURED
+  assert claims.rnns_train_slower(Evidence()).verdict == claims.NOT_MEASURED
 
 
 def test_speed_states_the_fraction_of_a_given_matmul_peak():
@@ -170,17 +176,17 @@ def test_speed_states_the_fraction_of_a_given_matmul_peak():
                row('lstm', 256, 1, achieved_flops_per_s=2e9),
                row('gru', 256, 1)]  # no achieved_flops_per_s: 1e6 * 32 / 0.01 = 3.2e9
   peak = {'gflops': 100.0, 'n': 1024, 'device': 'gpu NVIDIA H200'}
-  v = claims.rnns_train_slower([], structure, '', peak=peak)
+  v = claims.rnns_train_slower(Evidence(structure=structure, peak=peak))
   assert v.verdict == claims.DEPENDS
   assert 'at the longest T=256' in v.evidence and '1024x1024 matmul peak of 100 GFLOP/s' in \
       v.evidence
   assert 'tcn 25.0%, lstm 2.0%, gru 3.2%' in v.evidence
   assert 'The TCN uses more of it than every recurrent model.' in v.evidence
   assert 'Measured on gpu NVIDIA H200.' in v.evidence and 'CPU only' not in v.evidence
-  v = claims.rnns_train_slower([], structure[:2], '', peak=dict(peak, device='cpu'))
+  v = claims.rnns_train_slower(Evidence(structure=structure[:2], peak=dict(peak, device='cpu')))
   assert 'T=16' in v.evidence and 'tcn 9.0%, lstm 3.2%' in v.evidence
   assert 'CPU only' in v.evidence
-  assert 'matmul' not in claims.rnns_train_slower([], structure, '').evidence  # no peak given
+  assert 'matmul' not in claims.rnns_train_slower(Evidence(structure=structure)).evidence  # no peak
   by_claim = {v.section: v for v in claims.audit([], structure, '', peak)}  # audit passes it
   assert 'tcn 25.0%' in by_claim['2.3.2'].evidence
 
@@ -193,18 +199,18 @@ def test_cnn_params_depends_on_every_task_with_a_cnn_and_an_rnn():
           run('digits/lstm/seed1', 'lstm', value=0.9, params=70000),
           run('mnist/cnn', 'cnn', params=5), run('mnist/gru', 'gru', params=6),
           run('adding_T50/tcn', 'tcn', 'mse', 0.1)]
-  v = claims.cnn_fewer_params(runs, [], '')
+  v = claims.cnn_fewer_params(Evidence(runs))
   assert v.verdict == claims.DEPENDS
   assert 'digits: cnn 53,002 (test accuracy 0.900), lstm 70,000 (test accuracy 0.850)' \
       in v.evidence
   assert 'mnist: cnn 5' in v.evidence and 'adding' not in v.evidence
-  assert claims.cnn_fewer_params(runs[1:3], [], '').verdict == claims.NOT_MEASURED
+  assert claims.cnn_fewer_params(Evidence(runs[1:3])).verdict == claims.NOT_MEASURED
 
 
 # 3.1: fixed-size input, from the model code.
 
 def test_cnn_fixed_size_depends_on_the_head():
-  v = claims.cnn_needs_fixed_size([], [], '')
+  v = claims.cnn_needs_fixed_size(Evidence())
   assert v.section == '3.1' and v.verdict == claims.DEPENDS
   assert "global_pool='flatten' + dense head: 12: ScopeParamShapeError, " \
          "16: ScopeParamShapeError" in v.evidence
@@ -274,14 +280,14 @@ def test_invariance_without_a_cnn_or_a_rival_is_not_measured():
   assert claims.invariance_verdict({'gru': _acc(1, 1, 1), 'rnn': _acc(1, 1, 1)})[0] == \
       claims.NOT_MEASURED
   # runs without a cnn and a rival: nothing is restored
-  v = claims.cnn_size_position_invariant([run('digits/cnn', 'cnn'), run('mnist/lstm', 'lstm')],
-                                         [], '/nonexistent')
+  v = claims.cnn_size_position_invariant(Evidence([run('digits/cnn', 'cnn'),
+                                                   run('mnist/lstm', 'lstm')], root='/nonexistent'))
   assert v.section == '2.1' and v.verdict == claims.NOT_MEASURED
 
 
 def test_invariance_leaves_out_runs_without_checkpoints(tmp_path):
-  v = claims.cnn_size_position_invariant([run('digits/cnn', 'cnn'), run('digits/gru', 'gru')],
-                                         [], str(tmp_path))
+  v = claims.cnn_size_position_invariant(Evidence([run('digits/cnn', 'cnn'),
+                                                   run('digits/gru', 'gru')], root=str(tmp_path)))
   assert v.verdict == claims.NOT_MEASURED
   assert 'Left out (no checkpoint restored): digits/cnn (FileNotFoundError)' in v.evidence
 
@@ -311,7 +317,7 @@ def test_cnn_input_kinds_each_read_well_above_chance_are_supported():
           clip_run('moving_digits_rgb/cnn', 0.98, channels=3),
           clip_run('moving_digits_frame/cnn', 0.13, reading='frame'),
           clip_run('moving_digits/cnn3d', 0.99, model='cnn3d')]
-  v = claims.cnn_reads_input_kinds(runs, [], '')
+  v = claims.cnn_reads_input_kinds(Evidence(runs))
   assert v.verdict == claims.SUPPORTED
   assert 'RGB images: cifar10/cnn test accuracy 0.700 (chance 0.100)' in v.evidence
   assert ('multi-channel multi-frame input: moving_digits_rgb/cnn test accuracy 0.980 '
@@ -323,12 +329,12 @@ def test_cnn_input_kinds_each_read_well_above_chance_are_supported():
 def test_a_kind_learned_only_to_chance_makes_it_depend_and_missing_kinds_are_named():
   runs = [clip_run('moving_digits/cnn', 0.40), clip_run('moving_digits_rgb/cnn', 0.99,
                                                         channels=3)]
-  v = claims.cnn_reads_input_kinds(runs, [], '')
+  v = claims.cnn_reads_input_kinds(Evidence(runs))
   assert v.verdict == claims.DEPENDS  # 0.40 is under 0.125 + 0.875 / 2
   assert v.evidence.startswith('Not read (below halfway from chance to 1): single-channel '
                                'multi-frame input.')
   assert 'Not in this suite: grayscale images, RGB images.' in v.evidence
-  assert claims.cnn_reads_input_kinds([run('adding/lstm', 'lstm')], [], '').verdict == \
+  assert claims.cnn_reads_input_kinds(Evidence([run('adding/lstm', 'lstm')])).verdict == \
       claims.NOT_MEASURED
 
 
@@ -348,15 +354,147 @@ def test_cnn_scenarios_that_beat_their_baselines_are_supported_and_a_failing_one
   edges = scenario_run('edges/cnn', {'name': 'edges'}, ods_f=0.81)
   edges['baselines'] = {'sobel': {'ods_f': 0.62}, 'canny': {'ods_f': 0.70}}
   lstm = run('digits/lstm', 'lstm', value=0.2)  # other families do not count here
-  v = claims.cnn_vision_scenarios([digits, detection, sr, edges, lstm], [], '')
+  v = claims.cnn_vision_scenarios(Evidence([digits, detection, sr, edges, lstm]))
   assert v.verdict == claims.SUPPORTED, v.evidence
   assert 'object detection: detection/cnn test mAP@0.5 0.860' in v.evidence
   assert 'x2 test PSNR 31.20 dB vs bicubic 30.10 dB (+1.10 dB)' in v.evidence
   assert 'sobel 0.620, canny 0.700' in v.evidence and 'Not in this suite' not in v.evidence
   worse = scenario_run('sr_x4/cnn', {'name': 'super_resolution', 'scale': 4}, psnr=25.0,
                        bicubic_psnr=25.3, psnr_gain=-0.3)
-  v = claims.cnn_vision_scenarios([digits, worse], [], '')
+  v = claims.cnn_vision_scenarios(Evidence([digits, worse]))
   assert v.verdict == claims.DEPENDS
   assert v.evidence.startswith('Did not work here: image super-resolution.')
   assert 'Not in this suite: object detection, edge detection.' in v.evidence
-  assert claims.cnn_vision_scenarios([lstm], [], '').verdict == claims.NOT_MEASURED
+  assert claims.cnn_vision_scenarios(Evidence([lstm])).verdict == claims.NOT_MEASURED
+
+
+# The families, from the model registry.
+
+def test_the_registry_gives_each_model_its_family_and_the_display_order():
+  assert models.ordered() == ['cnn', 'cnn3d', 'tcn', 'rnn', 'lstm', 'gru', 'cnn_rnn', 'cnn_lstm',
+                              'cnn_gru']
+  assert models.names() == sorted(models.ordered())  # alphabetical, as error messages list them
+  assert models.names('conv') == ['cnn', 'cnn3d', 'tcn']
+  assert models.ordered('recurrent') == ['rnn', 'lstm', 'gru']
+  assert models.family('cnn_lstm') == 'conv+recurrent'
+  assert [models.rank(m) for m in ('cnn', 'gru', 'transformer')] == [0, 5, 9]
+  with pytest.raises(ConfigError, match='unknown model family'):
+    models.names('attention')
+  # the audit compares 'conv' with 'recurrent': the video models with both are in neither
+  assert claims.CONV == ('cnn', 'cnn3d', 'tcn') and claims.RECURRENT == ('rnn', 'lstm', 'gru')
+  assert claims.SEQUENCE == ('tcn', 'rnn', 'lstm', 'gru')
+
+
+# The decide steps on synthetic findings: each verdict flips where its number crosses its rule
+# (`claims.Rules`), and moves with the rule.
+
+def test_param_growth_decision():
+  assert claims.decide_params_growth({'lstm': {16: 500, 64: 500}}) == claims.REFUTED
+  assert claims.decide_params_growth({'lstm': {16: 500, 64: 501}}) == claims.SUPPORTED
+  assert claims.decide_params_growth({'lstm': {16: 500}, 'gru': {8: 1}}) == claims.NOT_MEASURED
+
+
+def test_gate_decisions_follow_the_cells_gates():
+  gru = lambda gates: claims.GruVsLstm(gates, (3, 4), [])
+  assert claims.decide_gru_gates(gru(('reset', 'update', 'candidate'))) == claims.REFUTED
+  assert claims.decide_gru_gates(gru(('update', 'candidate'))) == claims.SUPPORTED
+  assert claims.decide_lstm_gates(('input', 'forget', 'candidate', 'output')) == claims.DEPENDS
+  assert claims.decide_lstm_gates(('input', 'forget', 'update', 'output')) == claims.SUPPORTED
+  assert claims.decide_lstm_gates(('input', 'candidate', 'output')) == claims.REFUTED
+
+
+def memory(task, value, model='rnn'):
+  metric = dict(claims.MEMORY_TASKS)[task]
+  return claims.MemoryResult(task, f'{task}_T50', model, metric, f'{task}_T50/{model}', value, 1)
+
+
+@pytest.mark.parametrize('task, remembers, forgets', [('adding', 0.049, 0.05),
+                                                       ('copy_memory', 0.51, 0.5)])
+def test_memory_decision_flips_at_its_threshold(task, remembers, forgets):
+  assert claims.decide_memory([memory(task, remembers)]) == claims.REFUTED
+  assert claims.decide_memory([memory(task, forgets)]) == claims.DEPENDS
+  assert claims.decide_memory([memory(task, remembers, 'lstm')]) == claims.NOT_MEASURED  # no rnn
+  stricter = claims.Rules(adding_solved_mse=0.01, copy_solved_recall=0.9)
+  assert claims.decide_memory([memory(task, remembers)], stricter) == claims.DEPENDS
+
+
+def test_memory_evidence_states_the_rules_thresholds():
+  runs = [run('adding_T50/rnn', 'rnn', 'mse', 0.03)]
+  v = claims.simple_rnn_previous_step_only(Evidence(runs))
+  assert v.verdict == claims.REFUTED and '(adding MSE under 0.05, recall over 0.5)' in v.evidence
+  v = claims.simple_rnn_previous_step_only(Evidence(runs), claims.Rules(adding_solved_mse=0.01))
+  assert v.verdict == claims.DEPENDS and '(adding MSE under 0.01, recall over 0.5)' in v.evidence
+
+
+def test_steps_to_converge_is_exactly_ninety_percent_of_the_drop():
+  records = lambda losses: [{'step': 10 * (i + 1), 'loss': l} for i, l in enumerate(losses)]
+  assert claims.steps_to_converge(records([1.0, 0.1, 0.0])) == 20  # 0.1 left: 90 % done
+  assert claims.steps_to_converge(records([1.0, 0.1000001, 0.0])) == 30
+  assert claims.steps_to_converge(records([1.0, 0.4, 0.0]), claims.Rules(loss_drop_done=0.6)) == 20
+
+
+def test_convergence_decision_follows_which_family_is_first():
+  assert claims.decide_convergence({'digits': {'cnn': 20, 'lstm': 30}}) == claims.SUPPORTED
+  assert claims.decide_convergence({'digits': {'cnn': 30, 'lstm': 20}}) == claims.REFUTED
+  assert claims.decide_convergence({'digits': {'cnn': 20, 'lstm': 20}}) == claims.NOT_MEASURED
+  assert claims.decide_convergence({'digits': {'cnn': 20, 'lstm': 30},
+                                    'adding': {'tcn': 30, 'gru': 20}}) == claims.DEPENDS
+  # a CNN encoder + LSTM is of both families, so it is no rival of the lstm
+  assert claims.decide_convergence({'clips': {'cnn_lstm': 10, 'lstm': 30}}) == \
+      claims.NOT_MEASURED
+
+
+def test_speed_decision():
+  assert claims.decide_speed(claims.Speed({}, None, None, {})) == claims.NOT_MEASURED
+  assert claims.decide_speed(claims.Speed({16: {'tcn': 2.0}}, None, 16, {})) == claims.DEPENDS
+
+
+@pytest.mark.parametrize('accuracy, verdict', [(0.5625, claims.SUPPORTED),
+                                               (0.5624, claims.DEPENDS)])
+def test_input_kind_is_read_from_halfway_between_chance_and_perfect(accuracy, verdict):
+  found = {'single-channel multi-frame input': [('moving_digits/cnn', accuracy, 0.125)]}
+  assert claims.decide_input_kinds(found) == verdict  # 0.125 + 0.875 / 2 = 0.5625
+  lenient = claims.Rules(learned_fraction=0.25)
+  assert claims.decide_input_kinds(found, lenient) == claims.SUPPORTED
+  assert claims.decide_input_kinds({claims.SINGLE_FRAME: found.popitem()[1]}) == \
+      claims.NOT_MEASURED  # the control alone is none of the article's kinds
+
+
+def scenario(name, task, baselines=None, **test):
+  return claims.ScenarioRun(name, f'{task}/cnn', {'name': task}, test, baselines or {})
+
+
+@pytest.mark.parametrize('works, fails', [
+    (scenario('object detection', 'detection', mAP50=0.5),
+     scenario('object detection', 'detection', mAP50=0.499)),
+    (scenario('image super-resolution', 'super_resolution', psnr_gain=0.01),
+     scenario('image super-resolution', 'super_resolution', psnr_gain=0.0)),
+    (scenario('edge detection', 'edges', {'sobel': {'ods_f': 0.62}}, ods_f=0.63),
+     scenario('edge detection', 'edges', {'sobel': {'ods_f': 0.62}}, ods_f=0.62)),
+    (scenario('image classification', 'digits', accuracy=0.55),
+     scenario('image classification', 'digits', accuracy=0.549)),
+])
+def test_scenario_decision_flips_at_its_rule(works, fails):
+  assert claims.decide_scenarios([works]) == claims.SUPPORTED
+  assert claims.decide_scenarios([works, fails]) == claims.DEPENDS
+  assert claims.decide_scenarios([]) == claims.NOT_MEASURED
+
+
+def test_scenario_rules_move_the_verdict():
+  detector = scenario('object detection', 'detection', mAP50=0.6)
+  assert claims.decide_scenarios([detector], claims.Rules(min_map50=0.7)) == claims.DEPENDS
+  edges = scenario('edge detection', 'edges', {'sobel': {'ods_f': 0.6}, 'canny': {'ods_f': 0.7}},
+                   ods_f=0.65)
+  assert claims.decide_scenarios([edges]) == claims.SUPPORTED
+  assert claims.decide_scenarios([edges], claims.Rules(edge_baseline='canny')) == claims.DEPENDS
+
+
+def test_invariance_drop_rule_changes_only_the_evidence():
+  acc = {'cnn': _acc(1.0, 0.9375, 0.96875), 'lstm': _acc(1.0, 0.5, 0.5)}  # cnn drops 1/16, 1/32
+  assert claims.decide_invariance(acc) == claims.SUPPORTED
+  assert 'not invariant here' in claims.invariance_verdict(acc)[1]  # 0.0625 > 0.05
+  measured = claims.Invariance({m: dict(a, runs=[f'digits/{m}']) for m, a in acc.items()}, [], True)
+  describe = claims.cnn_size_position_invariant.describe  # the check's own evidence step
+  assert 'not invariant here' in describe(measured, claims.SUPPORTED, claims.RULES)
+  assert 'not invariant' not in describe(measured, claims.SUPPORTED,
+                                         claims.Rules(invariant_max_drop=0.0625))

@@ -169,6 +169,20 @@ def test_report_shows_mean_std_and_n_over_seeds(tmp_path):
   assert 'mean ± sample standard deviation over its n seeds' in text
 
 
+def test_report_links_the_metric_vs_params_figure_only_when_drawn(tmp_path):
+  _fake_run(tmp_path, 'digits/cnn', 'cnn', 0.9)
+  _fake_run(tmp_path, 'adding/gru', 'gru', 0.5, metric='mse')
+  text = open(report.write_report(str(tmp_path), structure_lengths=())).read()
+  assert 'metric_vs_params' not in text and not (tmp_path / 'metric_vs_params.png').exists()
+  _fake_run(tmp_path, 'digits/lstm', 'lstm', 0.8)  # digits now has two models; adding one
+  text = open(report.write_report(str(tmp_path), structure_lengths=())).read()
+  assert '![metric vs parameters](metric_vs_params.png)' in text
+  assert 'Not in the figure, having runs of one model only (see their tables): adding.' in text
+  assert (tmp_path / 'metric_vs_params.png').exists()
+  # the article is cited by its author and sections, not by a file outside the repository
+  assert '禅与计算机程序设计艺术' in text and '../' not in text
+
+
 def test_full_suite_entries_exist_and_build():
   """Every entry of the full suite names an existing experiment and builds its setup. The TFDS
   entries build too: a TFDS task opens its dataset when the run first asks for a split, not in

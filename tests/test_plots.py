@@ -11,6 +11,7 @@ import pytest
 from comparenets import figures
 from comparenets import plots
 from comparenets import tasks
+from comparenets.analysis import report
 from comparenets.data import pipeline
 from comparenets.experiment import load_config
 from comparenets.train import train_and_evaluate
@@ -244,3 +245,37 @@ def test_copy_memory_figure_shows_recalled_digits(tmp_path):
   assert len(wrong) == 8 and len(texts) == 2 * 8 * 10
   (path,) = plots.write_figures(str(tmp_path), drawn)
   assert_picture(os.path.join(tmp_path, path))
+
+
+# The report's metric-vs-parameters figure.
+
+def _result(workdir, model, params, value):
+  return {'workdir': workdir, 'model': model, 'params': {'total': params},
+          'target_metric': 'accuracy', 'test': {'accuracy': value}}
+
+
+def _grid_pixels(rows, cols):
+  """(height, width) of a grid of ``rows`` x ``cols`` panels as `report._save` writes it."""
+  return (round(rows * report.PANEL_INCHES[1] * 110), round(cols * report.PANEL_INCHES[0] * 110))
+
+
+def test_metric_vs_params_is_a_grid_of_the_tasks_with_two_models(tmp_path):
+  runs = [_result(f'task{i}/{m}', m, 1000 * (i + 1) + len(m), 0.5 + 0.05 * i)
+          for i in range(7) for m in ('cnn', 'lstm')]
+  runs += [_result(f'alone/gru/seed{s}', 'gru', 500, 0.5 + 0.1 * s) for s in (0, 1)]  # one model
+  path = str(tmp_path / 'metric_vs_params.png')
+  drawn = report.plot_metric_vs_params(report.group_runs(runs), path)
+  assert drawn == [f'task{i}' for i in range(7)]  # 'alone' is left to its table
+  image = assert_picture(path)
+  assert image.shape[:2] == _grid_pixels(3, 3)  # seven panels: three rows of at most three
+  assert 1000 <= image.shape[1] <= 1400  # readable at the width a Markdown viewer shows
+  drawn = report.plot_metric_vs_params(report.group_runs(runs[:4]), path)
+  assert drawn == ['task0', 'task1'] and decode_png(open(path, 'rb').read()).shape[:2] == \
+      _grid_pixels(1, 2)
+
+
+def test_metric_vs_params_without_a_task_of_two_models_draws_nothing(tmp_path):
+  runs = [_result('digits/cnn', 'cnn', 1000, 0.9), _result('adding/gru', 'gru', 500, 0.5)]
+  path = tmp_path / 'metric_vs_params.png'
+  assert report.plot_metric_vs_params(report.group_runs(runs), str(path)) == []
+  assert not path.exists()

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+from comparenets import models
 from comparenets.analysis import structure
 from comparenets.models import recurrent
 
@@ -46,3 +47,17 @@ def test_analyze_reports_params_receptive_field_and_memory():
   lstm = structure.analyze('lstm', {'hidden': 16}, length=8, batch=4, repeats=1)
   assert lstm['backbone_params'] == recurrent.analytic_param_count('lstm', 1, 16)
   assert lstm['flops_train_per_example'] > 2 * lstm['flops_forward_per_example']
+
+
+def test_measured_models_and_sizes_come_from_the_registry():
+  # the sequence backbones, in display order, each at its own defaults: the sizes the report's
+  # structure rows were measured at when they were a table of their own
+  assert structure.sequence_models() == ['tcn', 'rnn', 'lstm', 'gru']
+  assert list(structure.DEFAULT_KWARGS) == models.ordered()
+  assert structure.DEFAULT_KWARGS['tcn']['channels'] == 64
+  assert structure.DEFAULT_KWARGS['tcn']['levels'] == 4
+  assert structure.DEFAULT_KWARGS['cnn']['widths'] == (32, 64)
+  assert structure.DEFAULT_KWARGS['cnn_lstm']['widths'] == (16, 32)
+  assert all(structure.DEFAULT_KWARGS[m]['hidden'] == 128 for m in ('rnn', 'lstm', 'gru'))
+  assert structure.build('gru', structure.DEFAULT_KWARGS['gru']).backbone == \
+      structure.build('gru', {'hidden': 128}).backbone

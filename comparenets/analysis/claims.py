@@ -1,23 +1,71 @@
-"""The article's claims about CNNs and RNNs, each turned into a measured check with a verdict.
+"""The claims of an article comparing CNNs and RNNs, each turned into a measured check.
 
-Each check reads a suite's workdir (runs' results.json and metrics.jsonl, and structure.jsonl)
-or the model code itself, and returns a `Verdict`: 'supported', 'refuted', 'depends' or 'not
-measured' (the suite lacks the runs it needs), with the numbers behind it. The claims are
-restated in our own words; the section numbers refer to ../shared/article-cnn-vs-rnn.txt.
+The article (`ARTICLE`) is a Chinese blog post by 禅与计算机程序设计艺术 that compares the two
+families by model structure (its section 2), input and output (section 3) and uses (section
+4). Each `Verdict` names the article's section of its claim, restates the claim in our own
+words, and says 'supported', 'refuted', 'depends' or 'not measured' (the suite lacks what the
+check needs), with the numbers behind it.
+
+Every check is three steps, kept apart so the rule that turns numbers into a verdict can be read
+(and tested) on its own:
+
+  gather    `Evidence` (the suite's runs, structure rows, workdir, matmul peak) -> findings:
+            the numbers the claim turns on, read from results.json / metrics.jsonl /
+            structure.jsonl, measured on checkpoints, or read from the model code;
+  decide    findings + `RULES` -> the verdict, a pure function;
+  describe  findings + verdict + `RULES` -> the evidence text.
+
+The thresholds the decisions turn on are all in `Rules`, one line each on why.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
+import jax
 import numpy as np
 
+from comparenets import models
+from comparenets.analysis import invariance
+from comparenets.analysis import structure as structure_lib
+from comparenets.metric_writers import read_metrics
 from comparenets.models import recurrent
 
+ARTICLE = ('a Chinese blog article comparing CNNs and RNNs by model structure (section 2), '
+           'input and output (3) and uses (4), by 禅与计算机程序设计艺术')
+
 SUPPORTED, REFUTED, DEPENDS, NOT_MEASURED = 'supported', 'refuted', 'depends', 'not measured'
+
+
+@dataclasses.dataclass(frozen=True)
+class Rules:
+  """Every threshold and setting a verdict turns on."""
+  # 2.2, memory beyond the previous step: solving a task well past guessing needs it
+  adding_predict_one_mse: float = 0.167  # always predicting 1 (the sum's mean): MSE 1/6
+  adding_solved_mse: float = 0.05  # far under 0.167: the two marked numbers were remembered
+  copy_guess_recall: float = 0.125  # guessing one of the 8 digits
+  copy_solved_recall: float = 0.5  # four times guessing: the digits were remembered
+  # 2.3.1, convergence
+  loss_drop_done: float = 0.9  # converged: 90 % of the way from the first logged loss to the last
+  # 2.1, invariance to moving and resizing the digit
+  shift_pixels: int = 1  # an eighth of the 8x8 digits canvas, up/down/left/right
+  rescaled_size: int = 6  # 8x8 shrunk to 6x6: every stroke still there
+  invariant_max_drop: float = 0.05  # an invariant model keeps its accuracy, within this drop
+  # 3.1, a fixed input size: parameters built for one size, applied to others (shapes only)
+  fixed_size_built_for: int = 8  # the digits' side
+  fixed_size_tried: tuple[int, ...] = (12, 16)  # larger sides than built for
+  fixed_size_rnn_tried: tuple[int, ...] = (100,)  # a much longer sequence, for the rnn alone
+  # 3.1 and 4.1, what "read" / "works" means
+  image_classes: int = 10  # digits, MNIST, CIFAR-10: guessing scores 1/10
+  learned_fraction: float = 0.5  # read, not guessed: at least halfway from chance to perfect
+  min_map50: float = 0.5  # a detector works when half of a perfect mean AP at IoU 0.5 is there
+  min_psnr_gain_db: float = 0.0  # super-resolution works when it beats bicubic at all
+  edge_baseline: str = 'sobel'  # edges work when above the classic non-learned detector's ODS F
+
+
+RULES = Rules()
 
 
 @dataclasses.dataclass
@@ -26,6 +74,40 @@ class Verdict:
   claim: str
   verdict: str
   evidence: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+  """What every check reads: a suite's finished runs (`load_results`), its structure rows
+  (``structure.jsonl``), its workdir (for metrics.jsonl and checkpoints) and, where measured,
+  a matmul peak (`report.measure_peak`'s record: 'gflops', 'n', 'device')."""
+  runs: Sequence[dict[str, Any]] = ()
+  structure: Sequence[dict[str, Any]] = ()
+  root: str = ''
+  peak: dict[str, Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+  """One claim: its section and restatement, and its three steps (see the module docstring).
+  Calling it on `Evidence` gives the `Verdict`."""
+  section: str
+  claim: str
+  gather: Callable[[Evidence, Rules], Any]
+  decide: Callable[[Any, Rules], str]
+  describe: Callable[[Any, str, Rules], str]
+
+  def __call__(self, evidence: Evidence, rules: Rules = RULES) -> Verdict:
+    findings = self.gather(evidence, rules)
+    verdict = self.decide(findings, rules)
+    return Verdict(self.section, self.claim, verdict, self.describe(findings, verdict, rules))
+
+
+# The families, from the model registry. The CNN-encoder + recurrent video models
+# ('conv+recurrent') are both at once, and so in neither.
+CONV, RECURRENT = tuple(models.ordered('conv')), tuple(models.ordered('recurrent'))
+# The sequence backbones (display order): the ones whose structure rows vary with T.
+SEQUENCE = tuple(structure_lib.sequence_models())
 
 
 def _group(run: dict[str, Any]) -> str:
@@ -43,6 +125,13 @@ def _groups(runs, prefix: str) -> dict[str, dict[str, list[dict[str, Any]]]]:
   return dict(sorted(out.items()))
 
 
+def _groups_all(runs) -> dict[str, dict[str, list[dict[str, Any]]]]:
+  out = {}
+  for r in runs:
+    out.setdefault(_group(r), {}).setdefault(r['model'], []).append(r)
+  return dict(sorted(out.items()))
+
+
 def _mean(members: list[dict[str, Any]], metric: str) -> float:
   return float(np.mean([r['test'][metric] for r in members]))
 
@@ -51,143 +140,248 @@ def _runs_text(members: list[dict[str, Any]]) -> str:
   return ', '.join(r['workdir'] for r in members)
 
 
-def params_grow_with_steps(runs, structure, root) -> Verdict:
-  claim = "An RNN's parameter count grows exponentially with the number of time steps."
-  rows = [r for r in structure if r['model'] in ('rnn', 'lstm', 'gru')]
-  if not rows:
-    return Verdict('2.3.3', claim, NOT_MEASURED, 'no structure rows')
+# -- 2.3.3: parameters vs the number of time steps ------------------------------------------------
+
+def _params_by_length(ev: Evidence, rules: Rules) -> dict[str, dict[int, int]]:
+  """{recurrent model: {sequence length: backbone parameters}} of the structure rows."""
   by_model = {}
-  for r in rows:
-    by_model.setdefault(r['model'], {})[r['length']] = r['backbone_params']
-  evidence = '; '.join(f'{m}: ' + ', '.join(f'T={t}: {p:,}' for t, p in sorted(v.items()))
-                       for m, v in sorted(by_model.items()))
-  if all(len(v) < 2 for v in by_model.values()):  # one length cannot show growth either way
-    return Verdict('2.3.3', claim, NOT_MEASURED,
-                   f'backbone parameters at one sequence length only: {evidence}; growth '
-                   'needs structure rows at two lengths or more')
-  grows = [m for m, v in by_model.items() if len(set(v.values())) > 1]
-  if grows:
-    return Verdict('2.3.3', claim, SUPPORTED,
-                   f'backbone parameters by sequence length: {evidence}. They change with T '
-                   f'for {", ".join(sorted(grows))}.')
-  return Verdict('2.3.3', claim, REFUTED,
-                 f'backbone parameters by sequence length: {evidence}. The weights are shared '
-                 'across time steps; only compute and activation memory grow, linearly in T.')
+  for r in ev.structure:
+    if r['model'] in RECURRENT:
+      by_model.setdefault(r['model'], {})[r['length']] = r['backbone_params']
+  return by_model
 
 
-def gru_only_update_gate(runs, structure, root) -> Verdict:
-  claim = 'A GRU keeps only an update gate, and so computes less than an LSTM.'
-  gates = recurrent.gate_names('gru')
-  rows = {(r['model'], r['length']): r for r in structure}
+def _growing(by_model: dict[str, dict[int, int]]) -> list[str]:
+  return sorted(m for m, v in by_model.items() if len(set(v.values())) > 1)
+
+
+def decide_params_growth(by_model: dict[str, dict[int, int]], rules: Rules = RULES) -> str:
+  """Growth needs two lengths or more of a model; then any change supports it."""
+  if all(len(v) < 2 for v in by_model.values()):  # none, or one length: no growth either way
+    return NOT_MEASURED
+  return SUPPORTED if _growing(by_model) else REFUTED
+
+
+def _describe_params_growth(by_model, verdict: str, rules: Rules) -> str:
+  if not by_model:
+    return 'no structure rows'
+  numbers = '; '.join(f'{m}: ' + ', '.join(f'T={t}: {p:,}' for t, p in sorted(v.items()))
+                      for m, v in sorted(by_model.items()))
+  if verdict == NOT_MEASURED:
+    return (f'backbone parameters at one sequence length only: {numbers}; growth needs '
+            'structure rows at two lengths or more')
+  if verdict == SUPPORTED:
+    return (f'backbone parameters by sequence length: {numbers}. They change with T for '
+            f'{", ".join(_growing(by_model))}.')
+  return (f'backbone parameters by sequence length: {numbers}. The weights are shared across '
+          'time steps; only compute and activation memory grow, linearly in T.')
+
+
+params_grow_with_steps = Check(
+    '2.3.3', "An RNN's parameter count grows exponentially with the number of time steps.",
+    _params_by_length, decide_params_growth, _describe_params_growth)
+
+
+# -- 2.2: the gates of the GRU and the LSTM (from the model code) ----------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class GruVsLstm:
+  gates: Sequence[str]  # the GRU's gates and candidate, `recurrent.gate_names`
+  blocks: tuple[int, int]  # blocks of weights: the GRU's, the LSTM's
+  rows: list[tuple[int, dict[str, Any], dict[str, Any]]]  # (T, GRU row, LSTM row)
+
+
+def _gru_vs_lstm(ev: Evidence, rules: Rules) -> GruVsLstm:
+  rows = {(r['model'], r['length']): r for r in ev.structure}
   lengths = sorted({t for (m, t) in rows if m == 'gru' and ('lstm', t) in rows})
-  numbers = []
-  for t in lengths:
-    g, l = rows[('gru', t)], rows[('lstm', t)]
-    numbers.append(f"T={t}: params {g['backbone_params']:,} vs {l['backbone_params']:,}, "
-                   f"train FLOPs/example {g['flops_train_per_example']:.3g} vs "
-                   f"{l['flops_train_per_example']:.3g}, train step {g['train_step_s'] * 1e3:.1f} "
-                   f"vs {l['train_step_s'] * 1e3:.1f} ms")
-  return Verdict('2.2', claim, REFUTED,
-                 f'the GRU computes {", ".join(gates[:-1])} gates and a {gates[-1]} (two gates, '
-                 'not one); it does compute less than an LSTM (3 blocks of weights against 4), '
-                 'GRU vs LSTM: ' + ('; '.join(numbers) if numbers else 'no structure rows'))
+  return GruVsLstm(recurrent.gate_names('gru'),
+                   (recurrent.CELLS['gru'].gates, recurrent.CELLS['lstm'].gates),
+                   [(t, rows[('gru', t)], rows[('lstm', t)]) for t in lengths])
 
 
-def lstm_gates(runs, structure, root) -> Verdict:
-  claim = 'An LSTM has a forget gate, an input gate, an "update" gate and an output gate.'
-  gates = recurrent.gate_names('lstm')
-  return Verdict('2.2', claim, DEPENDS,
-                 f'the LSTM here (the standard one) computes {", ".join(gates)}: three gates '
-                 'plus a candidate. The "update" is the candidate that the input gate scales '
-                 'into the cell state, not a fourth gate.')
+def decide_gru_gates(found: GruVsLstm, rules: Rules = RULES) -> str:
+  """Refuted by any gate besides the update gate (the candidate is no gate)."""
+  return REFUTED if [g for g in found.gates if g not in ('update', 'candidate')] else SUPPORTED
 
 
-def simple_rnn_previous_step_only(runs, structure, root) -> Verdict:
-  claim = 'A simple RNN effectively sees only the previous time step.'
-  tasks = (('adding', 'mse', lambda v: v < 0.05), ('copy_memory', 'recall_accuracy',
-                                                    lambda v: v > 0.5))
-  parts, remembers, measured = [], False, False
-  for prefix, metric, solved in tasks:
-    for group, members in _groups(runs, prefix).items():
-      measured |= 'rnn' in members
-      for model in ('rnn', 'lstm', 'gru', 'tcn'):
-        if model in members:
-          value = _mean(members[model], metric)
-          seeds = f' (mean of {len(members[model])})' if len(members[model]) > 1 else ''
-          parts.append(f'{group} ({_runs_text(members[model])}): {model} test {metric} '
-                       f'{value:.4g}{seeds}')
-          if model == 'rnn' and solved(value):
-            remembers = True
-  if not measured:
-    return Verdict('2.2', claim, NOT_MEASURED, 'no adding-problem or copy-memory run of the rnn')
-  return Verdict('2.2', claim, REFUTED if remembers else DEPENDS,
-                 '; '.join(parts) + '. Predicting 1 on the adding problem gives MSE 0.167 and '
-                 'guessing copy-memory digits 0.125; any result well past those (adding MSE '
-                 'under 0.05, recall over 0.5) needs memory of steps far before the previous '
-                 'one.' + ('' if remembers else ' The rnn got past neither here, which fits the '
-                           'claim at these lengths without proving it.'))
+def _describe_gru_gates(found: GruVsLstm, verdict: str, rules: Rules) -> str:
+  numbers = [f"T={t}: params {g['backbone_params']:,} vs {l['backbone_params']:,}, "
+             f"train FLOPs/example {g['flops_train_per_example']:.3g} vs "
+             f"{l['flops_train_per_example']:.3g}, train step {g['train_step_s'] * 1e3:.1f} "
+             f"vs {l['train_step_s'] * 1e3:.1f} ms" for t, g, l in found.rows]
+  gates = found.gates
+  count = len(gates) - 1
+  return (f'the GRU computes {", ".join(gates[:-1])} gates and a {gates[-1]} '
+          f'({"two" if count == 2 else count} gates, not one); it does compute less than an '
+          f'LSTM ({found.blocks[0]} blocks of weights against {found.blocks[1]}), GRU vs LSTM: '
+          + ('; '.join(numbers) if numbers else 'no structure rows'))
 
 
-CONV, RECURRENT = ('cnn', 'cnn3d', 'tcn'), ('rnn', 'lstm', 'gru')  # cnn_lstm etc. are both
+gru_only_update_gate = Check(
+    '2.2', 'A GRU keeps only an update gate, and so computes less than an LSTM.',
+    _gru_vs_lstm, decide_gru_gates, _describe_gru_gates)
 
 
-def steps_to_converge(records: list[dict[str, Any]]) -> float:
-  """The first logged step whose train loss is 90 % of the way from the first logged loss down
-  to the last; inf when the loss did not go down at all (a diverged run converged never)."""
+def decide_lstm_gates(gates: Sequence[str], rules: Rules = RULES) -> str:
+  """The claim's four gates are forget, input, "update" and output: an LSTM with an input,
+  forget and output gate and a candidate has them if its candidate is read as the "update"."""
+  if 'update' in gates:
+    return SUPPORTED
+  return DEPENDS if {'input', 'forget', 'output', 'candidate'} <= set(gates) else REFUTED
+
+
+def _describe_lstm_gates(gates: Sequence[str], verdict: str, rules: Rules) -> str:
+  return (f'the LSTM here (the standard one) computes {", ".join(gates)}: three gates plus a '
+          'candidate. The "update" is the candidate that the input gate scales into the cell '
+          'state, not a fourth gate.')
+
+
+lstm_gates = Check(
+    '2.2', 'An LSTM has a forget gate, an input gate, an "update" gate and an output gate.',
+    lambda ev, rules: recurrent.gate_names('lstm'), decide_lstm_gates, _describe_lstm_gates)
+
+
+# -- 2.2: a simple RNN sees only the previous time step --------------------------------------------
+
+MEMORY_TASKS = (('adding', 'mse'), ('copy_memory', 'recall_accuracy'))  # (task, its metric)
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryResult:
+  task: str  # 'adding' or 'copy_memory'
+  group: str  # the task setting, e.g. 'adding_T50'
+  model: str
+  metric: str
+  workdirs: str
+  value: float  # the test metric's mean over seeds
+  seeds: int
+
+
+def _memory_results(ev: Evidence, rules: Rules) -> list[MemoryResult]:
+  """Every sequence model's test metric on the memory tasks, the recurrent models first."""
+  order = sorted(SEQUENCE, key=lambda m: m not in RECURRENT)  # rnn, lstm, gru, tcn
+  out = []
+  for task, metric in MEMORY_TASKS:
+    for group, members in _groups(ev.runs, task).items():
+      out += [MemoryResult(task, group, m, metric, _runs_text(members[m]),
+                           _mean(members[m], metric), len(members[m]))
+              for m in order if m in members]
+  return out
+
+
+def _remembers(r: MemoryResult, rules: Rules) -> bool:
+  """A result well past guessing: memory of steps far before the previous one."""
+  if r.task == 'adding':
+    return r.value < rules.adding_solved_mse
+  return r.value > rules.copy_solved_recall
+
+
+def decide_memory(results: list[MemoryResult], rules: Rules = RULES) -> str:
+  """Refuted when the rnn remembers on any memory task; else it fits the claim (depends)."""
+  rnn = [r for r in results if r.model == 'rnn']
+  if not rnn:
+    return NOT_MEASURED
+  return REFUTED if any(_remembers(r, rules) for r in rnn) else DEPENDS
+
+
+def _describe_memory(results: list[MemoryResult], verdict: str, rules: Rules) -> str:
+  if verdict == NOT_MEASURED:
+    return 'no adding-problem or copy-memory run of the rnn'
+  parts = [f'{r.group} ({r.workdirs}): {r.model} test {r.metric} {r.value:.4g}'
+           + (f' (mean of {r.seeds})' if r.seeds > 1 else '') for r in results]
+  return ('; '.join(parts) + f'. Predicting 1 on the adding problem gives MSE '
+          f'{rules.adding_predict_one_mse:g} and guessing copy-memory digits '
+          f'{rules.copy_guess_recall:g}; any result well past those (adding MSE under '
+          f'{rules.adding_solved_mse:g}, recall over {rules.copy_solved_recall:g}) needs memory '
+          'of steps far before the previous one.' +
+          ('' if verdict == REFUTED else ' The rnn got past neither here, which fits the claim '
+           'at these lengths without proving it.'))
+
+
+simple_rnn_previous_step_only = Check(
+    '2.2', 'A simple RNN effectively sees only the previous time step.',
+    _memory_results, decide_memory, _describe_memory)
+
+
+# -- 2.3.1: convergence ----------------------------------------------------------------------------
+
+def steps_to_converge(records: list[dict[str, Any]], rules: Rules = RULES) -> float:
+  """The first logged step whose train loss is `Rules.loss_drop_done` (90 %) of the way from
+  the first logged loss down to the last; inf when the loss did not go down at all (a diverged
+  run converged never)."""
   losses = np.array([m['loss'] for m in records])
   if not losses[-1] < losses[0]:
     return float('inf')
-  target = losses[-1] + 0.1 * (losses[0] - losses[-1])
+  left = round(1 - rules.loss_drop_done, 12)  # 0.1, not 1 - 0.9's 0.09999999999999998
+  target = losses[-1] + left * (losses[0] - losses[-1])
   return float(next(m['step'] for m in records if m['loss'] <= target))
 
 
-def rnns_converge_with_difficulty(runs, structure, root) -> Verdict:
-  claim = 'RNNs converge with difficulty (compared with CNNs).'
-  from comparenets.metric_writers import read_metrics  # pylint: disable=g-import-not-at-top
-  lines, winners = [], []
-  for group, members in _groups_all(runs).items():
+def _steps_per_task(ev: Evidence, rules: Rules) -> dict[str, dict[str, float]]:
+  """{task setting: {model: median over seeds of `steps_to_converge`}}, of the settings with
+  learning curves of two models or more."""
+  out = {}
+  for group, members in _groups_all(ev.runs).items():
     steps = {}
     for model, members_of in members.items():
       per_seed = []
       for r in members_of:
-        records = [m for m in read_metrics(os.path.join(root, r['workdir']))
+        records = [m for m in read_metrics(os.path.join(ev.root, r['workdir']))
                    if m['split'] == 'train']
         if len(records) >= 2:
-          per_seed.append(steps_to_converge(records))
+          per_seed.append(steps_to_converge(records, rules))
       if per_seed:
         steps[model] = float(np.median(per_seed))
-    if len(steps) < 2:
-      continue
-    show = lambda s: 'never' if s == float('inf') else f'{s:g}'
-    lines.append(f'{group}: steps to 90 % of the loss drop ' +
-                 ', '.join(f'{m} {show(s)}' for m, s in sorted(steps.items(),
-                                                               key=lambda kv: kv[1])))
-    conv = min((s for m, s in steps.items() if m in CONV), default=None)
-    rec = min((s for m, s in steps.items() if m in RECURRENT), default=None)
-    if conv is not None and rec is not None and conv != rec:
-      winners.append('conv' if conv < rec else 'recurrent')
-  if not lines:
-    return Verdict('2.3.1', claim, NOT_MEASURED, 'no learning curves')
-  evidence = '; '.join(lines)
+    if len(steps) >= 2:
+      out[group] = steps
+  return out
+
+
+def _first_family(steps: dict[str, float]) -> str | None:
+  """'conv' or 'recurrent': whose fastest model converged first; None without both or a tie."""
+  conv = min((s for m, s in steps.items() if m in CONV), default=None)
+  rec = min((s for m, s in steps.items() if m in RECURRENT), default=None)
+  if conv is None or rec is None or conv == rec:
+    return None
+  return 'conv' if conv < rec else 'recurrent'
+
+
+def decide_convergence(per_task: dict[str, dict[str, float]], rules: Rules = RULES) -> str:
+  """Supported when the convolutional family converges first in every task that has both,
+  refuted when the recurrent one does in every such task, else it depends on the task."""
+  winners = [w for w in map(_first_family, per_task.values()) if w is not None]
   if not winners:
-    return Verdict('2.3.1', claim, NOT_MEASURED,
-                   evidence + '. No task has a convolutional and a recurrent run that differ.')
+    return NOT_MEASURED
+  if all(w == 'conv' for w in winners):
+    return SUPPORTED
+  return REFUTED if all(w == 'recurrent' for w in winners) else DEPENDS
+
+
+def _describe_convergence(per_task, verdict: str, rules: Rules) -> str:
+  if not per_task:
+    return 'no learning curves'
+  show = lambda s: 'never' if s == float('inf') else f'{s:g}'
+  done = f'{100 * rules.loss_drop_done:g} %'
+  evidence = '; '.join(f'{group}: steps to {done} of the loss drop ' + ', '.join(
+      f'{m} {show(s)}' for m, s in sorted(steps.items(), key=lambda kv: kv[1]))
+                       for group, steps in per_task.items())
+  winners = [w for w in map(_first_family, per_task.values()) if w is not None]
+  if not winners:
+    return evidence + '. No task has a convolutional and a recurrent run that differ.'
   tally = (f'. The fastest convolutional model converged first in {winners.count("conv")} of '
            f'{len(winners)} tasks')
-  if all(w == 'conv' for w in winners):
-    return Verdict('2.3.1', claim, SUPPORTED, evidence + tally + '.')
-  if all(w == 'recurrent' for w in winners):
-    return Verdict('2.3.1', claim, REFUTED, evidence + tally + '.')
-  return Verdict('2.3.1', claim, DEPENDS, evidence + tally + ': which family converges first '
-                 'changes with the task; see the learning curves per task.')
+  if verdict == DEPENDS:
+    return evidence + tally + (': which family converges first changes with the task; see the '
+                               'learning curves per task.')
+  return evidence + tally + '.'
 
 
-def _groups_all(runs) -> dict[str, dict[str, list[dict[str, Any]]]]:
-  out = {}
-  for r in runs:
-    out.setdefault(_group(r), {}).setdefault(r['model'], []).append(r)
-  return dict(sorted(out.items()))
+rnns_converge_with_difficulty = Check(
+    '2.3.1', 'RNNs converge with difficulty (compared with CNNs).',
+    _steps_per_task, decide_convergence, _describe_convergence)
 
+
+# -- 2.3.2: speed and use of the hardware ----------------------------------------------------------
 
 def achieved_flops(row: dict[str, Any]) -> float:
   """A structure row's achieved training FLOP/s (older rows lack the field: from its parts)."""
@@ -196,74 +390,120 @@ def achieved_flops(row: dict[str, Any]) -> float:
   return row['flops_train_per_example'] * row['batch'] / row['train_step_s']
 
 
-def rnns_train_slower(runs, structure, root, peak: dict[str, Any] | None = None) -> Verdict:
-  """``peak``: a matmul peak measured when the report is built (`bench.matmul_peak`'s record,
-  its 'gflops', 'n' and where it ran in 'device'); with it, each model's achieved FLOP/s at the
-  longest T is stated as a fraction of that peak."""
-  claim = 'RNNs train slower and cannot use GPUs/TPUs fully; CNNs train faster.'
-  rows = {(r['model'], r['length']): r for r in structure}
-  lengths = sorted({t for (m, t) in rows})
-  lines, tcn_first = [], []
-  for t in lengths:
-    rates = {m: rows[(m, t)]['time_steps_per_s'] for m in ('tcn', 'rnn', 'lstm', 'gru')
-             if (m, t) in rows}
-    if rates:
-      lines.append(f'T={t}: ' + ', '.join(f'{m} {v:.3g}' for m, v in rates.items()))
-      recurrent = [v for m, v in rates.items() if m in RECURRENT]
-      if 'tcn' in rates and recurrent:
-        tcn_first.append(rates['tcn'] > max(recurrent))
-  if not lines:
-    return Verdict('2.3.2', claim, NOT_MEASURED, 'no structure rows')
-  faster = (f' The TCN is faster than every recurrent model at {sum(tcn_first)} of '
-            f'{len(tcn_first)} lengths.' if tcn_first else '')
-  device = (peak or {}).get('device', 'cpu')
-  use = ''
+@dataclasses.dataclass(frozen=True)
+class Speed:
+  rates: dict[int, dict[str, float]]  # {T: {sequence model: training time steps per second}}
+  peak: dict[str, Any] | None  # the matmul peak, see `Evidence`
+  longest: int | None  # the longest T of the structure rows
+  fractions: dict[str, float]  # {model: achieved FLOP/s / peak} at the longest T (with a peak)
+
+  @property
+  def device(self) -> str:
+    return (self.peak or {}).get('device', 'cpu')
+
+
+def _speed(ev: Evidence, rules: Rules) -> Speed:
+  rows = {(r['model'], r['length']): r for r in ev.structure}
+  rates = {}
+  for t in sorted({t for (m, t) in rows}):
+    measured = {m: rows[(m, t)]['time_steps_per_s'] for m in SEQUENCE if (m, t) in rows}
+    if measured:
+      rates[t] = measured
+  longest = max((t for (m, t) in rows), default=None)
+  fractions = {}
+  if ev.peak and rows:
+    fractions = {m: achieved_flops(rows[(m, longest)]) / (ev.peak['gflops'] * 1e9)
+                 for m in SEQUENCE if (m, longest) in rows}
+  return Speed(rates, ev.peak, longest, fractions)
+
+
+def _tcn_ahead(values: dict[str, float]) -> bool | None:
+  """Whether the TCN's value is above every recurrent model's; None without both."""
+  rivals = [v for m, v in values.items() if m in RECURRENT]
+  return values['tcn'] > max(rivals) if 'tcn' in values and rivals else None
+
+
+def decide_speed(speed: Speed, rules: Rules = RULES) -> str:
+  """Depends whenever measured: the claim couples speed with how fully a GPU/TPU is used,
+  and which family is faster turns on the length and the hardware (the evidence lists both)."""
+  return DEPENDS if speed.rates else NOT_MEASURED
+
+
+def _describe_speed(speed: Speed, verdict: str, rules: Rules) -> str:
+  if verdict == NOT_MEASURED:
+    return 'no structure rows'
+  lines = [f'T={t}: ' + ', '.join(f'{m} {v:.3g}' for m, v in rates.items())
+           for t, rates in speed.rates.items()]
+  ahead = [a for a in map(_tcn_ahead, speed.rates.values()) if a is not None]
+  faster = (f' The TCN is faster than every recurrent model at {sum(ahead)} of {len(ahead)} '
+            'lengths.' if ahead else '')
+  device, peak, use = speed.device, speed.peak, ''
   if peak:
-    longest = lengths[-1]
-    fractions = {m: achieved_flops(rows[(m, longest)]) / (peak['gflops'] * 1e9)
-                 for m in ('tcn', 'rnn', 'lstm', 'gru') if (m, longest) in rows}
-    use = (f" Use of the hardware at the longest T={longest}: achieved training FLOP/s as a "
-           f"fraction of a float32 {peak['n']}x{peak['n']} matmul peak of "
+    use = (f" Use of the hardware at the longest T={speed.longest}: achieved training FLOP/s "
+           f"as a fraction of a float32 {peak['n']}x{peak['n']} matmul peak of "
            f"{peak['gflops']:.4g} GFLOP/s measured on the same machine ({device}) when the "
-           'report was built: ' + ', '.join(f'{m} {f:.1%}' for m, f in fractions.items()) + '.')
-    recurrent = [f for m, f in fractions.items() if m in RECURRENT]
-    if 'tcn' in fractions and recurrent:
-      use += (' The TCN uses more of it than every recurrent model.'
-              if fractions['tcn'] > max(recurrent) else
+           'report was built: ' + ', '.join(f'{m} {f:.1%}' for m, f in speed.fractions.items())
+           + '.')
+    more = _tcn_ahead(speed.fractions)
+    if more is not None:
+      use += (' The TCN uses more of it than every recurrent model.' if more else
               ' The TCN does not use more of it than every recurrent model.')
   where = ('Measured on the CPU only: the GPU/TPU half of the claim needs the accelerator '
            'benchmarks, which this report does not have yet.' if device.lower().startswith('cpu')
            else f'Measured on {device}.')
-  return Verdict('2.3.2', claim, DEPENDS,
-                 f'training time steps per second on this machine ({device}), TCN vs '
-                 'recurrent: ' + '; '.join(lines) + '.' + faster + use + ' ' + where)
+  return (f'training time steps per second on this machine ({device}), TCN vs recurrent: '
+          + '; '.join(lines) + '.' + faster + use + ' ' + where)
 
 
-def cnn_fewer_params(runs, structure, root) -> Verdict:
-  claim = 'A CNN has fewer parameters than an RNN and so saves memory.'
-  parts = []
-  for group, members in _groups_all(runs).items():
-    if 'cnn' not in members or not any(m in members for m in RECURRENT):
-      continue
-    parts.append(f'{group}: ' + ', '.join(
-        f"{m} {rs[0]['params']['total']:,} (test {rs[0]['target_metric']} "
-        f"{_mean(rs, rs[0]['target_metric']):.3f})" for m, rs in members.items()))
-  if not parts:
-    return Verdict('2.3.3', claim, NOT_MEASURED, 'no task with runs of the cnn and an rnn')
-  return Verdict('2.3.3', claim, DEPENDS,
-                 f'parameters as configured: {"; ".join(parts)}. Parameter counts follow the '
-                 'chosen widths; neither family needs more parameters by nature.')
+rnns_train_slower = Check(
+    '2.3.2', 'RNNs train slower and cannot use GPUs/TPUs fully; CNNs train faster.',
+    _speed, decide_speed, _describe_speed)
 
+
+# -- 2.3.3: a CNN has fewer parameters -------------------------------------------------------------
+
+def _params_per_task(ev: Evidence, rules: Rules) -> list[tuple[str, list[tuple[str, int, str,
+                                                                              float]]]]:
+  """[(task setting, [(model, parameters, target metric, its test mean)])] of the settings
+  with runs of the cnn and of a recurrent model."""
+  out = []
+  for group, members in _groups_all(ev.runs).items():
+    if 'cnn' in members and any(m in members for m in RECURRENT):
+      out.append((group, [(m, rs[0]['params']['total'], rs[0]['target_metric'],
+                           _mean(rs, rs[0]['target_metric'])) for m, rs in members.items()]))
+  return out
+
+
+def decide_params(per_task, rules: Rules = RULES) -> str:
+  """Depends whenever measured: parameter counts follow the widths a config chooses."""
+  return DEPENDS if per_task else NOT_MEASURED
+
+
+def _describe_params(per_task, verdict: str, rules: Rules) -> str:
+  if verdict == NOT_MEASURED:
+    return 'no task with runs of the cnn and an rnn'
+  parts = [f'{group}: ' + ', '.join(f'{m} {p:,} (test {metric} {value:.3f})'
+                                    for m, p, metric, value in items)
+           for group, items in per_task]
+  return (f'parameters as configured: {"; ".join(parts)}. Parameter counts follow the chosen '
+          'widths; neither family needs more parameters by nature.')
+
+
+cnn_fewer_params = Check(
+    '2.3.3', 'A CNN has fewer parameters than an RNN and so saves memory.',
+    _params_per_task, decide_params, _describe_params)
+
+
+# -- 3.1: a fixed input size (from the model code) -------------------------------------------------
 
 def applies_at(name: str, kwargs: dict[str, Any], built_for: int,
                sizes: tuple[int, ...]) -> dict[int, str]:
   """Builds ``name`` (with a 10-way dense head) for inputs of side/length ``built_for`` and
   applies those parameters to each of ``sizes``: {size: 'ok' or the error's type}. Shapes only
   (`jax.eval_shape`): nothing is compiled or run."""
-  import jax  # pylint: disable=g-import-not-at-top
-  from comparenets.analysis import structure  # pylint: disable=g-import-not-at-top
-  model = structure.build(name, kwargs)
-  shape = lambda n: jax.ShapeDtypeStruct(structure.example_input(name, n, 1).shape, 'float32')
+  model = structure_lib.build(name, kwargs)
+  shape = lambda n: jax.ShapeDtypeStruct(structure_lib.example_input(name, n, 1).shape,
+                                         'float32')
   variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), shape(built_for))
   out = {}
   for size in sizes:
@@ -275,110 +515,188 @@ def applies_at(name: str, kwargs: dict[str, Any], built_for: int,
   return out
 
 
+@dataclasses.dataclass(frozen=True)
+class FixedSize:
+  flatten: dict[int, str]  # `applies_at` of the CNN with global_pool='flatten' + dense head
+  pooled: dict[int, str]  # ... with global_pool='avg'
+  rnn: dict[int, str]  # ... of the rnn over T steps
+  built_for: int
+
+
+def _all_ok(d: dict[int, str]) -> bool:
+  return all(v == 'ok' for v in d.values())
+
+
+def _none_ok(d: dict[int, str]) -> bool:
+  return all(v != 'ok' for v in d.values())
+
+
+def decide_fixed_size(found: FixedSize, rules: Rules = RULES) -> str:
+  """Refuted when both CNN heads take every size, supported when neither takes any, else it
+  depends on the head."""
+  if _all_ok(found.flatten) and _all_ok(found.pooled):
+    return REFUTED
+  if _none_ok(found.flatten) and _none_ok(found.pooled):
+    return SUPPORTED
+  return DEPENDS
+
+
+def _describe_fixed_size(found: FixedSize, verdict: str, rules: Rules) -> str:
+  show = lambda d: ', '.join(f'{n}: {v}' for n, v in sorted(d.items()))
+  evidence = (f'parameters built for {found.built_for}, applied to other sizes (shapes only). '
+              f"CNN, global_pool='flatten' + dense head: {show(found.flatten)}; CNN, global_pool="
+              f"'avg': {show(found.pooled)}; rnn over T steps: {show(found.rnn)}.")
+  if verdict == REFUTED:
+    return evidence + ' Both CNN heads take every size.'
+  if verdict == SUPPORTED:
+    return evidence + ' Neither CNN head takes another size.'
+  if _none_ok(found.flatten) and _all_ok(found.pooled):
+    return evidence + (' The fixed size comes from flattening the last feature map into a dense '
+                       'layer, not from the convolutions: a global average pool takes any size '
+                       '(above the pooling minimum). ' +
+                       ('The rnn reads any sequence length.' if _all_ok(found.rnn) else ''))
+  return evidence
+
+
 def fixed_size_verdict(flatten: dict[int, str], pooled: dict[int, str],
                        rnn: dict[int, str], built_for: int) -> tuple[str, str]:
   """The verdict and evidence of `cnn_needs_fixed_size`, from `applies_at`'s answers."""
-  show = lambda d: ', '.join(f'{n}: {v}' for n, v in sorted(d.items()))
-  evidence = (f'parameters built for {built_for}, applied to other sizes (shapes only). '
-              f"CNN, global_pool='flatten' + dense head: {show(flatten)}; CNN, global_pool="
-              f"'avg': {show(pooled)}; rnn over T steps: {show(rnn)}.")
-  ok = lambda d: all(v == 'ok' for v in d.values())
-  refuses = lambda d: all(v != 'ok' for v in d.values())
-  if ok(flatten) and ok(pooled):
-    return REFUTED, evidence + ' Both CNN heads take every size.'
-  if refuses(flatten) and refuses(pooled):
-    return SUPPORTED, evidence + ' Neither CNN head takes another size.'
-  if refuses(flatten) and ok(pooled):
-    return DEPENDS, evidence + (' The fixed size comes from flattening the last feature map '
-                                'into a dense layer, not from the convolutions: a global '
-                                'average pool takes any size (above the pooling minimum). '
-                                + ('The rnn reads any sequence length.' if ok(rnn) else ''))
-  return DEPENDS, evidence
+  found = FixedSize(flatten, pooled, rnn, built_for)
+  verdict = decide_fixed_size(found)
+  return verdict, _describe_fixed_size(found, verdict, RULES)
 
 
-def cnn_needs_fixed_size(runs, structure, root) -> Verdict:
-  claim = 'A CNN takes input of one fixed size (height, width and channels).'
-  built, sizes = 8, (12, 16)
-  cnn = dict(widths=(8, 16))
-  verdict, evidence = fixed_size_verdict(
-      applies_at('cnn', dict(cnn, global_pool='flatten'), built, sizes),
-      applies_at('cnn', dict(cnn, global_pool='avg'), built, sizes),
-      applies_at('rnn', dict(hidden=16), built, sizes + (100,)), built)
-  return Verdict('3.1', claim, verdict, evidence)
+def _fixed_size(ev: Evidence, rules: Rules) -> FixedSize:
+  built, sizes, cnn = rules.fixed_size_built_for, rules.fixed_size_tried, dict(widths=(8, 16))
+  return FixedSize(applies_at('cnn', dict(cnn, global_pool='flatten'), built, sizes),
+                   applies_at('cnn', dict(cnn, global_pool='avg'), built, sizes),
+                   applies_at('rnn', dict(hidden=16), built, sizes + rules.fixed_size_rnn_tried),
+                   built)
 
 
-SHIFT_PIXELS, RESCALED_SIZE = 1, 6
-TRANSFORMS = (('shifted', f'shifted {SHIFT_PIXELS} px'),
-              ('rescaled', f'shrunk to {RESCALED_SIZE}x{RESCALED_SIZE}'))
+cnn_needs_fixed_size = Check(
+    '3.1', 'A CNN takes input of one fixed size (height, width and channels).',
+    _fixed_size, decide_fixed_size, _describe_fixed_size)
+
+
+# -- 2.1: a CNN is invariant to size and position --------------------------------------------------
+
+def _transforms(rules: Rules) -> tuple[tuple[str, str], ...]:
+  """(key of `invariance.measure`'s accuracies, how the evidence names it)."""
+  return (('shifted', f'shifted {rules.shift_pixels} px'),
+          ('rescaled', f'shrunk to {rules.rescaled_size}x{rules.rescaled_size}'))
+
+
+def _drops(acc: dict[str, dict[str, float]], rules: Rules) -> dict[str, dict[str, float]]:
+  return {m: {t: a['original'] - a[t] for t, _ in _transforms(rules)} for m, a in acc.items()}
+
+
+def _invariance_rivals(acc: dict[str, dict[str, float]]) -> list[str]:
+  return sorted((m for m in acc if m != 'cnn'), key=lambda m: (models.rank(m), m))
+
+
+def _cnn_loses_least(acc, rules: Rules) -> list[tuple[str, str, bool]]:
+  """Per transform: (transform, the rival losing least, whether the cnn's drop is smaller)."""
+  drop = _drops(acc, rules)
+  out = []
+  for t, _ in _transforms(rules):
+    rival = min(_invariance_rivals(acc), key=lambda m: drop[m][t])
+    out.append((t, rival, drop['cnn'][t] < drop[rival][t]))
+  return out
+
+
+def decide_invariance(acc: dict[str, dict[str, float]], rules: Rules = RULES) -> str:
+  """Per transform, the CNN "keeps its accuracy better" when its drop (original - transformed)
+  is smaller than every other model's: supported under both transforms, refuted under neither,
+  else it depends."""
+  if 'cnn' not in acc or not _invariance_rivals(acc):
+    return NOT_MEASURED
+  best = [smaller for _, _, smaller in _cnn_loses_least(acc, rules)]
+  if all(best):
+    return SUPPORTED
+  return REFUTED if not any(best) else DEPENDS
+
+
+def _describe_invariance(acc, verdict: str, rules: Rules) -> str:
+  if verdict == NOT_MEASURED:
+    return 'needs a digits run of the cnn and of another family'
+  drop, names = _drops(acc, rules), dict(_transforms(rules))
+  show = lambda m: (f"{m} {acc[m]['original']:.3f}, " + ', '.join(
+      f'{name} {acc[m][t]:.3f} (drop {drop[m][t]:+.3f})' for t, name in _transforms(rules)))
+  lines = [f"{names[t]}: the cnn's drop {drop['cnn'][t]:.3f} is "
+           f"{'smaller' if smaller else 'not smaller'} than every other model's "
+           f'(smallest other: {rival} {drop[rival][t]:.3f})'
+           for t, rival, smaller in _cnn_loses_least(acc, rules)]
+  evidence = ('test accuracy, original / transformed: ' +
+              '; '.join(show(m) for m in ['cnn'] + _invariance_rivals(acc)) + '. ' +
+              '; '.join(lines) + '.')
+  worst = max(drop['cnn'].values())
+  if worst > rules.invariant_max_drop:
+    evidence += (" An invariant model would keep its accuracy; the cnn's drops up to "
+                 f'{worst:.3f} (more than {rules.invariant_max_drop:g}) say it is not invariant '
+                 'here, whichever family loses least.')
+  return evidence
 
 
 def invariance_verdict(acc: dict[str, dict[str, float]]) -> tuple[str, str]:
   """The verdict and evidence of `cnn_size_position_invariant` from test accuracies
-  ``{model: {'original', 'shifted', 'rescaled'}}``. Per transform, the CNN "keeps its accuracy
-  better" when its drop (original - transformed) is smaller than every other model's;
-  'supported' when it does under both transforms, 'refuted' under neither, else 'depends'."""
-  others = sorted((m for m in acc if m != 'cnn'), key=lambda m: (
-      (CONV + RECURRENT).index(m) if m in CONV + RECURRENT else 99, m))
-  if 'cnn' not in acc or not others:
-    return NOT_MEASURED, 'needs a digits run of the cnn and of another family'
-  drop = {m: {t: a['original'] - a[t] for t, _ in TRANSFORMS} for m, a in acc.items()}
-  show = lambda m: (f"{m} {acc[m]['original']:.3f}, " + ', '.join(
-      f'{name} {acc[m][t]:.3f} (drop {drop[m][t]:+.3f})' for t, name in TRANSFORMS))
-  lines, best = [], []
-  for t, name in TRANSFORMS:
-    rival = min(others, key=lambda m: drop[m][t])
-    best.append(drop['cnn'][t] < drop[rival][t])
-    lines.append(f"{name}: the cnn's drop {drop['cnn'][t]:.3f} is "
-                 f"{'smaller' if best[-1] else 'not smaller'} than every other model's "
-                 f'(smallest other: {rival} {drop[rival][t]:.3f})')
-  evidence = ('test accuracy, original / transformed: ' + '; '.join(show(m) for m in
-                                                                     ['cnn'] + others) +
-              '. ' + '; '.join(lines) + '.')
-  if max(drop['cnn'].values()) > 0.05:
-    evidence += (" An invariant model would keep its accuracy; the cnn's drops up to "
-                 f"{max(drop['cnn'].values()):.3f} (more than 0.05) say it is not invariant "
-                 'here, whichever family loses least.')
-  if all(best):
-    return SUPPORTED, evidence
-  if not any(best):
-    return REFUTED, evidence
-  return DEPENDS, evidence
+  ``{model: {'original', 'shifted', 'rescaled'}}`` (`decide_invariance`)."""
+  verdict = decide_invariance(acc)
+  return verdict, _describe_invariance(acc, verdict, RULES)
 
 
-def cnn_size_position_invariant(runs, structure, root) -> Verdict:
-  claim = ('A CNN is invariant to the size (and position) of what it sees, more than '
-           'sequence models.')
-  digits = [r for r in runs if _group(r) == 'digits' and r['model'] in CONV + RECURRENT]
-  how = (f'Finished digits runs (their final checkpoints restored) on their test split: '
-         f'as they are, shifted {SHIFT_PIXELS} pixel up/down/left/right with zero fill (the '
-         f'four averaged), and shrunk to {RESCALED_SIZE}x{RESCALED_SIZE} by area averaging, '
-         'centred on the 8x8 canvas. ')
+@dataclasses.dataclass(frozen=True)
+class Invariance:
+  acc: dict[str, dict[str, Any]]  # `invariance.measure`'s: {model: accuracies and 'runs'}
+  skipped: list[str]  # runs without a restorable checkpoint
+  ran: bool  # whether the suite had digits runs of the cnn and another family to restore
+
+
+def _invariance(ev: Evidence, rules: Rules) -> Invariance:
+  digits = [r for r in ev.runs if _group(r) == 'digits' and r['model'] in CONV + RECURRENT]
   if not any(r['model'] == 'cnn' for r in digits) or len({r['model'] for r in digits}) < 2:
-    return Verdict('2.1', claim, NOT_MEASURED,
-                   'needs finished digits runs of the cnn and of another family')
-  from comparenets.analysis import invariance  # pylint: disable=g-import-not-at-top
-  acc, skipped = invariance.measure(root, digits, SHIFT_PIXELS, RESCALED_SIZE)
-  verdict, evidence = invariance_verdict(acc)
-  runs_text = '; '.join(f"{m}: {', '.join(a['runs'])}" for m, a in acc.items())
-  extra = f' Left out (no checkpoint restored): {", ".join(skipped)}.' if skipped else ''
-  return Verdict('2.1', claim, verdict, how + evidence + f' Runs: {runs_text}.' + extra)
+    return Invariance({}, [], False)
+  acc, skipped = invariance.measure(ev.root, digits, rules.shift_pixels, rules.rescaled_size)
+  return Invariance(acc, skipped, True)
 
 
-# -- 3.1: what a CNN reads ------------------------------------------------------------------------
+def _describe_invariance_runs(found: Invariance, verdict: str, rules: Rules) -> str:
+  if not found.ran:
+    return 'needs finished digits runs of the cnn and of another family'
+  how = (f'Finished digits runs (their final checkpoints restored) on their test split: as they '
+         f'are, shifted {rules.shift_pixels} pixel up/down/left/right with zero fill (the four '
+         f'averaged), and shrunk to {rules.rescaled_size}x{rules.rescaled_size} by area '
+         'averaging, centred on the 8x8 canvas. ')
+  runs_text = '; '.join(f"{m}: {', '.join(a['runs'])}" for m, a in found.acc.items())
+  extra = (f' Left out (no checkpoint restored): {", ".join(found.skipped)}.'
+           if found.skipped else '')
+  return (how + _describe_invariance(found.acc, verdict, rules) + f' Runs: {runs_text}.'
+          + extra)
+
+
+cnn_size_position_invariant = Check(
+    '2.1', ('A CNN is invariant to the size (and position) of what it sees, more than sequence '
+            'models.'),
+    _invariance, lambda found, rules: decide_invariance(found.acc, rules),
+    _describe_invariance_runs)
+
+
+# -- 3.1: what a CNN reads -------------------------------------------------------------------------
 
 CNN_INPUT_KINDS = ('grayscale images', 'RGB images', 'single-channel multi-frame input',
                    'multi-channel multi-frame input')
 SINGLE_FRAME = 'one frame of each clip (control)'
 
 
-def _chance(task: dict[str, Any]) -> float:
+def _chance(task: dict[str, Any], rules: Rules = RULES) -> float:
   """Accuracy of guessing, for the classification tasks a CNN reads."""
-  return 1.0 / task['directions'] if task.get('name') == 'moving_digits' else 0.1
+  return 1.0 / task['directions'] if task.get('name') == 'moving_digits' else \
+      1.0 / rules.image_classes
 
 
-def _learned(accuracy: float, chance: float) -> bool:
-  """Read, not guessed: at least halfway from chance to perfect."""
-  return accuracy >= chance + 0.5 * (1.0 - chance)
+def _learned(accuracy: float, chance: float, rules: Rules = RULES) -> bool:
+  """Read, not guessed: at least `Rules.learned_fraction` of the way from chance to perfect."""
+  return accuracy >= chance + rules.learned_fraction * (1.0 - chance)
 
 
 def cnn_input_kind(task: dict[str, Any]) -> str | None:
@@ -396,109 +714,163 @@ def cnn_input_kind(task: dict[str, Any]) -> str | None:
   return None
 
 
-def cnn_reads_input_kinds(runs, structure, root) -> Verdict:
-  claim = ('A CNN reads grayscale images, RGB images, and single- and multi-channel '
-           'multi-frame input.')
-  found: dict[str, list[tuple[dict[str, Any], float, float]]] = {}
-  for r in runs:
+# {input kind: [(run directory, test accuracy, chance)]}
+InputKinds = dict[str, list[tuple[str, float, float]]]
+
+
+def _input_kinds(ev: Evidence, rules: Rules) -> InputKinds:
+  found: InputKinds = {}
+  for r in ev.runs:
     if r['model'] != 'cnn' or r.get('target_metric') != 'accuracy':
       continue
     kind = cnn_input_kind(r.get('task', {}))
     if kind is not None:
-      found.setdefault(kind, []).append((r, r['test']['accuracy'], _chance(r['task'])))
-  measured = [k for k in CNN_INPUT_KINDS if k in found]
-  if not measured:
-    return Verdict('3.1', claim, NOT_MEASURED, 'no classification run of the cnn on digits, '
-                   'TFDS images or moving digits')
-  parts = []
-  for kind in measured + ([SINGLE_FRAME] if SINGLE_FRAME in found else []):
-    items = found[kind]
-    parts.append(f'{kind}: ' + ', '.join(f"{r['workdir']} test accuracy {acc:.3f} (chance "
-                                        f"{chance:.3f})" for r, acc, chance in items))
-  read = {k: all(_learned(acc, chance) for _, acc, chance in found[k]) for k in measured}
-  evidence = '; '.join(parts) + '.'
+      found.setdefault(kind, []).append((r['workdir'], r['test']['accuracy'],
+                                         _chance(r['task'], rules)))
+  return found
+
+
+def _unread(found: InputKinds, rules: Rules) -> list[str]:
+  """The article's input kinds in the suite that some run did not learn to read."""
+  return [k for k in CNN_INPUT_KINDS if k in found
+          and not all(_learned(acc, chance, rules) for _, acc, chance in found[k])]
+
+
+def decide_input_kinds(found: InputKinds, rules: Rules = RULES) -> str:
+  """Supported when every kind in the suite was read (`_learned`), else it depends."""
+  if not any(k in found for k in CNN_INPUT_KINDS):
+    return NOT_MEASURED
+  return DEPENDS if _unread(found, rules) else SUPPORTED
+
+
+def _describe_input_kinds(found: InputKinds, verdict: str, rules: Rules) -> str:
+  if verdict == NOT_MEASURED:
+    return 'no classification run of the cnn on digits, TFDS images or moving digits'
+  shown = [k for k in CNN_INPUT_KINDS + (SINGLE_FRAME,) if k in found]
+  evidence = '; '.join(f'{kind}: ' + ', '.join(f'{w} test accuracy {acc:.3f} (chance '
+                                              f'{chance:.3f})' for w, acc, chance in found[kind])
+                       for kind in shown) + '.'
   if SINGLE_FRAME in found:
     evidence += (' The direction of motion is in no single frame, so the single-frame control '
                  'is the chance level the stacked frames must beat.')
   missing = [k for k in CNN_INPUT_KINDS if k not in found]
   if missing:
     evidence += f' Not in this suite: {", ".join(missing)}.'
-  if all(read.values()):
-    return Verdict('3.1', claim, SUPPORTED, 'Read = test accuracy at least halfway from chance '
-                   'to 1. ' + evidence)
-  failed = [k for k, ok in read.items() if not ok]
-  return Verdict('3.1', claim, DEPENDS, f'Not read (below halfway from chance to 1): '
-                 f'{", ".join(failed)}. ' + evidence)
+  if verdict == SUPPORTED:
+    return 'Read = test accuracy at least halfway from chance to 1. ' + evidence
+  return (f'Not read (below halfway from chance to 1): {", ".join(_unread(found, rules))}. '
+          + evidence)
 
 
-# -- 4.1: what a CNN is used for ------------------------------------------------------------------
+cnn_reads_input_kinds = Check(
+    '3.1', 'A CNN reads grayscale images, RGB images, and single- and multi-channel multi-frame '
+    'input.', _input_kinds, decide_input_kinds, _describe_input_kinds)
 
-MIN_MAP50 = 0.5  # a detector "works" when at least half of its mean AP at IoU 0.5 is there
+
+# -- 4.1: what a CNN is used for -------------------------------------------------------------------
+
+SCENARIOS = ('image classification', 'object detection', 'image super-resolution',
+             'edge detection')
 
 
-def _scenario(r: dict[str, Any]) -> tuple[str, bool, str] | None:
-  """(scenario, works, how it was judged) of one CNN run, or None for other tasks."""
-  task, test = r.get('task', {}), r['test']
-  name = task.get('name')
-  kind = cnn_input_kind(task)
-  if kind in CNN_INPUT_KINDS[:2]:
-    chance = _chance(task)
-    return ('image classification', _learned(test['accuracy'], chance),
-            f"test accuracy {test['accuracy']:.3f} (chance {chance:.3f})")
-  if name == 'detection':
-    return ('object detection', test['mAP50'] >= MIN_MAP50,
-            f"test mAP@0.5 {test['mAP50']:.3f} (works: >= {MIN_MAP50})")
-  if name == 'super_resolution':
-    return ('image super-resolution', test['psnr_gain'] > 0,
-            f"x{task.get('scale')} test PSNR {test['psnr']:.2f} dB vs bicubic "
+@dataclasses.dataclass(frozen=True)
+class ScenarioRun:
+  scenario: str  # one of SCENARIOS
+  workdir: str
+  task: dict[str, Any]  # results['task']
+  test: dict[str, float]  # results['test']
+  baselines: dict[str, dict[str, float]]  # results['baselines'] (edges: Sobel, Canny)
+
+
+def _scenario_of(task: dict[str, Any]) -> str | None:
+  if cnn_input_kind(task) in CNN_INPUT_KINDS[:2]:
+    return SCENARIOS[0]
+  return {'detection': SCENARIOS[1], 'super_resolution': SCENARIOS[2],
+          'edges': SCENARIOS[3]}.get(task.get('name'))
+
+
+def _scenario_runs(ev: Evidence, rules: Rules) -> list[ScenarioRun]:
+  out = []
+  for r in ev.runs:
+    scenario = _scenario_of(r.get('task', {})) if r['model'] == 'cnn' else None
+    if scenario is not None:
+      out.append(ScenarioRun(scenario, r['workdir'], r.get('task', {}), r['test'],
+                             r.get('baselines', {})))
+  return out
+
+
+def _works(s: ScenarioRun, rules: Rules) -> bool:
+  """Whether the CNN did the job, by its scenario's rule in `Rules`."""
+  if s.scenario == SCENARIOS[0]:
+    return _learned(s.test['accuracy'], _chance(s.task, rules), rules)
+  if s.scenario == SCENARIOS[1]:
+    return s.test['mAP50'] >= rules.min_map50
+  if s.scenario == SCENARIOS[2]:
+    return s.test['psnr_gain'] > rules.min_psnr_gain_db
+  baseline = s.baselines.get(rules.edge_baseline, {}).get('ods_f', float('inf'))
+  return s.test['ods_f'] > baseline
+
+
+def _how(s: ScenarioRun, rules: Rules) -> str:
+  """The numbers `_works` judged, as the evidence states them."""
+  test = s.test
+  if s.scenario == SCENARIOS[0]:
+    return f"test accuracy {test['accuracy']:.3f} (chance {_chance(s.task, rules):.3f})"
+  if s.scenario == SCENARIOS[1]:
+    return f"test mAP@0.5 {test['mAP50']:.3f} (works: >= {rules.min_map50})"
+  if s.scenario == SCENARIOS[2]:
+    return (f"x{s.task.get('scale')} test PSNR {test['psnr']:.2f} dB vs bicubic "
             f"{test['bicubic_psnr']:.2f} dB ({test['psnr_gain']:+.2f} dB)")
-  if name == 'edges':
-    base = r.get('baselines', {})
-    vs = ', '.join(f"{k} {v['ods_f']:.3f}" for k, v in base.items())
-    sobel = base.get('sobel', {}).get('ods_f', float('inf'))
-    return ('edge detection', test['ods_f'] > sobel,
-            f"test ODS F {test['ods_f']:.3f} (works: above Sobel; baselines by the same "
-            f"evaluation: {vs or 'none recorded'})")
-  return None
+  vs = ', '.join(f"{k} {v['ods_f']:.3f}" for k, v in s.baselines.items())
+  return (f"test ODS F {test['ods_f']:.3f} (works: above {rules.edge_baseline.capitalize()}; "
+          f"baselines by the same evaluation: {vs or 'none recorded'})")
 
 
-def cnn_vision_scenarios(runs, structure, root) -> Verdict:
-  claim = ('CNNs are used for image classification, object detection, image super-resolution '
-           'and edge detection.')
-  scenarios = ('image classification', 'object detection', 'image super-resolution',
-               'edge detection')
-  found: dict[str, list[tuple[str, bool, str]]] = {}
-  for r in runs:
-    if r['model'] == 'cnn':
-      judged = _scenario(r)
-      if judged is not None:
-        found.setdefault(judged[0], []).append((r['workdir'], judged[1], judged[2]))
+def _failed_scenarios(found: list[ScenarioRun], rules: Rules) -> list[str]:
+  """The scenarios (in the order first met) where some run did not work."""
+  met = dict.fromkeys(s.scenario for s in found)
+  return [x for x in met if not all(_works(s, rules) for s in found if s.scenario == x)]
+
+
+def decide_scenarios(found: list[ScenarioRun], rules: Rules = RULES) -> str:
+  """Supported when every scenario's runs work (`_works`), else it depends."""
   if not found:
-    return Verdict('4.1', claim, NOT_MEASURED, 'no cnn run of a classification, detection, '
-                   'super-resolution or edge-detection task')
-  evidence = '; '.join(f'{s}: ' + ', '.join(f'{w} {how}' for w, _, how in found[s])
-                       for s in scenarios if s in found) + '.'
-  missing = [s for s in scenarios if s not in found]
+    return NOT_MEASURED
+  return DEPENDS if _failed_scenarios(found, rules) else SUPPORTED
+
+
+def _describe_scenarios(found: list[ScenarioRun], verdict: str, rules: Rules) -> str:
+  if verdict == NOT_MEASURED:
+    return ('no cnn run of a classification, detection, super-resolution or edge-detection '
+            'task')
+  evidence = '; '.join(f'{scenario}: ' + ', '.join(f'{s.workdir} {_how(s, rules)}'
+                                                   for s in found if s.scenario == scenario)
+                       for scenario in SCENARIOS if any(s.scenario == scenario for s in found))
+  evidence += '.'
+  missing = [x for x in SCENARIOS if not any(s.scenario == x for s in found)]
   if missing:
     evidence += f' Not in this suite: {", ".join(missing)}.'
-  failed = [s for s in found if not all(ok for _, ok, _ in found[s])]
-  if failed:
-    return Verdict('4.1', claim, DEPENDS, f'Did not work here: {", ".join(failed)}. ' + evidence)
-  return Verdict('4.1', claim, SUPPORTED, evidence)
+  if verdict == DEPENDS:
+    return f'Did not work here: {", ".join(_failed_scenarios(found, rules))}. ' + evidence
+  return evidence
 
 
-CHECKS: tuple[Callable[..., Verdict], ...] = (
+cnn_vision_scenarios = Check(
+    '4.1', 'CNNs are used for image classification, object detection, image super-resolution '
+    'and edge detection.', _scenario_runs, decide_scenarios, _describe_scenarios)
+
+
+CHECKS: tuple[Check, ...] = (
     params_grow_with_steps, gru_only_update_gate, lstm_gates, simple_rnn_previous_step_only,
     rnns_converge_with_difficulty, rnns_train_slower, cnn_fewer_params, cnn_needs_fixed_size,
     cnn_size_position_invariant, cnn_reads_input_kinds, cnn_vision_scenarios)
 
 
 def audit(runs: list[dict[str, Any]], structure: list[dict[str, Any]], root: str,
-          peak: dict[str, Any] | None = None) -> list[Verdict]:
-  """Every check's verdict; ``peak`` (a measured matmul peak) goes to the checks that take it."""
-  return [check(runs, structure, root, **({'peak': peak} if 'peak' in
-                                          inspect.signature(check).parameters else {}))
-          for check in CHECKS]
+          peak: dict[str, Any] | None = None, rules: Rules = RULES) -> list[Verdict]:
+  """Every check's verdict on one `Evidence` (``peak``: a measured matmul peak, or None)."""
+  evidence = Evidence(runs, structure, root, peak)
+  return [check(evidence, rules) for check in CHECKS]
 
 
 def table(verdicts: list[Verdict]) -> str:

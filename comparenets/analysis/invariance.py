@@ -13,7 +13,13 @@ import json
 import os
 from typing import Any
 
+import jax
+import ml_collections
 import numpy as np
+
+from comparenets import train
+from comparenets.checkpointing import Checkpointer
+from comparenets.errors import CheckpointError, ConfigError
 
 DIRECTIONS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # (rows, columns): up, down, left, right
 
@@ -57,11 +63,6 @@ def rescale_centred(images: np.ndarray, size: int) -> np.ndarray:
 
 def restore(run_dir: str):
   """(setup, state) of a finished run: its config.json rebuilt, its newest checkpoint read."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  from comparenets import train  # pylint: disable=g-import-not-at-top
-  from comparenets.checkpointing import Checkpointer  # pylint: disable=g-import-not-at-top
-  from comparenets.errors import CheckpointError  # pylint: disable=g-import-not-at-top
   with open(os.path.join(run_dir, 'config.json'), encoding='utf-8') as f:
     config = ml_collections.ConfigDict(json.load(f))
   setup = train.build_setup(config)
@@ -79,8 +80,6 @@ def restore(run_dir: str):
 
 def accuracies(run_dir: str, shift_by: int = 1, size: int = 6) -> dict[str, float]:
   """{'original', 'shifted', 'rescaled'}: test accuracy of the run in ``run_dir``."""
-  import jax  # pylint: disable=g-import-not-at-top
-  from comparenets import train  # pylint: disable=g-import-not-at-top
   setup, state = restore(run_dir)
   eval_step = jax.jit(train.make_step_fns(setup)[1])
   test = setup.task.splits()['test']
@@ -102,7 +101,6 @@ def measure(root: str, runs: list[dict[str, Any]], shift_by: int = 1, size: int 
   """({model: {'original', 'shifted', 'rescaled': mean over its runs, 'runs': directories}},
   skipped): the given runs (below ``root``); a run whose checkpoint cannot be restored is left
   out and listed in ``skipped`` with the error's type."""
-  from comparenets.errors import CheckpointError, ConfigError  # pylint: disable=g-import-not-at-top
   per_model: dict[str, list[tuple[str, dict[str, float]]]] = {}
   skipped = []
   for r in runs:

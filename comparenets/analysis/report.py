@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import collections
 import json
+import math
 import os
 import re
 from typing import Any, Sequence
 
+import jax
 import numpy as np
 
 from comparenets import models
 from comparenets import figures
-from comparenets.analysis import claims
 from comparenets import tasks
+from comparenets.analysis import bench
+from comparenets.analysis import claims
+from comparenets.analysis import structure
 from comparenets.errors import ConfigError
 from comparenets.metric_writers import read_metrics
 from comparenets.summary import load_results
-
-FAMILY_ORDER = ('cnn', 'cnn3d', 'tcn', 'rnn', 'lstm', 'gru', 'cnn_rnn', 'cnn_lstm', 'cnn_gru')
 
 
 def _save(fig, path: str) -> None:
@@ -36,8 +38,7 @@ def group_runs(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
   groups = collections.defaultdict(list)
   for run in runs:
     groups[run['workdir'].split(os.sep)[0]].append(run)
-  order = lambda r: (FAMILY_ORDER.index(r['model']) if r['model'] in FAMILY_ORDER else 99,
-                     r['workdir'])
+  order = lambda r: (models.rank(r['model']), r['workdir'])  # the registry's display order
   return {k: sorted(v, key=order) for k, v in sorted(groups.items())}
 
 
@@ -112,7 +113,7 @@ def results_table(group: list[dict[str, Any]], root: str | None = None) -> str:
 
 def io_table() -> str:
   """Which family reads which task's input, and as what (from the registries, not prose)."""
-  names = [m for m in FAMILY_ORDER if m in models.REGISTRY]
+  names = models.ordered()
   lines = ['| task | ' + ' | '.join(names) + ' |', '|---|' + '---|' * len(names)]
   for task_name in tasks.names():
     task = tasks.build(task_name)
@@ -131,19 +132,37 @@ def io_table() -> str:
   return '\n'.join(lines)
 
 
-def plot_metric_vs_params(groups, path: str) -> None:
-  n = len(groups)
-  fig, axes = figures.new_figure(4 * n, 3.4, 1, n)
-  for ax, (name, group) in zip(axes[0], groups.items()):
+# The metric-vs-parameters grid: at most this many panels a row, each this many inches at the
+# 110 dpi of `_save`: three columns are about 1,250 pixels, the width a Markdown viewer shows.
+PANELS_PER_ROW, PANEL_INCHES = 3, (3.8, 3.0)
+
+
+def plot_metric_vs_params(groups: dict[str, list[dict[str, Any]]], path: str) -> list[str]:
+  """Test metric against parameters, one panel per task setting with runs of two models or
+  more (one model's point says nothing its table row does not), in a grid of at most
+  `PANELS_PER_ROW` columns. Returns the settings drawn; with none, nothing is written."""
+  shown = {name: group for name, group in groups.items()
+           if len({r['model'] for r in group}) > 1}
+  if not shown:
+    return []
+  cols = min(PANELS_PER_ROW, len(shown))
+  rows = math.ceil(len(shown) / cols)
+  fig, axes = figures.new_figure(PANEL_INCHES[0] * cols, PANEL_INCHES[1] * rows, rows, cols)
+  for ax in axes.flat[len(shown):]:  # the last row's empty places
+    ax.set_visible(False)
+  for ax, (name, group) in zip(axes.flat, shown.items()):
     metric = group[0]['target_metric']
     for r in group:
       ax.scatter(r['params']['total'], r['test'][metric])
       ax.annotate(r['model'], (r['params']['total'], r['test'][metric]), fontsize=8)
     ax.set_xscale('log')
+    # within one decade the log axis labels its minor ticks too: slanted, they do not overlap
+    ax.tick_params(axis='x', which='both', labelsize=8, labelrotation=30)
     ax.set_title(name, fontsize=9)
     ax.set_xlabel('parameters')
     ax.set_ylabel(f'test {metric}')
   _save(fig, path)
+  return list(shown)
 
 
 def plot_learning_curves(group, root: str, path: str) -> None:
@@ -195,14 +214,14 @@ def plot_structure(rows: list[dict[str, Any]], path: str) -> None:
 
 
 def measure_structure(root: str, lengths=(16, 64, 256), batch: int = 32) -> list[dict]:
-  """Structure rows of the sequence families, cached in ``structure.jsonl``."""
-  from comparenets.analysis import structure  # pylint: disable=g-import-not-at-top
+  """Structure rows of the sequence backbones (`structure.sequence_models`, at their default
+  sizes), cached in ``structure.jsonl``."""
   path = os.path.join(root, 'structure.jsonl')
   if os.path.exists(path):
     with open(path, encoding='utf-8') as f:
       return [json.loads(l) for l in f if l.strip()]
   rows = [structure.analyze(m, structure.DEFAULT_KWARGS[m], t, batch=batch)
-          for m in ('tcn', 'rnn', 'lstm', 'gru') for t in lengths]
+          for m in structure.sequence_models() for t in lengths]
   with open(path, 'w', encoding='utf-8') as f:
     f.writelines(json.dumps(r) + '\n' for r in rows)
   return rows
@@ -212,8 +231,6 @@ def measure_peak(n: int = 1024, repeats: int = 3, min_time: float = 0.2) -> dict
   """A float32 n x n matmul's FLOP/s on this machine's first device (`bench.matmul_peak`,
   about a second), with the device's name in 'device': the peak that the structure rows'
   achieved FLOP/s are compared with."""
-  import jax  # pylint: disable=g-import-not-at-top
-  from comparenets.analysis import bench  # pylint: disable=g-import-not-at-top
   peak = bench.matmul_peak(n, repeats, min_time)
   backend = jax.default_backend()
   peak['device'] = 'cpu' if backend == 'cpu' else f'{backend} {jax.devices()[0].device_kind}'
@@ -246,13 +263,19 @@ def write_report(root: str, structure_lengths: Sequence[int] = (16, 64, 256),
   if not runs:
     raise ConfigError(f'no finished runs (results.json) below {root}; run a suite first')
   groups = group_runs(runs)
-  plot_metric_vs_params(groups, os.path.join(root, 'metric_vs_params.png'))
+  drawn = plot_metric_vs_params(groups, os.path.join(root, 'metric_vs_params.png'))
   parts = ['# comparenets report', '',
            f'{len(runs)} runs below `{root}`. Every number below comes from the named run '
            "directory's results.json / metrics.jsonl, or from structure.jsonl. A results row "
            'is one (task, model): the mean ± sample standard deviation over its n seeds, each '
            "seed's run directory listed with its seed.", '',
-           '## Results per task', '', '![metric vs parameters](metric_vs_params.png)', '']
+           '## Results per task', '']
+  if drawn:
+    alone = [name for name in groups if name not in drawn]
+    parts += ['![metric vs parameters](metric_vs_params.png)', '']
+    if alone:
+      parts += [f'Not in the figure, having runs of one model only (see their tables): '
+                f'{", ".join(alone)}.', '']
   for name, group in groups.items():
     curve = f'learning_curves_{name}.png'
     plot_learning_curves(group, root, os.path.join(root, curve))
@@ -281,8 +304,8 @@ def write_report(root: str, structure_lengths: Sequence[int] = (16, 64, 256),
                    f"{achieved / (peak['gflops'] * 1e9):.1%} |")
     parts += ['', '![structure](structure.png)', '']
   parts += ['## Claims audit', '',
-            "The article's claims (sections of ../shared/article-cnn-vs-rnn.txt), each checked "
-            'against the measurements above.', '',
+            f"The claims of {claims.ARTICLE} (the section column is the article's), each "
+            'restated in our own words and checked against the measurements above.', '',
             claims.table(claims.audit(runs, rows, root, peak)), '']
   parts += ['## Which family reads which input', '',
             'From the task and model registries: the reading each family gets, or - where the '

@@ -87,7 +87,8 @@ def xla_flops(name: str, kwargs: dict[str, Any], x: jax.Array) -> dict[str, floa
     model = build(name, kw)
     variables = model.init(jax.random.PRNGKey(0), x)
     forward, train_step = _programs(model, variables, x)
-    out[unroll] = (compiled_flops(forward, variables, x)[0], compiled_flops(train_step, variables, x)[0])
+    out[unroll] = (compiled_flops(forward, variables, x)[0],
+                   compiled_flops(train_step, variables, x)[0])
   if None in out:
     fwd, train = out[None]
   else:
@@ -137,17 +138,18 @@ def analyze(name: str, kwargs: dict[str, Any], length: int, features: int = 1,
   }
 
 
-DEFAULT_KWARGS = {
-    'cnn': dict(widths=(32, 64)),
-    'tcn': dict(channels=64, levels=4),
-    'rnn': dict(hidden=128),
-    'lstm': dict(hidden=128),
-    'gru': dict(hidden=128),
-    'cnn3d': dict(widths=(16, 32)),
-    'cnn_rnn': dict(widths=(16, 32), hidden=128),
-    'cnn_lstm': dict(widths=(16, 32), hidden=128),
-    'cnn_gru': dict(widths=(16, 32), hidden=128),
-}
+# The sizes each backbone is measured at: its own defaults (every configurable field spelled
+# out), read from the registry. This was a table of its own that matched the defaults field for
+# field; a second copy of them could only drift.
+DEFAULT_KWARGS: dict[str, dict[str, Any]] = {name: models.fields(name)
+                                             for name in models.ordered()}
+
+
+def sequence_models() -> list[str]:
+  """The backbones whose structure changes with a sequence length T (those reading sequences),
+  in display order: the ones the report measures at its lengths."""
+  return [name for name in models.ordered() if models.input_kind(name) == 'sequence']
+
 
 def _define_flags() -> None:
   """The command line's flags, defined when it runs: on import they would collide with a

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from typing import Mapping
 
+import jax
 import numpy as np
 
 
@@ -39,7 +40,6 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
   auto = os.environ.get('COMPARENETS_MULTIPROCESS', '') == 'auto'
   if not explicit and not auto and detected_processes() <= 1:
     return False
-  import jax  # pylint: disable=g-import-not-at-top
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')  # CPU only; harmless elsewhere
   if explicit:
     jax.distributed.initialize(coordinator_address=coordinator_address,

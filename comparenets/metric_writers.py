@@ -42,6 +42,7 @@ class MetricWriter:
     self._unsynced_lines = False
     if not self.enabled:
       return
+    # only the process that writes loads tensorboardX (and its protobuf modules)
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
     if self.local:
       self._tb = SummaryWriter(os.path.join(workdirs.resolve(workdir), 'tensorboard'),

@@ -104,6 +104,8 @@ def configure_cpu(environ: MutableMapping[str, str] | None = None) -> dict[str, 
   environ = os.environ if environ is None else environ
   if environ.get('COMPARENETS_CPU_TUNING', '1') == '0':
     return {'xla_flags': [], 'malloc': False}
+  # imported here, not at the top: runtime.py is read before JAX by the tests' conftest and the
+  # command lines, and asks JAX only whether its backend has started
   from jax._src import xla_bridge  # pylint: disable=g-import-not-at-top
   if xla_bridge.backends_are_initialized():
     raise RuntimeError('configure_cpu() must run before JAX touches a device: its XLA flags '

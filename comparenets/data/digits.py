@@ -12,6 +12,7 @@ SPLITS = ('train', 'validation', 'test')
 
 @functools.lru_cache(maxsize=None)
 def _load() -> tuple[np.ndarray, np.ndarray]:
+  # scikit-learn takes about a second to import: only runs that read the digits load it
   from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
   digits = load_digits()
   images = (digits.images / 16.0).astype(np.float32)[..., None]  # [N, 8, 8, 1] in [0, 1]

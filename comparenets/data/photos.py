@@ -48,6 +48,7 @@ def names() -> list[str]:
 
 @functools.lru_cache(maxsize=None)
 def _load(name: str) -> np.ndarray:
+  # scikit-image's data module loads slowly: only runs that show or train on photos load it
   import skimage.data  # pylint: disable=g-import-not-at-top
   image = getattr(skimage.data, PHOTOS[name][0])()
   if isinstance(image, tuple):  # stereo_motorcycle: (left, right, disparity)

@@ -23,6 +23,7 @@ def prepare_hint(name: str, data_dir: str | None) -> str:
 
 def open_split(name: str, split: str, data_dir: str | None = None):
   """A random-access source of one split of a prepared dataset."""
+  # TFDS takes seconds to import: only runs of TFDS datasets load it
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   try:
     return tfds.data_source(name, split=split, data_dir=data_dir, download=False)

@@ -66,6 +66,7 @@ def near(masks: np.ndarray, tolerance: float) -> np.ndarray:
 
 def thin(masks: np.ndarray) -> np.ndarray:
   """Each ``[H, W]`` mask of a stack thinned to one-pixel-wide lines."""
+  # scikit-image's modules are imported where used here: each takes a while to load
   from skimage import morphology  # pylint: disable=g-import-not-at-top
   out = np.zeros_like(masks, dtype=bool)
   for i, mask in enumerate(masks):

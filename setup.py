@@ -20,6 +20,7 @@ setup(
         'absl-py>=2.1,<3',
         'ml-collections>=1.1,<2',
         'numpy>=2.0,<3',
+        'scipy>=1.11,<2',  # t and normal quantiles of the report's intervals and Welch's test
         'scikit-learn>=1.5,<2',
         'scikit-image>=0.24,<1',  # sample photographs, bicubic/Sobel/Canny baselines, SSIM
         'tensorboardX>=2.6.2,<3',

@@ -331,7 +331,9 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
                'train_time_s': train_time, 'skipped_updates': window.skipped,
                'receptive_field': getattr(setup.model.backbone, 'receptive_field',
                                           lambda: None)(),
-               'target_metric': setup.task.target_metric}
+               'target_metric': setup.task.target_metric,
+               # each split's size: the n of a test accuracy's binomial (Wilson) interval
+               'examples': {s: pipeline.split_size(splits[s]) for s in ('validation', 'test')}}
     for split in ('validation', 'test'):
       results[split] = evaluate(parallel, state, setup.task, splits[split],
                                 train['eval_batch_size'], eval_apply)

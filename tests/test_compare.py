@@ -5,11 +5,13 @@ import json
 import os
 import re
 
+import numpy as np
 import pytest
 
 from comparenets import compare
 from comparenets import models
 from comparenets.analysis import report
+from comparenets.analysis import selection
 from comparenets.errors import ConfigError
 from comparenets.experiment import EXPERIMENTS, load_config
 from comparenets.summary import load_results
@@ -58,6 +60,13 @@ def test_suite_runs_skips_finished_runs_and_reports(tiny_suite):
   assert 'reset, update gates and a candidate' in rows[1]
   assert 'sees only the previous time step' in rows[3] and '**not measured**' in rows[3]
   assert 'digits: steps to 90 % of the loss drop' in rows[4]
+  # one seed a model: which family converged first is no verdict
+  assert '**not distinguishable**' in rows[4] and '(one seed of cnn, one seed of lstm)' in rows[4]
+  # the test split's size, recorded by the loop, gives each accuracy its Wilson interval
+  digits = json.loads((workdir / 'digits' / 'cnn' / 'results.json').read_text())
+  assert digits['examples'] == {'validation': 269, 'test': 269}
+  wilson = r'\[0\.\d{3}, [01]\.\d{3}\]'
+  assert re.search(r'\| `digits/cnn` \(0\) \| 1 \|.*\| - \(one seed\) \| ' + wilson + r' \|', text)
   assert 'cnn 53,002' in rows[6]
   assert 'Use of the hardware at the longest T=8' in rows[5]
   assert re.search(r'tcn \d+\.\d%, rnn \d+\.\d%, lstm \d+\.\d%, gru \d+\.\d%', rows[5])
@@ -126,7 +135,7 @@ def test_the_same_suite_twice_gives_the_same_results(tiny_suite, tmp_path):
     tables.append(_without_time(report.results_table(report.group_runs(runs)['digits'],
                                                      str(root))))
     metrics.append([(r['workdir'], r['validation'], r['test']) for r in runs])
-  assert len(tables[0]) == 4 and tables[0] == tables[1]
+  assert len(tables[0]) == 5 and tables[0] == tables[1]  # and the learning-rate line
   assert metrics[0] == metrics[1]  # every digit, not only the table's four
 
 
@@ -140,15 +149,24 @@ def test_with_seeds_and_top_level_overrides():
     load_config('adding.py', 'model=gru', {'train': 5})
 
 
-def _fake_run(root, workdir, model, test, seed=None, metric='accuracy'):
+def _fake_run(root, workdir, model, test, seed=None, metric='accuracy', validation=None,
+              learning_rate=None, examples=None):
   path = root / workdir
   path.mkdir(parents=True)
+  validation = test - 0.1 if validation is None else validation
   result = {'model': model, 'task': {'name': workdir.split('/')[0]}, 'input_kind': 'sequence',
             'steps': 100, 'params': {'total': 1000}, 'train_time_s': 2.0,
-            'target_metric': metric, 'validation': {metric: test - 0.1}, 'test': {metric: test}}
+            'target_metric': metric, 'validation': {metric: validation}, 'test': {metric: test}}
+  if examples is not None:
+    result['examples'] = {'validation': examples, 'test': examples}
   (path / 'results.json').write_text(json.dumps(result))
+  config = {}
   if seed is not None:
-    (path / 'config.json').write_text(json.dumps({'seed': seed}))
+    config['seed'] = seed
+  if learning_rate is not None:
+    config['train'] = {'learning_rate': learning_rate}
+  if config:
+    (path / 'config.json').write_text(json.dumps(config))
 
 
 def test_report_shows_mean_std_and_n_over_seeds(tmp_path):
@@ -160,13 +178,118 @@ def test_report_shows_mean_std_and_n_over_seeds(tmp_path):
   text = open(path).read()
   lines = {line.split('|')[1].strip(): line for line in text.splitlines()
            if line.startswith('| ') and '`digits/' in line}
-  assert lines['lstm'] == ('| lstm | `digits/lstm/seed0` (0), `digits/lstm/seed1` (1), '
-                           '`digits/lstm/seed2` (2) | 3 | 1,000 | 100 | 2.0 | 0.7000 ± 0.1000 | '
-                           '0.8000 ± 0.1000 |')
-  assert '| cnn | `digits/cnn/seed5` (5) | 1 | 1,000 | 100 | 2.0 | 0.8500 | 0.9500 |' in text
+  # the three seeds' directories, n, the mean ± std, the t interval 0.8 +- 4.3027 * 0.1 / sqrt 3;
+  # results.json without the test split's size (written before it was recorded): no Wilson
+  assert lines['lstm'] == ('| lstm | `digits/lstm/seed{0,1,2}` | 3 | 1,000 | 100 | 2.0 | '
+                           '0.7000 ± 0.1000 | 0.8000 ± 0.1000 | [0.5516, 1.0484] | '
+                           'test size not recorded |')
+  assert ('| cnn | `digits/cnn/seed5` (5) | 1 | 1,000 | 100 | 2.0 | 0.8500 | 0.9500 | '
+          '- (one seed) | test size not recorded |') in text
   assert '| gru | `digits/gru` | 1 |' in text
   assert list(lines) == ['cnn', 'lstm', 'gru']  # family order
   assert 'mean ± sample standard deviation over its n seeds' in text
+  assert '| test 95% t interval | test Wilson 95% per run |' in text
+
+
+def _row(text, model):
+  return next(line for line in text.splitlines() if line.startswith(f'| {model} |'))
+
+
+def test_accuracy_rows_give_each_runs_wilson_interval_on_its_test_size(tmp_path):
+  # 269 of 269 correct (the digits test split): about [0.986, 1], not a certain 1.000
+  for seed, value in ((0, 1.0), (1, 250 / 269)):
+    _fake_run(tmp_path, f'digits/cnn/seed{seed}', 'cnn', value, seed=seed, examples=269)
+  _fake_run(tmp_path, 'digits/lstm/seed0', 'lstm', 0.5, seed=0, examples=10)
+  _fake_run(tmp_path, 'digits/lstm/seed1', 'lstm', 0.5, seed=1)  # written before sizes were
+  _fake_run(tmp_path, 'adding/gru', 'gru', 0.01, metric='mse', examples=500)
+  runs = load_results(str(tmp_path))
+  text = report.results_table(report.group_runs(runs)['digits'], str(tmp_path))
+  assert _row(text, 'cnn').endswith('| [0.986, 1.000]; [0.892, 0.954] |')
+  assert _row(text, 'lstm').endswith('| [0.237, 0.763]; test size not recorded |')
+  mse = report.results_table(report.group_runs(runs)['adding'], str(tmp_path))
+  assert 'Wilson' not in mse and _row(mse, 'gru').endswith('| 0.0100 | - (one seed) |')
+
+
+def test_the_learning_rate_is_chosen_on_validation_and_test_is_reported_there_only(tmp_path):
+  # digits (higher accuracy is better): 0.01 has the best validation mean; 0.1 the best test,
+  # which must not matter
+  sweep = {0.001: ((0.80, 0.82), (0.81, 0.83)), 0.01: ((0.90, 0.92), (0.85, 0.87)),
+           0.1: ((0.70, 0.72), (0.99, 0.99))}
+  for rate, (validation, test) in sweep.items():
+    for seed in (0, 1):
+      _fake_run(tmp_path, f'digits/lstm/lr{rate:g}/seed{seed}', 'lstm', test[seed], seed=seed,
+                validation=validation[seed])
+  _fake_run(tmp_path, 'digits/cnn/seed0', 'cnn', 0.95, seed=0, learning_rate=0.002)
+  # adding (lower mse is better), the rate read from config.json alone
+  for seed, rate, validation in ((0, 0.01, 0.3), (1, 0.001, 0.1), (2, 0.001, 0.2)):
+    _fake_run(tmp_path, f'adding/gru/seed{seed}', 'gru', 0.5, seed=seed, metric='mse',
+              validation=validation, learning_rate=rate)
+  root = str(tmp_path)
+  runs = load_results(root)
+  kept, choices = selection.choose(runs, root)
+  by_base = {c.base: c for c in choices}
+  assert by_base['digits/lstm'].chosen == 0.01 and by_base['digits/lstm'].higher_is_better
+  assert by_base['digits/lstm'].swept[0.1] == (pytest.approx(0.71), 2)
+  assert by_base['adding/gru'].chosen == 0.001 and not by_base['adding/gru'].higher_is_better
+  assert not by_base['digits/cnn'].was_swept and by_base['digits/cnn'].chosen == 0.002
+  assert sorted(r['workdir'] for r in kept) == [
+      'adding/gru/seed1', 'adding/gru/seed2', 'digits/cnn/seed0', 'digits/lstm/lr0.01/seed0',
+      'digits/lstm/lr0.01/seed1']
+  text = open(report.write_report(root, structure_lengths=())).read()
+  assert _row(text, 'lstm').startswith('| lstm | `digits/lstm/lr0.01/seed{0,1}` | 2 |')
+  assert '0.8600 ± 0.0141' in _row(text, 'lstm')  # the test mean at 0.01, not 0.1's 0.99
+  assert ('Learning rate of lstm (`digits/lstm`), chosen on validation, never on test: swept '
+          '0.001 (0.8100, 2 seeds), 0.01 (0.9100, 2 seeds), 0.1 (0.7100, 2 seeds) (mean '
+          'validation accuracy, higher is better); chosen 0.01') in text
+  assert 'Learning rate, one each (not swept): cnn 0.002.' in text
+  assert ('swept 0.001 (0.1500, 2 seeds), 0.01 (0.3000, 1 seed) (mean validation mse, lower is '
+          'better); chosen 0.001') in text
+  assert '`adding/gru/seed{1,2}`' in text and 'seed0' not in _row(text, 'gru')
+  # the claims read the chosen runs only: the cnn-vs-rnn parameters claim quotes the lstm's
+  # test mean at its chosen rate
+  assert 'lstm 1,000 (test accuracy 0.860)' in text
+
+
+def test_a_sweep_of_a_task_outside_the_registry_is_a_clear_error(tmp_path):
+  for rate in (0.1, 0.01):
+    _fake_run(tmp_path, f'mytask/lstm/lr{rate:g}', 'lstm', 0.5)
+  with pytest.raises(ConfigError, match="task 'mytask' is not in the task registry"):
+    selection.choose(load_results(str(tmp_path)), str(tmp_path))
+
+
+def test_learning_rate_of_a_run_from_its_directory_or_its_config(tmp_path):
+  _fake_run(tmp_path, 'digits/gru/seed0', 'gru', 0.5, seed=0, learning_rate=0.003)
+  run = {'workdir': 'digits/gru/seed0'}
+  assert selection.learning_rate(run, str(tmp_path)) == 0.003
+  assert selection.learning_rate(run) is None  # no root: no config to read
+  assert selection.learning_rate({'workdir': 'digits/gru/lr3e-4/seed0'}) == 0.0003
+  assert selection.base({'workdir': 'digits/gru/lr3e-4/seed0'}) == 'digits/gru'
+
+
+def _curve(root, workdir, losses, rate=10.0):
+  with open(os.path.join(root, workdir, 'metrics.jsonl'), 'w') as f:
+    for i, loss in enumerate(losses):
+      f.write(json.dumps({'step': 10 * (i + 1), 'split': 'train', 'loss': loss,
+                          'steps_per_s': rate}) + '\n')
+
+
+def test_learning_curves_are_the_mean_over_seeds_with_a_min_max_band(tmp_path):
+  for seed, losses in enumerate(([1.0, 0.5, 0.2], [3.0, 1.5, 0.4], [2.0, 1.0, 0.3])):
+    _fake_run(tmp_path, f'digits/lstm/seed{seed}', 'lstm', 0.9, seed=seed)
+    _curve(tmp_path, f'digits/lstm/seed{seed}', losses)
+  _fake_run(tmp_path, 'digits/cnn', 'cnn', 0.9)
+  _curve(tmp_path, 'digits/cnn', [1.0, 0.1, 0.05], rate=5.0)
+  group = report.group_runs(load_results(str(tmp_path)))['digits']
+  fig = report.plot_learning_curves(group, str(tmp_path), str(tmp_path / 'curves.png'))
+  by_step, by_time = fig.axes
+  assert [l.get_label() for l in by_step.lines] == ['cnn', 'lstm (3 seeds)']
+  lstm = by_step.lines[1]
+  np.testing.assert_allclose(lstm.get_ydata(), [2.0, 1.0, 0.3])  # the mean per step
+  np.testing.assert_allclose(by_time.lines[0].get_xdata(), [2.0, 4.0, 6.0])  # 10 steps at 5/s
+  assert len(by_step.collections) == 1  # one band: the lstm's; one seed has none
+  band = by_step.collections[0].get_paths()[0].vertices
+  assert band[:, 1].min() == pytest.approx(0.2) and band[:, 1].max() == pytest.approx(3.0)
+  assert (tmp_path / 'curves.png').stat().st_size > 10_000
 
 
 def test_report_links_the_metric_vs_params_figure_only_when_drawn(tmp_path):

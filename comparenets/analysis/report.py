@@ -3,6 +3,12 @@
 Every number in the report comes from a run directory's ``results.json`` or ``metrics.jsonl``
 (the tables name the run directory), or from `comparenets.analysis.structure` measured when the
 report is written (``structure.jsonl``).
+
+A results row is one (task setting, model) at its chosen learning rate
+(`comparenets.analysis.selection`: the best mean validation metric over seeds): the test
+metric's mean, sample standard deviation and 95 % Student-t interval over its seeds
+(`comparenets.metrics.intervals`), and for accuracies, each run's 95 % Wilson interval on its
+test split's size. Learning curves are the mean over seeds with a min-to-max band.
 """
 
 from __future__ import annotations
@@ -11,7 +17,6 @@ import collections
 import json
 import math
 import os
-import re
 from typing import Any, Sequence
 
 import jax
@@ -22,9 +27,11 @@ from comparenets import figures
 from comparenets import tasks
 from comparenets.analysis import bench
 from comparenets.analysis import claims
+from comparenets.analysis import selection
 from comparenets.analysis import structure
 from comparenets.errors import ConfigError
 from comparenets.metric_writers import read_metrics
+from comparenets.metrics import intervals
 from comparenets.summary import load_results
 
 
@@ -42,7 +49,7 @@ def group_runs(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
   return {k: sorted(v, key=order) for k, v in sorted(groups.items())}
 
 
-SEED_SUFFIX = re.compile(r'/seed(\d+)$')
+SEED_SUFFIX = selection.SEED_PART  # a run directory's '/seedN' ending
 
 
 def run_seed(run: dict[str, Any], root: str | None = None) -> int | None:
@@ -75,12 +82,81 @@ def mean_std(values: Sequence[float]) -> str:
   return f'{values.mean():.4f} ± {values.std(ddof=1):.4f}'
 
 
+# Metrics that are the mean of a per-example 0/1 (correct or not) over the test split, so that
+# a run's value is a binomial proportion with a Wilson interval. copy memory's recall_accuracy
+# is a per-example fraction of digits, not one trial per example, and is left to the t interval.
+PROPORTIONS = ('accuracy',)
+
+
+def t_interval(values: Sequence[float]) -> str:
+  """'[low, high]': the 95 % Student-t interval of the mean (`intervals.mean_interval`); one
+  value has no spread to make one from: '- (one seed)'."""
+  iv = intervals.mean_interval(values)
+  return '- (one seed)' if iv.low is None else f'[{iv.low:.4f}, {iv.high:.4f}]'
+
+
+def wilson_per_run(members: list[dict[str, Any]], metric: str) -> str:
+  """Each run's 95 % Wilson interval of its test ``metric`` on its test split's size
+  (results.json 'examples'; runs written before it was recorded say so)."""
+  cells = []
+  for r in members:
+    n = (r.get('examples') or {}).get('test')
+    if not n:
+      cells.append('test size not recorded')
+      continue
+    low, high = intervals.wilson(round(r['test'][metric] * n), n)
+    cells.append(f'[{low:.3f}, {high:.3f}]')
+  if len(set(cells)) == 1 and cells[0] == 'test size not recorded':
+    return cells[0]
+  return '; '.join(cells)
+
+
+def runs_cell(members: list[dict[str, Any]], root: str | None = None) -> str:
+  """The run directories with their seeds: ``a/seed{0,1,2}`` (the directories a/seed0,
+  a/seed1, a/seed2) when every run is ``a/seed<N>`` of seed N, else each directory with its
+  seed in brackets."""
+  seeds = [run_seed(r, root) for r in members]
+  paths = [r['workdir'].replace(os.sep, '/') for r in members]
+  common = SEED_SUFFIX.sub('', paths[0])
+  if len(members) > 1 and all(p == f'{common}/seed{s}' for p, s in zip(paths, seeds)):
+    return f"`{common}/seed{{{','.join(map(str, seeds))}}}`"
+  return ', '.join(f'`{r["workdir"]}`' + ('' if s is None else f' ({s})')
+                   for r, s in zip(members, seeds))
+
+
+def selection_notes(choices: list[selection.Choice]) -> list[str]:
+  """What was swept and what was chosen, one line per swept (task setting, model), and the
+  learning rate of the others on one line."""
+  lines, fixed = [], []
+  for c in choices:
+    if not c.was_swept:
+      if c.chosen is not None:
+        fixed.append(f'{c.model} {c.chosen:g}')
+      continue
+    show = lambda rate: 'unknown' if rate is None else f'{rate:g}'
+    swept = ', '.join(f'{show(rate)} ({mean:.4f}, {n} seed{"s" * (n != 1)})'
+                      for rate, (mean, n) in c.swept.items())
+    lines.append(f"Learning rate of {c.model} (`{c.base}`), chosen on validation, never on test: "
+                 f'swept {swept} (mean validation {c.metric}, '
+                 f'{"higher" if c.higher_is_better else "lower"} is better); chosen '
+                 f'{show(c.chosen)}, and the row shows the runs at that rate only.')
+  if fixed:
+    lines.append(f'Learning rate, one each (not swept): {", ".join(fixed)}.')
+  return lines
+
+
 def results_table(group: list[dict[str, Any]], root: str | None = None) -> str:
-  """One row per (task setting, model): the mean ± standard deviation over its seeds, with n
-  and every seed's run directory (its seed read from config.json under ``root``)."""
+  """One row per (task setting, model) at its chosen learning rate (`selection.choose`): the
+  mean ± standard deviation over its seeds, the test metric's 95 % t interval, for accuracies
+  each run's Wilson interval, with n and every seed's run directory (its seed read from
+  config.json under ``root``). Under the table: the swept learning rates and the chosen ones."""
+  group, choices = selection.choose(group, root)
   metric = group[0]['target_metric']
+  proportion = metric in PROPORTIONS
   head = ['model', 'runs (seed)', 'n', 'params', 'steps', 'train s', f'validation {metric}',
-          f'test {metric}']
+          f'test {metric}', 'test 95% t interval']
+  if proportion:
+    head.append('test Wilson 95% per run')
   extra = any('beats_baselines_everywhere' in r for r in group)
   if extra:
     # the task's own baselines (forecasting: persistence and linear AR at every horizon step;
@@ -89,21 +165,23 @@ def results_table(group: list[dict[str, Any]], root: str | None = None) -> str:
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for members in by_setting(group).values():
     first = members[0]
-    seeds = [run_seed(r, root) for r in members]
-    where = ', '.join(f"`{r['workdir']}`" + ('' if s is None else f' ({s})')
-                      for r, s in zip(members, seeds))
     params = sorted({r['params']['total'] for r in members})
     steps = sorted({r['steps'] for r in members})
-    row = [first['model'], where, str(len(members)), ' / '.join(f'{p:,}' for p in params),
-           ' / '.join(map(str, steps)),
+    test = [r['test'][metric] for r in members]
+    row = [first['model'], runs_cell(members, root), str(len(members)),
+           ' / '.join(f'{p:,}' for p in params), ' / '.join(map(str, steps)),
            f"{np.mean([r['train_time_s'] for r in members]):.1f}",
-           mean_std([r['validation'][metric] for r in members]),
-           mean_std([r['test'][metric] for r in members])]
+           mean_std([r['validation'][metric] for r in members]), mean_std(test),
+           t_interval(test)]
+    if proportion:
+      row.append(wilson_per_run(members, metric))
     if extra:
       beats = [r.get('beats_baselines_everywhere') for r in members]
       row.append(str(beats[0]) if len(beats) == 1 else f'{sum(bool(b) for b in beats)}/'
                  f'{len(beats)}')
     lines.append('| ' + ' | '.join(row) + ' |')
+  for note in selection_notes(choices):  # each its own paragraph, below the table
+    lines += ['', note]
   if extra:
     base = group[0]['baselines']
     for name, values in base.items():
@@ -165,32 +243,49 @@ def plot_metric_vs_params(groups: dict[str, list[dict[str, Any]]], path: str) ->
   return list(shown)
 
 
-def plot_learning_curves(group, root: str, path: str) -> None:
+def _train_curve(root: str, run: dict[str, Any]) -> dict[int, tuple[float, float]]:
+  """{step: (train loss, training seconds so far)} of a run's metrics.jsonl. A resumed run logs
+  some steps twice: the last record of a step counts, and its window's time once."""
+  latest = {m['step']: m for m in read_metrics(os.path.join(root, run['workdir']))
+            if m['split'] == 'train'}
+  out, t, previous = {}, 0.0, 0
+  for step in sorted(latest):
+    t += (step - previous) / latest[step]['steps_per_s']
+    previous = step
+    out[step] = (latest[step]['loss'], t)
+  return out
+
+
+def plot_learning_curves(group, root: str, path: str):
+  """Train loss by step and by training seconds, one line per (model, configuration): the mean
+  over its seeds at the steps every seed logged, with a band from the lowest to the highest
+  seed (min-max: with three seeds a standard deviation says little that the band does not).
+  Returns the figure, written to ``path``."""
   fig, axes = figures.new_figure(9, 3.4, 1, 2)
   by_step, by_time = axes[0]
-  for r in group:
-    records = [m for m in read_metrics(os.path.join(root, r['workdir']))
-               if m['split'] == 'train']
-    if not records:
+  for members in by_setting(group).values():
+    curves = [c for c in (_train_curve(root, r) for r in members) if c]
+    if not curves:
       continue
-    steps = [m['step'] for m in records]
-    loss = [m['loss'] for m in records]
-    elapsed, t, previous = [], 0.0, 0
-    for m in records:  # time in the step loop, window by window (a resume restarts the count)
-      t += max(0, m['step'] - previous) / m['steps_per_s']
-      previous = m['step']
-      elapsed.append(t)
-    seed = run_seed(r)
-    label = r['model'] + ('' if seed is None else f' seed {seed}')
-    by_step.plot(steps, loss, marker='.', label=label)
-    by_time.plot(elapsed, loss, marker='.', label=label)
-  for ax, xlabel in ((by_step, 'step'), (by_time, 'training seconds')):
+    steps = sorted(set(curves[0]).intersection(*curves[1:]))
+    if not steps:
+      continue
+    loss = np.array([[c[s][0] for s in steps] for c in curves])  # [seeds, steps]
+    seconds = np.array([[c[s][1] for s in steps] for c in curves]).mean(0)
+    label = members[0]['model'] + (f' ({len(curves)} seeds)' if len(curves) > 1 else '')
+    for ax, x in ((by_step, steps), (by_time, seconds)):
+      line, = ax.plot(x, loss.mean(0), marker='.', label=label)
+      if len(curves) > 1:
+        ax.fill_between(x, loss.min(0), loss.max(0), color=line.get_color(), alpha=0.2,
+                        linewidth=0)
+  for ax, xlabel in ((by_step, 'step'), (by_time, 'training seconds (mean over seeds)')):
     ax.set_yscale('log')
     ax.set_xlabel(xlabel)
     ax.set_ylabel('train loss')
     if ax.lines:  # runs without logged training (none to draw) leave the legend out
       ax.legend(fontsize=8)
   _save(fig, path)
+  return fig
 
 
 def plot_structure(rows: list[dict[str, Any]], path: str) -> None:
@@ -262,23 +357,32 @@ def write_report(root: str, structure_lengths: Sequence[int] = (16, 64, 256),
   runs = load_results(root)
   if not runs:
     raise ConfigError(f'no finished runs (results.json) below {root}; run a suite first')
-  groups = group_runs(runs)
-  drawn = plot_metric_vs_params(groups, os.path.join(root, 'metric_vs_params.png'))
+  chosen = selection.chosen_runs(runs, root)
+  shown = group_runs(chosen)  # the figures: each model at its chosen learning rate
+  drawn = plot_metric_vs_params(shown, os.path.join(root, 'metric_vs_params.png'))
   parts = ['# comparenets report', '',
            f'{len(runs)} runs below `{root}`. Every number below comes from the named run '
            "directory's results.json / metrics.jsonl, or from structure.jsonl. A results row "
-           'is one (task, model): the mean ± sample standard deviation over its n seeds, each '
-           "seed's run directory listed with its seed.", '',
+           'is one (task, model) at its learning rate: the mean ± sample standard deviation '
+           'over its n seeds, the 95 % Student-t interval of the test mean (none from one '
+           "seed; not clipped to the metric's range), and for accuracies each run's 95 % "
+           "Wilson interval on its test split's size; each seed's run directory is listed with "
+           'its seed (`a/seed{0,1,2}`: a/seed0, '
+           'a/seed1 and a/seed2). Where a model was trained at several learning rates, the '
+           'one with the best mean validation metric is kept (the test split is never looked '
+           'at to choose), and the tables, figures and claims read its runs only; the line '
+           'under each table says what was swept and chosen. Learning curves: the mean over '
+           'seeds, the band from the lowest to the highest seed.', '',
            '## Results per task', '']
   if drawn:
-    alone = [name for name in groups if name not in drawn]
+    alone = [name for name in shown if name not in drawn]
     parts += ['![metric vs parameters](metric_vs_params.png)', '']
     if alone:
       parts += [f'Not in the figure, having runs of one model only (see their tables): '
                 f'{", ".join(alone)}.', '']
-  for name, group in groups.items():
+  for name, group in group_runs(runs).items():  # every run: the tables list the sweeps
     curve = f'learning_curves_{name}.png'
-    plot_learning_curves(group, root, os.path.join(root, curve))
+    plot_learning_curves(shown[name], root, os.path.join(root, curve))
     parts += [f'### {name}', '', results_table(group, root), '', f'![learning curves]({curve})', '']
   rows = measure_structure(root, structure_lengths) if structure_lengths else []
   if rows and peak is None:

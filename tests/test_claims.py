@@ -113,38 +113,75 @@ def test_steps_to_converge():
   assert claims.steps_to_converge(records([1.0, 2.0, 3.0])) == float('inf')  # diverged
 
 
-@pytest.mark.parametrize('cnn_losses, verdict', [
-    ([2.0, 0.1, 0.1, 0.1], claims.SUPPORTED),
-    ([2.0, 2.0, 2.0, 0.1], claims.REFUTED),
-    ([1.0, 2.0, 4.0, 8.0], claims.REFUTED),  # a diverging cnn converges never, not first
+def converging_at(k, length=10):
+  """A learning curve (logged every 10 steps) 90 % of the way down at step 10 k."""
+  return [2.0] * (k - 1) + [0.1] * (length - k + 1)
+
+
+DIVERGING = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]
+
+
+def write_seeds(root, base, curves):
+  """One run per curve, ``base/seed<N>``; returns the runs."""
+  out = []
+  for seed, curve in enumerate(curves):
+    write_curve(root, f'{base}/seed{seed}', curve)
+    out.append(run(f'{base}/seed{seed}', base.split('/')[1]))
+  return out
+
+
+@pytest.mark.parametrize('cnn_at, verdict', [
+    ((2, 2, 3), claims.SUPPORTED),  # 23.3 against the lstm's 53.3: p 0.003
+    ((8, 8, 9), claims.REFUTED),  # 83.3: as far the other way
+    (None, claims.REFUTED),  # a diverging cnn converges never, not first, at any spread
+    ((4,), claims.NOT_DISTINGUISHABLE),  # one seed: no spread to weigh the difference by
 ])
-def test_convergence_verdict_follows_which_family_is_first(tmp_path, cnn_losses, verdict):
-  write_curve(tmp_path, 'digits/cnn', cnn_losses)
-  write_curve(tmp_path, 'digits/lstm', [2.0, 1.0, 0.1, 0.1])
-  runs = [run('digits/cnn', 'cnn'), run('digits/lstm', 'lstm')]
+def test_convergence_verdict_follows_which_family_is_first(tmp_path, cnn_at, verdict):
+  cnn = [DIVERGING] * 3 if cnn_at is None else [converging_at(k) for k in cnn_at]
+  runs = write_seeds(tmp_path, 'digits/cnn', cnn)
+  runs += write_seeds(tmp_path, 'digits/lstm', [converging_at(k) for k in (5, 5, 6)])
   v = claims.rnns_converge_with_difficulty(Evidence(runs, root=str(tmp_path)))
   assert v.verdict == verdict
   assert 'digits: steps to 90 % of the loss drop' in v.evidence
   first = 1 if verdict == claims.SUPPORTED else 0
   assert f'converged first in {first} of 1 tasks' in v.evidence
+  if verdict == claims.NOT_DISTINGUISHABLE:
+    assert '(cnn vs lstm: not distinguishable (one seed of cnn))' in v.evidence
+  elif cnn_at is None:
+    assert 'beyond any spread (every seed of one never converged' in v.evidence
+  else:
+    assert "(cnn vs lstm: distinguishable (Welch's t-test over 3 and 3 seeds: p = 0.0031, " \
+        'under 0.05))' in v.evidence
+
+
+def test_convergence_with_the_same_means_and_a_larger_spread_is_not_distinguishable(tmp_path):
+  narrow = write_seeds(tmp_path / 'narrow', 'digits/cnn', [converging_at(k) for k in (3, 4, 5)])
+  narrow += write_seeds(tmp_path / 'narrow', 'digits/lstm',
+                        [converging_at(k) for k in (6, 7, 8)])
+  wide = write_seeds(tmp_path / 'wide', 'digits/cnn', [converging_at(k) for k in (2, 3, 7)])
+  wide += write_seeds(tmp_path / 'wide', 'digits/lstm', [converging_at(k) for k in (4, 7, 10)])
+  # means 40 and 70 steps both times; standard deviations 10 and 10, then 26 and 30
+  v = claims.rnns_converge_with_difficulty(Evidence(narrow, root=str(tmp_path / 'narrow')))
+  assert v.verdict == claims.SUPPORTED and 'p = 0.021' in v.evidence
+  v = claims.rnns_converge_with_difficulty(Evidence(wide, root=str(tmp_path / 'wide')))
+  assert v.verdict == claims.NOT_DISTINGUISHABLE and 'not distinguishable (Welch' in v.evidence
+  assert 'in 1 the difference is not beyond the seed spread' in v.evidence
 
 
 def test_convergence_mixed_over_tasks_depends_and_uses_the_seed_median(tmp_path):
-  write_curve(tmp_path, 'digits/cnn', [2.0, 0.1, 0.1])
-  write_curve(tmp_path, 'digits/lstm', [2.0, 2.0, 0.1])
-  for seed, losses in enumerate(([2.0, 2.0, 0.1], [2.0, 0.1, 0.1], [2.0, 0.1, 0.1])):
-    write_curve(tmp_path, f'adding_T50/tcn/seed{seed}', losses)
-  write_curve(tmp_path, 'adding_T50/gru', [2.0, 2.0, 0.1])  # 30 vs the tcn's median 20
-  write_curve(tmp_path, 'forecasting/gru', [2.0, 0.1, 0.1])
-  write_curve(tmp_path, 'forecasting/tcn', [2.0, 1.9, 0.1])
-  runs = [run(w, w.split('/')[1]) for w in (
-      'digits/cnn', 'digits/lstm', 'adding_T50/tcn/seed0', 'adding_T50/tcn/seed1',
-      'adding_T50/tcn/seed2', 'adding_T50/gru', 'forecasting/gru', 'forecasting/tcn')]
+  runs = write_seeds(tmp_path, 'digits/cnn', [converging_at(k) for k in (2, 2, 3)])
+  runs += write_seeds(tmp_path, 'digits/lstm', [converging_at(k) for k in (5, 5, 6)])
+  # the tcn's median 20 against the gru's 30, of one seed: not distinguishable
+  runs += write_seeds(tmp_path, 'adding_T50/tcn', [converging_at(k) for k in (3, 2, 2)])
+  runs += write_seeds(tmp_path, 'adding_T50/gru', [converging_at(3)])
+  runs += write_seeds(tmp_path, 'forecasting/gru', [converging_at(k) for k in (2, 2, 3)])
+  runs += write_seeds(tmp_path, 'forecasting/tcn', [converging_at(k) for k in (5, 5, 6)])
   v = claims.rnns_converge_with_difficulty(Evidence(runs, root=str(tmp_path)))
   assert v.verdict == claims.DEPENDS
   assert 'adding_T50: steps to 90 % of the loss drop tcn 20, gru 30' in v.evidence
-  assert 'forecasting: steps to 90 % of the loss drop gru 20, tcn 30' in v.evidence
-  assert 'in 2 of 3 tasks' in v.evidence
+  assert 'forecasting: steps to 90 % of the loss drop gru 20, tcn 50' in v.evidence
+  assert ('converged first in 1 of 3 tasks, the fastest recurrent one in 1, and in 1 the '
+          'difference is not beyond the seed spread') in v.evidence
 
 
 def test_convergence_without_curves_or_rivals_is_not_measured(tmp_path):
@@ -254,25 +291,33 @@ def test_area_resize_and_centring():
                              [[0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
 
 
-def _acc(original, shifted, rescaled):
-  return {'original': original, 'shifted': shifted, 'rescaled': rescaled}
+def _acc(original, shifted, rescaled, spread=None):
+  """One run's accuracies, or with ``spread`` three seeds' (the transformed ones at -spread,
+  0 and +spread around the value, so each drop has that standard deviation)."""
+  if spread is None:
+    return {'original': original, 'shifted': shifted, 'rescaled': rescaled}
+  seeds = lambda v: [v - spread, v, v + spread]
+  return {'original': [original] * 3, 'shifted': seeds(shifted), 'rescaled': seeds(rescaled)}
 
 
-@pytest.mark.parametrize('cnn, verdict', [
-    (_acc(0.99, 0.98, 0.97), claims.SUPPORTED),  # drops 0.01 / 0.02: smaller than both rivals
-    (_acc(0.99, 0.50, 0.30), claims.REFUTED),  # 0.49 / 0.69: larger under both
-    (_acc(0.99, 0.90, 0.30), claims.DEPENDS),  # better shifted, worse rescaled
-    (_acc(0.99, 0.79, 0.59), claims.REFUTED),  # ties the lstm (0.20 / 0.40): not smaller
+@pytest.mark.parametrize('cnn, spread, verdict', [
+    ((0.99, 0.98, 0.97), 0.01, claims.SUPPORTED),  # drops 0.01 / 0.02: smaller than both
+    ((0.99, 0.50, 0.30), 0.01, claims.REFUTED),  # 0.49 / 0.69: larger under both
+    ((0.99, 0.90, 0.30), 0.01, claims.DEPENDS),  # better shifted, worse rescaled
+    ((0.99, 0.79, 0.59), 0.01, claims.NOT_DISTINGUISHABLE),  # ties the lstm (0.20 / 0.40)
+    ((0.99, 0.98, 0.97), None, claims.NOT_DISTINGUISHABLE),  # the first, of one seed
+    ((0.99, 0.98, 0.97), 0.2, claims.NOT_DISTINGUISHABLE),  # the first, a larger spread
 ])
-def test_invariance_verdict(cnn, verdict):
-  acc = {'cnn': cnn, 'lstm': _acc(0.98, 0.78, 0.58), 'tcn': _acc(0.97, 0.47, 0.37)}
+def test_invariance_verdict(cnn, spread, verdict):
+  acc = {'cnn': _acc(*cnn, spread), 'lstm': _acc(0.98, 0.78, 0.58, spread),
+         'tcn': _acc(0.97, 0.47, 0.37, spread)}
   got, evidence = claims.invariance_verdict(acc)
   assert got == verdict
   assert evidence.index('; tcn ') < evidence.index('; lstm ')  # conv families first
   assert 'lstm 0.980, shifted 1 px 0.780 (drop +0.200), shrunk to 6x6 0.580 (drop +0.400)' \
       in evidence
   assert 'smallest other: lstm 0.200' in evidence
-  assert ('not invariant here' in evidence) == (verdict != claims.SUPPORTED)  # drop > 0.05
+  assert ('not invariant here' in evidence) == (cnn[0] - min(cnn[1:]) > 0.05)  # by the drop
 
 
 def test_invariance_without_a_cnn_or_a_rival_is_not_measured():
@@ -434,14 +479,47 @@ def test_steps_to_converge_is_exactly_ninety_percent_of_the_drop():
 
 
 def test_convergence_decision_follows_which_family_is_first():
-  assert claims.decide_convergence({'digits': {'cnn': 20, 'lstm': 30}}) == claims.SUPPORTED
-  assert claims.decide_convergence({'digits': {'cnn': 30, 'lstm': 20}}) == claims.REFUTED
-  assert claims.decide_convergence({'digits': {'cnn': 20, 'lstm': 20}}) == claims.NOT_MEASURED
-  assert claims.decide_convergence({'digits': {'cnn': 20, 'lstm': 30},
-                                    'adding': {'tcn': 30, 'gru': 20}}) == claims.DEPENDS
+  fast, slow = [20, 20, 30], [50, 50, 60]  # per-seed steps: p 0.003
+  assert claims.decide_convergence({'digits': {'cnn': fast, 'lstm': slow}}) == claims.SUPPORTED
+  assert claims.decide_convergence({'digits': {'cnn': slow, 'lstm': fast}}) == claims.REFUTED
+  assert claims.decide_convergence({'digits': {'cnn': fast, 'lstm': fast}}) == \
+      claims.NOT_DISTINGUISHABLE  # a tie
+  assert claims.decide_convergence({'digits': {'cnn': fast, 'lstm': slow},
+                                    'adding': {'tcn': slow, 'gru': fast}}) == claims.DEPENDS
+  assert claims.decide_convergence({'digits': {'cnn': fast, 'lstm': slow},
+                                    'adding': {'tcn': [20], 'gru': [30]}}) == claims.DEPENDS
   # a CNN encoder + LSTM is of both families, so it is no rival of the lstm
-  assert claims.decide_convergence({'clips': {'cnn_lstm': 10, 'lstm': 30}}) == \
+  assert claims.decide_convergence({'clips': {'cnn_lstm': [10], 'lstm': [30]}}) == \
       claims.NOT_MEASURED
+
+
+@pytest.mark.parametrize('cnn, lstm', [([20], [30]), ([20], [30, 30, 30]), ([20, 20], [90])])
+def test_convergence_with_fewer_than_two_seeds_a_side_is_not_distinguishable(cnn, lstm):
+  assert claims.decide_convergence({'digits': {'cnn': cnn, 'lstm': lstm}}) == \
+      claims.NOT_DISTINGUISHABLE
+
+
+def test_convergence_seed_minimum_is_a_rule():
+  two = {'digits': {'cnn': [20, 21], 'lstm': [50, 51]}}  # p 0.0006 over two seeds a side
+  assert claims.decide_convergence(two) == claims.SUPPORTED
+  assert claims.decide_convergence(two, claims.Rules(min_seeds=3)) == claims.NOT_DISTINGUISHABLE
+  # Welch's test needs two a side whatever the rule says
+  one = {'digits': {'cnn': [20], 'lstm': [50]}}
+  assert claims.decide_convergence(one, claims.Rules(min_seeds=1)) == claims.NOT_DISTINGUISHABLE
+
+
+def test_convergence_decision_flips_when_the_spread_grows_or_the_rule_tightens():
+  narrow = {'digits': {'cnn': [30, 40, 50], 'lstm': [60, 70, 80]}}  # means 40 and 70, std 10
+  wide = {'digits': {'cnn': [20, 30, 70], 'lstm': [40, 70, 100]}}  # the same means, std 26, 30
+  assert claims.decide_convergence(narrow) == claims.SUPPORTED  # p 0.021
+  assert claims.decide_convergence(wide) == claims.NOT_DISTINGUISHABLE  # p 0.27
+  assert claims.decide_convergence(narrow, claims.Rules(significance=0.01)) == \
+      claims.NOT_DISTINGUISHABLE
+  # one side never converging, the other always: beyond any spread; a mix is not
+  assert claims.decide_convergence({'d': {'cnn': [float('inf')] * 2, 'lstm': [20, 30]}}) == \
+      claims.REFUTED
+  assert claims.decide_convergence({'d': {'cnn': [20, float('inf')], 'lstm': [20, 30]}}) == \
+      claims.NOT_DISTINGUISHABLE
 
 
 def test_speed_decision():
@@ -490,7 +568,8 @@ def test_scenario_rules_move_the_verdict():
 
 
 def test_invariance_drop_rule_changes_only_the_evidence():
-  acc = {'cnn': _acc(1.0, 0.9375, 0.96875), 'lstm': _acc(1.0, 0.5, 0.5)}  # cnn drops 1/16, 1/32
+  # cnn drops 1/16, 1/32 (three seeds each, standard deviation 0.01)
+  acc = {'cnn': _acc(1.0, 0.9375, 0.96875, 0.01), 'lstm': _acc(1.0, 0.5, 0.5, 0.01)}
   assert claims.decide_invariance(acc) == claims.SUPPORTED
   assert 'not invariant here' in claims.invariance_verdict(acc)[1]  # 0.0625 > 0.05
   measured = claims.Invariance({m: dict(a, runs=[f'digits/{m}']) for m, a in acc.items()}, [], True)

@@ -3,8 +3,15 @@
 The article (`ARTICLE`) is a Chinese blog post by 禅与计算机程序设计艺术 that compares the two
 families by model structure (its section 2), input and output (section 3) and uses (section
 4). Each `Verdict` names the article's section of its claim, restates the claim in our own
-words, and says 'supported', 'refuted', 'depends' or 'not measured' (the suite lacks what the
-check needs), with the numbers behind it.
+words, and says 'supported', 'refuted', 'depends', 'not distinguishable' (a comparison whose
+difference is within the seed spread, or with too few seeds to tell) or 'not measured' (the
+suite lacks what the check needs), with the numbers behind it.
+
+A claim that one family beats another rests on a difference between runs, and runs differ by
+seed: every such difference is tested against the seed spread (`Difference`: Welch's t-test at
+`Rules.significance`, `Rules.min_seeds` seeds a side), and one within the noise never gives a
+one-sided verdict. The audit reads each (task setting, model) at its chosen learning rate
+(`comparenets.analysis.selection`).
 
 Every check is three steps, kept apart so the rule that turns numbers into a verdict can be read
 (and tested) on its own:
@@ -29,19 +36,26 @@ import numpy as np
 
 from comparenets import models
 from comparenets.analysis import invariance
+from comparenets.analysis import selection
 from comparenets.analysis import structure as structure_lib
 from comparenets.metric_writers import read_metrics
+from comparenets.metrics import intervals
 from comparenets.models import recurrent
 
 ARTICLE = ('a Chinese blog article comparing CNNs and RNNs by model structure (section 2), '
            'input and output (3) and uses (4), by 禅与计算机程序设计艺术')
 
 SUPPORTED, REFUTED, DEPENDS, NOT_MEASURED = 'supported', 'refuted', 'depends', 'not measured'
+NOT_DISTINGUISHABLE = 'not distinguishable'
 
 
 @dataclasses.dataclass(frozen=True)
 class Rules:
   """Every threshold and setting a verdict turns on."""
+  # every comparison between models (2.3.1 convergence, 2.1 invariance): a difference counts
+  # only when it is larger than the seed spread, so that one lucky seed is no verdict
+  significance: float = 0.05  # Welch's t-test, two-sided: the usual 1-in-20 false alarm
+  min_seeds: int = 2  # one seed has no spread to measure: fewer a side is not distinguishable
   # 2.2, memory beyond the previous step: solving a task well past guessing needs it
   adding_predict_one_mse: float = 0.167  # always predicting 1 (the sum's mean): MSE 1/6
   adding_solved_mse: float = 0.05  # far under 0.167: the two marked numbers were remembered
@@ -78,9 +92,10 @@ class Verdict:
 
 @dataclasses.dataclass(frozen=True)
 class Evidence:
-  """What every check reads: a suite's finished runs (`load_results`), its structure rows
-  (``structure.jsonl``), its workdir (for metrics.jsonl and checkpoints) and, where measured,
-  a matmul peak (`report.measure_peak`'s record: 'gflops', 'n', 'device')."""
+  """What every check reads: a suite's finished runs (`load_results`; `audit` keeps each
+  (task setting, model) at its chosen learning rate), its structure rows (``structure.jsonl``),
+  its workdir (for metrics.jsonl and checkpoints) and, where measured, a matmul peak
+  (`report.measure_peak`'s record: 'gflops', 'n', 'device')."""
   runs: Sequence[dict[str, Any]] = ()
   structure: Sequence[dict[str, Any]] = ()
   root: str = ''
@@ -101,6 +116,69 @@ class Check:
     findings = self.gather(evidence, rules)
     verdict = self.decide(findings, rules)
     return Verdict(self.section, self.claim, verdict, self.describe(findings, verdict, rules))
+
+
+# -- a difference against the seed spread ----------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Difference:
+  """Two models' per-seed values (steps to converge, accuracy drops), and whether their means
+  differ by more than the seed spread: Welch's t-test (`intervals.welch`) at
+  `Rules.significance`, with at least `Rules.min_seeds` values a side. Infinite values (a run
+  that never converged) take no part in a mean: one side all infinite and the other all finite
+  is a difference beyond any spread; any other mix is not distinguishable."""
+  a: str
+  b: str
+  values_a: tuple[float, ...]
+  values_b: tuple[float, ...]
+  test: intervals.Welch | None  # None: too few seeds, or infinite values
+  distinguishable: bool
+
+  @property
+  def mean_a(self) -> float:
+    return float(np.mean(self.values_a))
+
+  @property
+  def mean_b(self) -> float:
+    return float(np.mean(self.values_b))
+
+  @property
+  def a_smaller(self) -> bool:
+    """Whether a's mean is below b's by more than the spread."""
+    return self.distinguishable and self.mean_a < self.mean_b
+
+  @property
+  def b_smaller(self) -> bool:
+    return self.distinguishable and self.mean_b < self.mean_a
+
+
+def difference(a: str, values_a, b: str, values_b, rules: Rules = RULES) -> Difference:
+  va, vb = tuple(map(float, values_a)), tuple(map(float, values_b))
+  if min(len(va), len(vb)) < max(2, rules.min_seeds):  # Welch's test needs two a side
+    return Difference(a, b, va, vb, None, False)
+  finite_a, finite_b = np.isfinite(va), np.isfinite(vb)
+  if finite_a.all() and finite_b.all():
+    test = intervals.welch(va, vb)
+    return Difference(a, b, va, vb, test, test.p < rules.significance)
+  apart = (not finite_a.any() and finite_b.all()) or (finite_a.all() and not finite_b.any())
+  return Difference(a, b, va, vb, None, bool(apart))
+
+
+def spread_text(d: Difference, rules: Rules = RULES) -> str:
+  """Why ``d`` is or is not distinguishable, in a few words."""
+  least = max(2, rules.min_seeds)
+  few = [(m, len(v)) for m, v in ((d.a, d.values_a), (d.b, d.values_b)) if len(v) < least]
+  if few:
+    return 'not distinguishable (' + ', '.join(
+        f'{"one seed" if n == 1 else f"{n} seeds"} of {m}' for m, n in few) + ')'
+  if d.test is None:
+    if d.distinguishable:
+      return 'beyond any spread (every seed of one never converged, every seed of the other did)'
+    return 'not distinguishable (some seeds never converged)'
+  word = 'distinguishable' if d.distinguishable else 'not distinguishable'
+  return (f"{word} (Welch's t-test over {len(d.values_a)} and {len(d.values_b)} seeds: "
+          f'p = {d.test.p:.2g}, {"under" if d.distinguishable else "not under"} '
+          f'{rules.significance:g})')
 
 
 # The families, from the model registry. The CNN-encoder + recurrent video models
@@ -317,9 +395,9 @@ def steps_to_converge(records: list[dict[str, Any]], rules: Rules = RULES) -> fl
   return float(next(m['step'] for m in records if m['loss'] <= target))
 
 
-def _steps_per_task(ev: Evidence, rules: Rules) -> dict[str, dict[str, float]]:
-  """{task setting: {model: median over seeds of `steps_to_converge`}}, of the settings with
-  learning curves of two models or more."""
+def _steps_per_task(ev: Evidence, rules: Rules) -> dict[str, dict[str, list[float]]]:
+  """{task setting: {model: `steps_to_converge` of each seed}}, of the settings with learning
+  curves of two models or more."""
   out = {}
   for group, members in _groups_all(ev.runs).items():
     steps = {}
@@ -331,30 +409,54 @@ def _steps_per_task(ev: Evidence, rules: Rules) -> dict[str, dict[str, float]]:
         if len(records) >= 2:
           per_seed.append(steps_to_converge(records, rules))
       if per_seed:
-        steps[model] = float(np.median(per_seed))
+        steps[model] = per_seed
     if len(steps) >= 2:
       out[group] = steps
   return out
 
 
-def _first_family(steps: dict[str, float]) -> str | None:
-  """'conv' or 'recurrent': whose fastest model converged first; None without both or a tie."""
-  conv = min((s for m, s in steps.items() if m in CONV), default=None)
-  rec = min((s for m, s in steps.items() if m in RECURRENT), default=None)
-  if conv is None or rec is None or conv == rec:
+def _median(values: Sequence[float]) -> float:
+  return float(np.median(values))
+
+
+def _fastest(steps: dict[str, list[float]], family: tuple[str, ...]) -> str | None:
+  """The family's model with the fewest steps (median over seeds); None without one."""
+  return min((m for m in steps if m in family), key=lambda m: _median(steps[m]), default=None)
+
+
+def family_race(steps: dict[str, list[float]], rules: Rules = RULES) -> Difference | None:
+  """The fastest convolutional model against the fastest recurrent one (a = conv), on their
+  per-seed steps; None without both families."""
+  conv, rec = _fastest(steps, CONV), _fastest(steps, RECURRENT)
+  if conv is None or rec is None:
     return None
-  return 'conv' if conv < rec else 'recurrent'
+  return difference(conv, steps[conv], rec, steps[rec], rules)
 
 
-def decide_convergence(per_task: dict[str, dict[str, float]], rules: Rules = RULES) -> str:
-  """Supported when the convolutional family converges first in every task that has both,
-  refuted when the recurrent one does in every such task, else it depends on the task."""
-  winners = [w for w in map(_first_family, per_task.values()) if w is not None]
-  if not winners:
+def _first_family(steps: dict[str, list[float]], rules: Rules = RULES) -> str | None:
+  """'conv' or 'recurrent': whose fastest model converged first by more than the seed spread;
+  NOT_DISTINGUISHABLE within it (or a tie, or too few seeds); None without both families."""
+  race = family_race(steps, rules)
+  if race is None:
+    return None
+  if not race.distinguishable:
+    return NOT_DISTINGUISHABLE
+  return 'conv' if race.a_smaller else 'recurrent'
+
+
+def decide_convergence(per_task: dict[str, dict[str, list[float]]], rules: Rules = RULES) -> str:
+  """Supported when the convolutional family converges first, beyond the seed spread, in every
+  task that has both; refuted when the recurrent one does in every such task; not
+  distinguishable when no task's difference is beyond the spread; else it depends on the
+  task."""
+  outcomes = [o for o in (_first_family(s, rules) for s in per_task.values()) if o is not None]
+  if not outcomes:
     return NOT_MEASURED
-  if all(w == 'conv' for w in winners):
-    return SUPPORTED
-  return REFUTED if all(w == 'recurrent' for w in winners) else DEPENDS
+  for outcome, verdict in (('conv', SUPPORTED), ('recurrent', REFUTED),
+                           (NOT_DISTINGUISHABLE, NOT_DISTINGUISHABLE)):
+    if all(o == outcome for o in outcomes):
+      return verdict
+  return DEPENDS
 
 
 def _describe_convergence(per_task, verdict: str, rules: Rules) -> str:
@@ -362,14 +464,26 @@ def _describe_convergence(per_task, verdict: str, rules: Rules) -> str:
     return 'no learning curves'
   show = lambda s: 'never' if s == float('inf') else f'{s:g}'
   done = f'{100 * rules.loss_drop_done:g} %'
-  evidence = '; '.join(f'{group}: steps to {done} of the loss drop ' + ', '.join(
-      f'{m} {show(s)}' for m, s in sorted(steps.items(), key=lambda kv: kv[1]))
-                       for group, steps in per_task.items())
-  winners = [w for w in map(_first_family, per_task.values()) if w is not None]
-  if not winners:
-    return evidence + '. No task has a convolutional and a recurrent run that differ.'
-  tally = (f'. The fastest convolutional model converged first in {winners.count("conv")} of '
-           f'{len(winners)} tasks')
+
+  def task_text(group, steps):
+    ordered = sorted(steps.items(), key=lambda kv: _median(kv[1]))
+    text = f'{group}: steps to {done} of the loss drop ' + ', '.join(
+        f'{m} {show(_median(v))}' for m, v in ordered)
+    race = family_race(steps, rules)
+    if race is not None:
+      text += f' ({race.a} vs {race.b}: {spread_text(race, rules)})'
+    return text
+
+  evidence = '; '.join(task_text(g, s) for g, s in per_task.items())
+  evidence += ' (the median over seeds)'
+  outcomes = [o for o in (_first_family(s, rules) for s in per_task.values()) if o is not None]
+  if not outcomes:
+    return evidence + '. No task has a convolutional and a recurrent run.'
+  tally = (f'. The fastest convolutional model converged first in {outcomes.count("conv")} of '
+           f'{len(outcomes)} tasks, the fastest recurrent one in {outcomes.count("recurrent")}, '
+           f'and in {outcomes.count(NOT_DISTINGUISHABLE)} the difference is not beyond the seed '
+           f"spread (Welch's t-test at {rules.significance:g}, {rules.min_seeds} seeds or more "
+           'a side)')
   if verdict == DEPENDS:
     return evidence + tally + (': which family converges first changes with the task; see the '
                                'learning curves per task.')
@@ -436,7 +550,8 @@ def _describe_speed(speed: Speed, verdict: str, rules: Rules) -> str:
            for t, rates in speed.rates.items()]
   ahead = [a for a in map(_tcn_ahead, speed.rates.values()) if a is not None]
   faster = (f' The TCN is faster than every recurrent model at {sum(ahead)} of {len(ahead)} '
-            'lengths.' if ahead else '')
+            'lengths (one timing each, the median of repeated steps: no spread over seeds to '
+            'test a difference against, so the tally alone decides nothing).' if ahead else '')
   device, peak, use = speed.device, speed.peak, ''
   if peak:
     use = (f" Use of the hardware at the longest T={speed.longest}: achieved training FLOP/s "
@@ -587,50 +702,80 @@ def _transforms(rules: Rules) -> tuple[tuple[str, str], ...]:
           ('rescaled', f'shrunk to {rules.rescaled_size}x{rules.rescaled_size}'))
 
 
-def _drops(acc: dict[str, dict[str, float]], rules: Rules) -> dict[str, dict[str, float]]:
-  return {m: {t: a['original'] - a[t] for t, _ in _transforms(rules)} for m, a in acc.items()}
+def _per_run(value) -> np.ndarray:
+  """An accuracy of `invariance.measure` (a list, one per run) or a single value (one run)."""
+  return np.atleast_1d(np.asarray(value, dtype=float))
 
 
-def _invariance_rivals(acc: dict[str, dict[str, float]]) -> list[str]:
+def _drops(acc: dict[str, dict[str, Any]], rules: Rules) -> dict[str, dict[str, np.ndarray]]:
+  """{model: {transform: each run's drop, original - transformed}}."""
+  return {m: {t: _per_run(a['original']) - _per_run(a[t]) for t, _ in _transforms(rules)}
+          for m, a in acc.items()}
+
+
+def _invariance_rivals(acc: dict[str, dict[str, Any]]) -> list[str]:
   return sorted((m for m in acc if m != 'cnn'), key=lambda m: (models.rank(m), m))
 
 
-def _cnn_loses_least(acc, rules: Rules) -> list[tuple[str, str, bool]]:
-  """Per transform: (transform, the rival losing least, whether the cnn's drop is smaller)."""
+SMALLER, LARGER = 'smaller', 'larger'
+
+
+def _cnn_loses_least(acc, rules: Rules) -> list[tuple[str, str, str, Difference]]:
+  """Per transform: (transform, the rival losing least on average, the cnn's drop against
+  the rivals': SMALLER than every rival's beyond the seed spread, LARGER than some rival's
+  beyond it, else NOT_DISTINGUISHABLE; the cnn against the rival losing least)."""
   drop = _drops(acc, rules)
   out = []
   for t, _ in _transforms(rules):
-    rival = min(_invariance_rivals(acc), key=lambda m: drop[m][t])
-    out.append((t, rival, drop['cnn'][t] < drop[rival][t]))
+    rivals = _invariance_rivals(acc)
+    against = {m: difference('cnn', drop['cnn'][t], m, drop[m][t], rules) for m in rivals}
+    rival = min(rivals, key=lambda m: drop[m][t].mean())
+    if all(d.a_smaller for d in against.values()):
+      outcome = SMALLER
+    elif any(d.b_smaller for d in against.values()):
+      outcome = LARGER
+    else:
+      outcome = NOT_DISTINGUISHABLE
+    out.append((t, rival, outcome, against[rival]))
   return out
 
 
-def decide_invariance(acc: dict[str, dict[str, float]], rules: Rules = RULES) -> str:
+def decide_invariance(acc: dict[str, dict[str, Any]], rules: Rules = RULES) -> str:
   """Per transform, the CNN "keeps its accuracy better" when its drop (original - transformed)
-  is smaller than every other model's: supported under both transforms, refuted under neither,
-  else it depends."""
+  is smaller than every other model's by more than the seed spread: supported when so under
+  both transforms, refuted when some model's drop is smaller beyond the spread under both,
+  not distinguishable when neither transform's difference is beyond the spread, else it
+  depends."""
   if 'cnn' not in acc or not _invariance_rivals(acc):
     return NOT_MEASURED
-  best = [smaller for _, _, smaller in _cnn_loses_least(acc, rules)]
-  if all(best):
-    return SUPPORTED
-  return REFUTED if not any(best) else DEPENDS
+  outcomes = [outcome for _, _, outcome, _ in _cnn_loses_least(acc, rules)]
+  for outcome, verdict in ((SMALLER, SUPPORTED), (LARGER, REFUTED),
+                           (NOT_DISTINGUISHABLE, NOT_DISTINGUISHABLE)):
+    if all(o == outcome for o in outcomes):
+      return verdict
+  return DEPENDS
 
 
 def _describe_invariance(acc, verdict: str, rules: Rules) -> str:
   if verdict == NOT_MEASURED:
     return 'needs a digits run of the cnn and of another family'
   drop, names = _drops(acc, rules), dict(_transforms(rules))
-  show = lambda m: (f"{m} {acc[m]['original']:.3f}, " + ', '.join(
-      f'{name} {acc[m][t]:.3f} (drop {drop[m][t]:+.3f})' for t, name in _transforms(rules)))
-  lines = [f"{names[t]}: the cnn's drop {drop['cnn'][t]:.3f} is "
-           f"{'smaller' if smaller else 'not smaller'} than every other model's "
-           f'(smallest other: {rival} {drop[rival][t]:.3f})'
-           for t, rival, smaller in _cnn_loses_least(acc, rules)]
-  evidence = ('test accuracy, original / transformed: ' +
-              '; '.join(show(m) for m in ['cnn'] + _invariance_rivals(acc)) + '. ' +
+  mean = lambda v: float(_per_run(v).mean())
+  show = lambda m: (f"{m} {mean(acc[m]['original']):.3f}, " + ', '.join(
+      f'{name} {mean(acc[m][t]):.3f} (drop {drop[m][t].mean():+.3f})'
+      for t, name in _transforms(rules)))
+  said = {SMALLER: "smaller than every other model's",
+          LARGER: "larger than another model's",
+          NOT_DISTINGUISHABLE: "not distinguishable from the other models'"}
+  lines = [f"{names[t]}: the cnn's drop {drop['cnn'][t].mean():.3f} is {said[outcome]} "
+           f'(smallest other: {rival} {drop[rival][t].mean():.3f}; against it: '
+           f'{spread_text(d, rules)})'
+           for t, rival, outcome, d in _cnn_loses_least(acc, rules)]
+  several = any(len(_per_run(a['original'])) > 1 for a in acc.values())
+  evidence = (f'test accuracy{", mean over seeds" if several else ""}, original / transformed: '
+              + '; '.join(show(m) for m in ['cnn'] + _invariance_rivals(acc)) + '. ' +
               '; '.join(lines) + '.')
-  worst = max(drop['cnn'].values())
+  worst = max(d.mean() for d in drop['cnn'].values())
   if worst > rules.invariant_max_drop:
     evidence += (" An invariant model would keep its accuracy; the cnn's drops up to "
                  f'{worst:.3f} (more than {rules.invariant_max_drop:g}) say it is not invariant '
@@ -638,16 +783,17 @@ def _describe_invariance(acc, verdict: str, rules: Rules) -> str:
   return evidence
 
 
-def invariance_verdict(acc: dict[str, dict[str, float]]) -> tuple[str, str]:
+def invariance_verdict(acc: dict[str, dict[str, Any]]) -> tuple[str, str]:
   """The verdict and evidence of `cnn_size_position_invariant` from test accuracies
-  ``{model: {'original', 'shifted', 'rescaled'}}`` (`decide_invariance`)."""
+  ``{model: {'original', 'shifted', 'rescaled'}}``, each a list with one value per run (seed)
+  or a single value for one run (`decide_invariance`)."""
   verdict = decide_invariance(acc)
   return verdict, _describe_invariance(acc, verdict, RULES)
 
 
 @dataclasses.dataclass(frozen=True)
 class Invariance:
-  acc: dict[str, dict[str, Any]]  # `invariance.measure`'s: {model: accuracies and 'runs'}
+  acc: dict[str, dict[str, Any]]  # `invariance.measure`'s: {model: per-run accuracies, 'runs'}
   skipped: list[str]  # runs without a restorable checkpoint
   ran: bool  # whether the suite had digits runs of the cnn and another family to restore
 
@@ -868,8 +1014,9 @@ CHECKS: tuple[Check, ...] = (
 
 def audit(runs: list[dict[str, Any]], structure: list[dict[str, Any]], root: str,
           peak: dict[str, Any] | None = None, rules: Rules = RULES) -> list[Verdict]:
-  """Every check's verdict on one `Evidence` (``peak``: a measured matmul peak, or None)."""
-  evidence = Evidence(runs, structure, root, peak)
+  """Every check's verdict on one `Evidence` (``peak``: a measured matmul peak, or None), of
+  each (task setting, model) at its chosen learning rate (`selection.chosen_runs`)."""
+  evidence = Evidence(selection.chosen_runs(runs, root or None), structure, root, peak)
   return [check(evidence, rules) for check in CHECKS]
 
 

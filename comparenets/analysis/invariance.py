@@ -98,9 +98,10 @@ def accuracies(run_dir: str, shift_by: int = 1, size: int = 6) -> dict[str, floa
 
 def measure(root: str, runs: list[dict[str, Any]], shift_by: int = 1, size: int = 6
             ) -> tuple[dict[str, dict[str, Any]], list[str]]:
-  """({model: {'original', 'shifted', 'rescaled': mean over its runs, 'runs': directories}},
+  """({model: {'original', 'shifted', 'rescaled': each run's accuracy, 'runs': directories}},
   skipped): the given runs (below ``root``); a run whose checkpoint cannot be restored is left
-  out and listed in ``skipped`` with the error's type."""
+  out and listed in ``skipped`` with the error's type. Per run, not a mean, so that the claims
+  can weigh a difference against the spread over seeds."""
   per_model: dict[str, list[tuple[str, dict[str, float]]]] = {}
   skipped = []
   for r in runs:
@@ -111,8 +112,7 @@ def measure(root: str, runs: list[dict[str, Any]], shift_by: int = 1, size: int 
       continue
     per_model.setdefault(r['model'], []).append((r['workdir'], acc))
   out: dict[str, dict[str, Any]] = {
-      m: {**{k: float(np.mean([a[k] for _, a in items]))
-             for k in ('original', 'shifted', 'rescaled')},
+      m: {**{k: [a[k] for _, a in items] for k in ('original', 'shifted', 'rescaled')},
           'runs': [w for w, _ in items]}
       for m, items in per_model.items()}
   return out, skipped

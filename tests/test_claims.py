@@ -318,6 +318,11 @@ def test_invariance_verdict(cnn, spread, verdict):
       in evidence
   assert 'smallest other: lstm 0.200' in evidence
   assert ('not invariant here' in evidence) == (cnn[0] - min(cnn[1:]) > 0.05)  # by the drop
+  if spread is None:
+    assert evidence.startswith('test accuracy, original') and \
+        'against it: not distinguishable (one seed each)' in evidence
+  else:
+    assert evidence.startswith('test accuracy, mean over seeds') and "Welch's t-test" in evidence
 
 
 def test_invariance_without_a_cnn_or_a_rival_is_not_measured():

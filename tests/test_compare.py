@@ -61,7 +61,7 @@ def test_suite_runs_skips_finished_runs_and_reports(tiny_suite):
   assert 'sees only the previous time step' in rows[3] and '**not measured**' in rows[3]
   assert 'digits: steps to 90 % of the loss drop' in rows[4]
   # one seed a model: which family converged first is no verdict
-  assert '**not distinguishable**' in rows[4] and '(one seed of cnn, one seed of lstm)' in rows[4]
+  assert '**not distinguishable**' in rows[4] and '(cnn vs lstm: not distinguishable (one seed each))' in rows[4]
   # the test split's size, recorded by the loop, gives each accuracy its Wilson interval
   digits = json.loads((workdir / 'digits' / 'cnn' / 'results.json').read_text())
   assert digits['examples'] == {'validation': 269, 'test': 269}

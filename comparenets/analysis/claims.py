@@ -168,6 +168,8 @@ def spread_text(d: Difference, rules: Rules = RULES) -> str:
   """Why ``d`` is or is not distinguishable, in a few words."""
   least = max(2, rules.min_seeds)
   few = [(m, len(v)) for m, v in ((d.a, d.values_a), (d.b, d.values_b)) if len(v) < least]
+  if [n for _, n in few] == [1, 1]:
+    return 'not distinguishable (one seed each)'
   if few:
     return 'not distinguishable (' + ', '.join(
         f'{"one seed" if n == 1 else f"{n} seeds"} of {m}' for m, n in few) + ')'

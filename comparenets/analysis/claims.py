@@ -55,7 +55,7 @@ class Rules:
   # every comparison between models (2.3.1 convergence, 2.1 invariance): a difference counts
   # only when it is larger than the seed spread, so that one lucky seed is no verdict
   significance: float = 0.05  # Welch's t-test, two-sided: the usual 1-in-20 false alarm
-  min_seeds: int = 2  # one seed has no spread to measure: fewer a side is not distinguishable
+  min_seeds: int = 2  # one seed has no spread: fewer a side is not distinguishable (>= 2 always)
   # 2.2, memory beyond the previous step: solving a task well past guessing needs it
   adding_predict_one_mse: float = 0.167  # always predicting 1 (the sum's mean): MSE 1/6
   adding_solved_mse: float = 0.05  # far under 0.167: the two marked numbers were remembered
@@ -125,8 +125,8 @@ class Difference:
   """Two models' per-seed values (steps to converge, accuracy drops), and whether their means
   differ by more than the seed spread: Welch's t-test (`intervals.welch`) at
   `Rules.significance`, with at least `Rules.min_seeds` values a side. Infinite values (a run
-  that never converged) take no part in a mean: one side all infinite and the other all finite
-  is a difference beyond any spread; any other mix is not distinguishable."""
+  that never converged) have no t-test: one side all infinite and the other all finite is a
+  difference beyond any spread; any other mix is not distinguishable."""
   a: str
   b: str
   values_a: tuple[float, ...]

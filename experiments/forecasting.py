@@ -13,7 +13,7 @@ Arguments: ``model`` (tcn, rnn, lstm, gru), ``series`` (mackey_glass, lorenz, su
 ``quick``.
 
 Sunspots: 309 yearly values, split by time into 60 % train (1700-1884), 20 % validation and
-20 % test (1947-2008); 12 years of context (about one solar cycle) forecast the next 6. With
+20 % test (1946-2008); 12 years of context (about one solar cycle) forecast the next 6. With
 168 training windows the models are smaller (32 units) and the run short: on the LSTM, 1000
 steps at learning rate 5e-4 and 300 at 2e-3 both reached validation NRMSE 0.80, against
 0.83-0.91 for the other settings tried (1000 steps at 2e-3 with or without the head's hidden

@@ -168,7 +168,7 @@ def test_cache_is_written_once_and_read_back(small_cache):
   chorales.load.cache_clear()
   reread = chorales.load(small_cache, 2)
   assert os.listdir(small_cache) == [os.path.basename(path)]
-  for path in chorales.chorale_paths()[:3]:  # bwv1.6 adds two horns: not a four-part chorale
+  for path in chorales.chorale_paths()[:3]:  # bwv1.6 adds a horn: not a four-part chorale
     score = converter.parse(path)
     name = chorales.piece_name(path)
     if len(score.parts) == 4:

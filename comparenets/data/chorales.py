@@ -3,7 +3,7 @@
 music21 (BSD) ships its corpus in the wheel: every score file under ``music21/corpus/bach/``
 (``.mxl``, ``.xml`` and ``.krn``; 413 files in music21 10.5.1, the Riemenschneider analyses
 aside). The chorales kept are those with exactly four parts (368 of the 413: the SATB settings;
-the others add instrumental lines such as trumpets and timpani).
+44 of the others add instrumental lines such as horns, trumpets and timpani, one has two).
 
 The conversion (`piano_roll`), fixed and tested: time steps of ``1 / steps_per_quarter`` quarter
 notes (2: one step per eighth note) from the score's start (a pickup measure's); a MIDI

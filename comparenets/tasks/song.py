@@ -96,8 +96,8 @@ class Song(Task):
 
   def splits(self):
     if not hasattr(self, '_splits'):
-      self._splits = {split: pad_pieces(list(p.values()))  # pylint: disable=attribute-defined-outside-init
-                      for split, p in self.pieces().items()}
+      self._splits = {  # pylint: disable=attribute-defined-outside-init
+          split: pad_pieces(list(p.values())) for split, p in self.pieces().items()}
     return self._splits
 
   def train_sampler(self, batch_size, seed):

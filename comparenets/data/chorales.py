@@ -148,9 +148,10 @@ def load(cache_dir: str, steps_per_quarter: int) -> dict[str, np.ndarray]:
   cache, or converted from the installed music21 and cached first."""
   path = cache_path(cache_dir, steps_per_quarter)
   if not os.path.exists(path):
+    paths = chorale_paths()  # a missing music21 is an error before anything is announced
     logging.info('preparing the Bach chorales from music21 (parsing takes about a minute, '
                  'once) into %s', path)
-    data = convert(chorale_paths(), steps_per_quarter)
+    data = convert(paths, steps_per_quarter)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix='.npz.tmp')
     try:

@@ -26,6 +26,8 @@ setup(
         'tensorboardX>=2.6.2,<3',
         'tqdm>=4.66,<5',
         'matplotlib>=3.8,<4',
+        'music21>=10.5,<11',  # the Bach chorales of the song task ship in its wheel
+        'statsmodels>=0.14.2,<0.16',  # the sunspots series of the forecasting task
     ],
     extras_require={
         # gs:// workdirs without TensorFlow: epath reads and writes them through fsspec/gcsfs

@@ -197,6 +197,32 @@ def forecasts(context: np.ndarray, truth: np.ndarray, predictions: Mapping[str, 
   return fig
 
 
+def piano_roll(truth: np.ndarray, probabilities: np.ndarray, lowest_key: int,
+               steps_per_quarter: int, title: str = '') -> 'Figure':
+  """A piano roll against a model's next-step probabilities: ``truth [T, K]`` (0/1) and
+  ``probabilities [T, K]``, key ``k`` being MIDI ``lowest_key + k``; time runs left to right in
+  quarter notes, the true notes outlined on the probabilities."""
+  t, k = truth.shape
+  fig, axes = new_figure(max(6.0, min(16.0, 0.06 * t + 2.0)), 5.2, 2, 1, sharex=True)
+  extent = (0, t / steps_per_quarter, lowest_key - 0.5, lowest_key + k - 0.5)
+  for ax, image, label in ((axes[0, 0], truth, 'truth'),
+                           (axes[1, 0], probabilities, 'predicted probability')):
+    im = ax.imshow(np.asarray(image, float).T, origin='lower', aspect='auto', extent=extent,
+                   cmap='Greys' if label == 'truth' else 'magma_r', vmin=0.0, vmax=1.0,
+                   interpolation='nearest')
+    ax.set_ylabel(f'{label}\nMIDI key')
+    fig.colorbar(im, ax=ax, fraction=0.025, pad=0.01)
+  steps, keys = np.nonzero(truth)
+  axes[1, 0].scatter((steps + 0.5) / steps_per_quarter, lowest_key + keys, s=6, marker='s',
+                     facecolors='none', edgecolors='#1f77b4', linewidths=0.5, label='true notes')
+  axes[1, 0].legend(fontsize=7, loc='upper right')
+  axes[1, 0].set_xlabel('quarter notes')
+  if title:
+    fig.suptitle(title, fontsize=9)
+  fig.tight_layout()
+  return fig
+
+
 def scatter_truth(truth: np.ndarray, predicted: np.ndarray, quantity: str = 'value',
                   title: str = '') -> 'Figure':
   """Predicted against true values, with the diagonal."""

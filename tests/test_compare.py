@@ -108,7 +108,8 @@ def test_quick_suite_covers_every_family_on_every_embedded_task():
                                               'cnn_lstm'}
   experiments = {e[1] for e in entries}
   assert experiments == {f for f in os.listdir(os.path.join(ROOT, 'experiments'))
-                         if f.endswith('.py')} - {'char_lm.py', 'sentiment.py', 'tfds_images.py'}
+                         if f.endswith('.py')} - {'char_lm.py', 'sentiment.py', 'tfds_images.py',
+                                                  'song.py'}
   for _, experiment, arg, overrides in entries:
     load_config(experiment, arg, overrides)  # every entry builds a config
 
@@ -318,7 +319,8 @@ def test_full_suite_entries_exist_and_build():
   assert len(entries) == 3 * len(bases)
   groups = {b.split('/')[0] for b in bases}
   assert {'digits', 'seq_digits', 'seq_digits_permuted', 'adding_T50', 'adding_T200',
-          'copy_memory_T30', 'copy_memory_T100', 'forecasting', 'forecasting_lorenz', 'char_lm',
+          'copy_memory_T30', 'copy_memory_T100', 'forecasting', 'forecasting_lorenz',
+          'forecasting_sunspots', 'song', 'char_lm',
           'mnist', 'permuted_mnist', 'imdb', 'tiny_shakespeare', 'moving_digits',
           'moving_digits_frame', 'moving_digits_rgb', 'moving_digits_rgb_frame', 'detection',
           'detection_one_class', 'super_resolution_x2', 'super_resolution_x3',
@@ -336,3 +338,5 @@ def test_full_suite_entries_exist_and_build():
   assert built[('tfds_images.py', 'model=lstm,dataset=mnist,reading=pixels,order=permuted')] \
       .task.order == 'permuted'
   assert load_config('adding.py', 'model=lstm,length=200', {}).train.steps == 3000
+  assert built[('forecasting.py', 'model=gru,series=sunspots')].task.context == 12
+  assert built[('song.py', 'model=tcn')].task.steps_per_quarter == 2

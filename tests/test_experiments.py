@@ -24,9 +24,10 @@ EXPERIMENTS = {
 }
 MOCKED = {'sentiment', 'tfds_images'}
 # Experiments whose quick run is in their task's own test file, with checks of their own metrics
-# (mAP, PSNR against bicubic, ODS F against Sobel and Canny): not run twice.
+# (mAP, PSNR against bicubic, ODS F against Sobel and Canny, the song's baselines on a small
+# cache of chorales): not run twice.
 OWN_QUICK_RUN = {'detection': 'test_detection.py', 'super_resolution': 'test_super_resolution.py',
-                 'edges': 'test_edges.py'}
+                 'edges': 'test_edges.py', 'song': 'test_song.py'}
 
 
 def get_config(experiment, arg):

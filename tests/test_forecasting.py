@@ -1,10 +1,16 @@
-"""Forecasting: the generated series, the chronological split and the baselines."""
+"""Forecasting: the generated series, the real one (sunspots), the chronological split and the
+baselines."""
+
+import sys
 
 import numpy as np
 import pytest
 
 from comparenets import tasks
+from comparenets import train
 from comparenets.data import series
+from comparenets.errors import DatasetNotFoundError
+from comparenets.experiment import load_config
 from comparenets.tasks import forecasting
 
 
@@ -63,3 +69,43 @@ def test_linear_autoregression_is_exact_on_a_linear_recurrence(monkeypatch):
 def test_forecasting_needs_sequence_models():
   with pytest.raises(ValueError, match="cannot feed model 'cnn'"):
     tasks.build('forecasting').check_input_kind('image', 'cnn')
+
+
+def test_sunspots_are_the_real_yearly_series_split_by_time():
+  raw = series.sunspots()
+  assert raw.shape == (309, 1)  # 1700 to 2008, one value a year
+  assert (raw[0, 0], raw[1, 0], raw[-1, 0]) == (5.0, 11.0, 2.9)  # 1700, 1701 and 2008
+  task = tasks.build('forecasting', series='sunspots', length=6000, context=12, horizon=6,
+                     train_fraction=0.6, validation_fraction=0.2)
+  n_train, n_val = int(309 * 0.6), int(309 * 0.2)  # 1700-1884, 1885-1945, 1946-2008
+  mean, std = task.scale()
+  np.testing.assert_allclose(mean, raw[:n_train].mean(0))
+  np.testing.assert_allclose(std, raw[:n_train].std(0))
+  splits = task.splits()
+  normalised = (raw - mean) / std
+  np.testing.assert_allclose(splits['validation']['inputs'][0][:, 0],
+                             normalised[n_train:n_train + 12, 0], rtol=1e-5)
+  np.testing.assert_allclose(splits['test']['target'][-1][:, 0], normalised[-6:, 0], rtol=1e-5)
+  assert len(splits['train']['inputs']) == n_train - 18 + 1
+  assert len(splits['test']['inputs']) == (309 - n_train - n_val) - 18 + 1
+  assert set(task.baselines()) == {'persistence', 'linear_ar'}
+
+
+def test_missing_statsmodels_is_one_error_naming_the_install(monkeypatch):
+  series.sunspots.cache_clear()
+  monkeypatch.setitem(sys.modules, 'statsmodels.datasets', None)
+  try:
+    with pytest.raises(DatasetNotFoundError, match=r"pip install 'statsmodels>=0\.14\.2,<0\.16'"):
+      tasks.build('forecasting', series='sunspots').splits()
+  finally:
+    series.sunspots.cache_clear()
+
+
+def test_sunspots_experiment_quick_run_records_both_baselines(tmp_path):
+  config = load_config('forecasting', 'model=gru,series=sunspots,quick')
+  assert (config.task.context, config.task.horizon, config.train.learning_rate) == (12, 6, 5e-4)
+  config.train.update(steps=4, eval_every=0, checkpoint_every=0, parallel='none')
+  results = train.train_and_evaluate(config, str(tmp_path))
+  assert results['task']['series'] == 'sunspots'
+  assert set(results['baselines']) == {'persistence', 'linear_ar'}
+  assert set(results['beats_baselines']) == {f'h{h}' for h in range(1, 7)}

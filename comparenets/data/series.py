@@ -1,7 +1,8 @@
-"""Benchmark time series generated offline: Mackey-Glass (univariate) and Lorenz-63 (3 variables).
+"""Time series: two benchmark systems generated offline, Mackey-Glass (univariate) and Lorenz-63
+(3 variables), and one real series, the yearly sunspot numbers that ship with statsmodels.
 
-Both are integrated with the classical fourth-order Runge-Kutta method at a small internal step
-and then sampled every ``sample_every`` time units.
+The generated ones are integrated with the classical fourth-order Runge-Kutta method at a small
+internal step and then sampled every ``sample_every`` time units.
 """
 
 from __future__ import annotations
@@ -9,6 +10,10 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+
+from comparenets.errors import DatasetNotFoundError
+
+STATSMODELS_INSTALL = "pip install 'statsmodels>=0.14.2,<0.16'"
 
 
 @functools.lru_cache(maxsize=8)
@@ -68,3 +73,21 @@ def lorenz(n: int, sigma: float = 10.0, rho: float = 28.0, beta: float = 8.0 / 3
     if (i + 1) % every == 0:
       out[(i + 1) // every - 1] = s
   return out[discard:].copy()
+
+
+@functools.lru_cache(maxsize=1)
+def sunspots() -> np.ndarray:
+  """The yearly mean sunspot numbers of 1700 to 2008 (statsmodels' ``sunspots`` dataset, from
+  the Solar Influences Data Analysis Center and NOAA): float64 ``[309, 1]``, one value a year,
+  no gaps (checked)."""
+  try:
+    # statsmodels (with pandas) takes over a second to import; only this series needs it
+    from statsmodels.datasets import sunspots as dataset  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise DatasetNotFoundError(f'the sunspots series ships with statsmodels, which is not '
+                               f'installed: {STATSMODELS_INSTALL}') from None
+  frame = dataset.load().data
+  years = frame['YEAR'].to_numpy()
+  if len(years) < 2 or np.any(np.diff(years) != 1):
+    raise ValueError('statsmodels\' sunspots series is not one value a year without gaps')
+  return frame['SUNACTIVITY'].to_numpy(np.float64)[:, None]

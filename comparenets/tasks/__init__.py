@@ -16,6 +16,7 @@ from comparenets.tasks.forecasting import Forecasting
 from comparenets.tasks.memory import AddingProblem, CopyMemory
 from comparenets.tasks.moving_digits import MovingDigits
 from comparenets.tasks.sentiment import Sentiment
+from comparenets.tasks.song import Song
 from comparenets.tasks.super_resolution import SuperResolution
 from comparenets.tasks.tfds_images import TFDSImageClassification
 
@@ -27,6 +28,7 @@ REGISTRY: dict[str, type[Task]] = {
     'digits': DigitsClassification,
     'edges': EdgeDetection,
     'sentiment': Sentiment,
+    'song': Song,
     'forecasting': Forecasting,
     'moving_digits': MovingDigits,
     'super_resolution': SuperResolution,

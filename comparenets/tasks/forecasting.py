@@ -1,4 +1,4 @@
-"""Multi-step forecasting of a generated benchmark series (sequence prediction).
+"""Multi-step forecasting of a generated benchmark series or a real one (sequence prediction).
 
 Windows of ``context`` steps predict the next ``horizon`` steps. The series is split
 chronologically into train / validation / test parts (no window crosses a boundary) and
@@ -27,7 +27,10 @@ from comparenets.models.heads import ClassificationHead
 from comparenets.tasks.base import Task
 from comparenets import workdir as workdirs
 
+# Generated: ``f(length, sample_every)``; real: the whole recorded series (``length`` and
+# ``sample_every`` do not apply).
 SERIES = {'mackey_glass': series_data.mackey_glass, 'lorenz': series_data.lorenz}
+REAL_SERIES = {'sunspots': series_data.sunspots}
 # Sampling interval (time units) when ``sample_every`` is 0. Mackey-Glass sampled every time
 # unit is so smooth that a linear autoregression predicts the next sample with NRMSE 0.0005;
 # every 3 time units (32 samples of context span ~5.6 delays) leaves it 0.088 (measured with
@@ -39,7 +42,7 @@ DEFAULT_SAMPLE_EVERY = {'mackey_glass': 3.0, 'lorenz': 0.05}
 class Forecasting(Task):
   series: str = 'mackey_glass'
   sample_every: float = 0.0      # time units between samples; 0: the series' default above
-  length: int = 6000
+  length: int = 6000              # samples generated (a real series is used whole)
   context: int = 32
   horizon: int = 12
   stride: int = 1
@@ -51,20 +54,22 @@ class Forecasting(Task):
   target_metric = 'nrmse'
   higher_is_better = False
   config_rules = {
-      'series': {'choices': tuple(SERIES)},
+      'series': {'choices': tuple(SERIES) + tuple(REAL_SERIES)},
       'length': {'min': 100},
       'train_fraction': {'min': 0.1, 'max': 0.9},
       'validation_fraction': {'min': 0.05, 'max': 0.5},
   }
 
   def _raw(self) -> np.ndarray:
+    if self.series in REAL_SERIES:
+      return REAL_SERIES[self.series]()
     every = self.sample_every or DEFAULT_SAMPLE_EVERY[self.series]
     return SERIES[self.series](self.length, sample_every=every)
 
   def _parts(self):
     x = self._raw()
-    n_train = int(self.length * self.train_fraction)
-    n_val = int(self.length * self.validation_fraction)
+    n_train = int(len(x) * self.train_fraction)
+    n_val = int(len(x) * self.validation_fraction)
     parts = {'train': x[:n_train], 'validation': x[n_train:n_train + n_val],
              'test': x[n_train + n_val:]}
     mean, std = parts['train'].mean(0), parts['train'].std(0)

@@ -1,6 +1,7 @@
 """The full suite: the paper-scale comparison, for a GPU/TPU host, three seeds per entry.
 
-Every family on every embedded task at the experiments' default step counts, at the longer
+Every family on every embedded task (the Bach chorales of the song task and the sunspots series
+ship in the music21 and statsmodels wheels) at the experiments' default step counts, at the longer
 sequences the experiments default to (adding T=200, copy memory T=100) as well as the quick
 suite's shorter ones, every family that reads video on grayscale and coloured moving digits
 (with the single-frame control), the CNN's vision scenarios (detection with 10 classes and
@@ -37,10 +38,11 @@ def embedded():
     for length in (30, 100):
       runs.append((f'copy_memory_T{length}/{model}', 'copy_memory.py',
                    f'model={model},length={length}', {}))
-    for series in ('mackey_glass', 'lorenz'):
+    for series in ('mackey_glass', 'lorenz', 'sunspots'):
       name = 'forecasting' if series == 'mackey_glass' else f'forecasting_{series}'
       runs.append((f'{name}/{model}', 'forecasting.py', f'model={model},series={series}', {}))
     runs.append((f'char_lm/{model}', 'char_lm.py', f'model={model}', {}))
+    runs.append((f'song/{model}', 'song.py', f'model={model}', {}))
   video = ('cnn', 'cnn3d', 'cnn_rnn', 'cnn_lstm', 'cnn_gru') + SEQUENCE
   for channels, name in ((1, 'moving_digits'), (3, 'moving_digits_rgb')):
     for model in video:

@@ -112,3 +112,16 @@ def read_metrics(workdir: str) -> list[dict[str, Any]]:
   if text is None:
     return []
   return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def training_seconds(records: list[dict[str, Any]]) -> dict[int, tuple[dict[str, Any], float]]:
+  """{step: (its train record, training seconds up to it)} of `read_metrics`' records, rebuilt
+  from each train record's ``steps_per_s`` (evaluation and checkpoint time left out). A resumed
+  run logs some steps twice: the last record of a step counts, and its window's time once."""
+  latest = {m['step']: m for m in records if m['split'] == 'train'}
+  out, t, previous = {}, 0.0, 0
+  for step in sorted(latest):
+    t += (step - previous) / latest[step]['steps_per_s']
+    previous = step
+    out[step] = (latest[step], t)
+  return out

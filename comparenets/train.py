@@ -325,6 +325,9 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
                 'workdir': workdir}
     progress.close()
 
+    x, mask = setup.task.adapt({k: v[:1] for k, v in sampler.batch(0).items()}, setup.input_kind)
+    out = jax.eval_shape(lambda r: setup.model.init_with_output(
+        {'params': r, 'dropout': r}, x, mask, train=False)[0], init_rng)  # shapes only
     results = {'model': setup.model_name, 'task': setup.task.describe(),
                'input_kind': setup.input_kind, 'steps': total_steps, 'resumed_from': start,
                'params': params, 'devices': setup.num_devices, 'parallel': parallel.mode,
@@ -333,7 +336,8 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
                                           lambda: None)(),
                'target_metric': setup.task.target_metric,
                # each split's size: the n of a test accuracy's binomial (Wilson) interval
-               'examples': {s: pipeline.split_size(splits[s]) for s in ('validation', 'test')}}
+               'examples': {s: pipeline.split_size(splits[s]) for s in ('validation', 'test')},
+               'io_shapes': jax.tree.map(lambda a: list(a.shape[1:]), {'input': x, 'output': out})}
     for split in ('validation', 'test'):
       results[split] = evaluate(parallel, state, setup.task, splits[split],
                                 train['eval_batch_size'], eval_apply)

@@ -344,9 +344,12 @@ def test_invariance_leaves_out_runs_without_checkpoints(tmp_path):
 
 def test_audit_runs_every_check_on_an_empty_suite():
   verdicts = claims.audit([], [], '')
-  assert len(verdicts) == len(claims.CHECKS) == 11
+  assert len(verdicts) == len(claims.CHECKS) == 14
   assert [v.section for v in verdicts].count('3.1') == 2
-  assert claims.table(verdicts).count('\n| ') == 11  # one row per claim
+  assert [v.section for v in verdicts].count('2.3.3') == 3
+  assert claims.table(verdicts).count('\n| ') == 14  # one row per claim
+  assert {v.section: v.verdict for v in verdicts[-3:]} == {
+      '4.2': claims.NOT_MEASURED, '3.2': claims.NOT_MEASURED, '2.3.3': claims.NOT_MEASURED}
 
 
 # 3.1: the input kinds a CNN reads.
@@ -582,3 +585,180 @@ def test_invariance_drop_rule_changes_only_the_evidence():
   assert 'not invariant here' in describe(measured, claims.SUPPORTED, claims.RULES)
   assert 'not invariant' not in describe(measured, claims.SUPPORTED,
                                          claims.Rules(invariant_max_drop=0.0625))
+
+
+# 4.2: RNNs predict and classify sequence data.
+
+def seq_run(workdir, task, value, metric=None, **extra):
+  model = workdir.split('/')[1]
+  metric = metric or claims.tasks.REGISTRY[task['name']].target_metric
+  r = run(workdir, model, metric, value)
+  r['task'] = task
+  r.update(extra)
+  return r
+
+
+ADDING = {'name': 'adding', 'length': 50}
+SONG_BASELINES = {'previous_frame': {'nll': 9.0}, 'key_frequency': {'nll': 12.0}}
+
+
+@pytest.mark.parametrize('gru_mse, lstm_recall, verdict', [
+    (0.166, 0.126, claims.SUPPORTED),  # under predicting 1 (0.167), over guessing (0.125)
+    (0.167, 0.126, claims.DEPENDS),  # the adding problem at the bar: not beaten
+    (0.168, 0.125, claims.REFUTED),  # neither
+])
+def test_sequence_uses_flip_at_the_trivial_levels(gru_mse, lstm_recall, verdict):
+  runs = [seq_run('adding_T50/gru', ADDING, gru_mse), seq_run('adding_T50/rnn', ADDING, 0.3),
+          seq_run('copy_memory_T30/lstm', {'name': 'copy_memory'}, lstm_recall),
+          seq_run('digits/cnn', {'name': 'digits'}, 0.05)]  # no step-by-step reader: left out
+  v = claims.rnns_handle_sequences(Evidence(runs))
+  assert v.verdict == verdict
+  assert f'adding_T50: best recurrent gru test mse {gru_mse:g} (adding_T50/gru); to beat: ' \
+      'predicting 1 0.167' in v.evidence
+  assert 'copy_memory_T30: best recurrent lstm' in v.evidence and 'guessing 0.125' in v.evidence
+  assert 'digits' not in v.evidence and 'no tcn run' in v.evidence
+
+
+def test_sequence_uses_read_recorded_baselines_and_weigh_the_tcn_over_seeds():
+  song = {'name': 'song'}
+  runs = [seq_run(f'song/lstm/seed{i}', song, 8.0 + 0.1 * i, baselines=SONG_BASELINES)
+          for i in range(3)]
+  runs += [seq_run(f'song/tcn/seed{i}', song, 8.6 + 0.1 * i, baselines=SONG_BASELINES)
+           for i in range(3)]
+  runs.append(seq_run('moving_digits/cnn_lstm', {'name': 'moving_digits', 'directions': 8}, 0.9))
+  v = claims.rnns_handle_sequences(Evidence(runs))
+  assert v.verdict == claims.SUPPORTED
+  assert 'song: best recurrent lstm test nll 8.1 (mean of 3)' in v.evidence
+  assert 'to beat: previous_frame 9, key_frequency 12 (beats them)' in v.evidence
+  assert "better than the tcn 8.7 (distinguishable (Welch's t-test over 3 and 3" in v.evidence
+  assert 'moving_digits: best recurrent cnn_lstm test accuracy 0.9' in v.evidence
+  assert 'chance 0.125' in v.evidence and 'on 2 of 2 tasks' in v.evidence
+  # a recorded baseline the model does not beat: the song no longer counts as handled
+  worse = dict(SONG_BASELINES, previous_frame={'nll': 8.05})
+  for r in runs[:6]:
+    r['baselines'] = worse
+  v = claims.rnns_handle_sequences(Evidence(runs))
+  assert v.verdict == claims.DEPENDS and '(does not beat them)' in v.evidence
+  one = claims.rnns_handle_sequences(Evidence([runs[0], runs[3]]))
+  assert 'better than the tcn' not in one.evidence
+  assert 'level with the tcn 8.6 (not distinguishable (one seed each))' in one.evidence
+
+
+def test_sequence_uses_classification_chance_is_one_over_classes():
+  digits = lambda acc: seq_run('digits/lstm', {'name': 'digits', 'reading': 'rows'}, acc)
+  assert claims.decide_sequence_uses(claims._sequence_tasks(Evidence([digits(0.101)]),
+                                                            claims.RULES)) == claims.SUPPORTED
+  assert claims.decide_sequence_uses(claims._sequence_tasks(Evidence([digits(0.1)]),
+                                                            claims.RULES)) == claims.REFUTED
+  lm = lambda bpc: seq_run('char_lm/gru', {'name': 'char_lm'}, bpc)
+  assert claims.rnns_handle_sequences(Evidence([lm(7.9)])).verdict == claims.SUPPORTED
+  assert claims.rnns_handle_sequences(Evidence([lm(8.0)])).verdict == claims.REFUTED
+  assert claims.rnns_handle_sequences(Evidence([lm(7.9)]),
+                                      claims.Rules(char_uniform_bpc=7.0)).verdict == claims.REFUTED
+  assert claims.rnns_handle_sequences(Evidence([run('digits/lstm', 'lstm')])).verdict == \
+      claims.NOT_MEASURED  # no task recorded: no bar known
+
+
+# 3.2: sequences of vectors in and out.
+
+def io_run(workdir, task, inp, out, **extra):
+  r = seq_run(workdir, {'name': task}, 0.5, metric='accuracy',
+              io_shapes={'input': inp, 'output': out})
+  r.update(extra)
+  return r
+
+
+def test_io_patterns_from_recorded_shapes_and_samples(tmp_path):
+  rows = io_run('digits/lstm', 'digits', [8, 8], [10])
+  copy = io_run('copy_memory_T30/gru', 'copy_memory', [50, 10], [50, 10])
+  lm = io_run('char_lm/rnn', 'char_lm', [128], [128, 256])
+  tcn_lm = io_run('char_lm/tcn', 'char_lm', [128], [128, 256], samples=['def f'])
+  v = claims.rnn_sequence_io(Evidence([rows, copy, tcn_lm], root=str(tmp_path)))
+  assert v.verdict == claims.DEPENDS  # the tcn's samples are no recurrent run's
+  assert 'many-to-one: digits/lstm (8x8 -> 10)' in v.evidence
+  assert 'many-to-many: copy_memory_T30/gru (50x10 -> 50x10)' in v.evidence
+  assert v.evidence.endswith('No finished recurrent run of: generation.')
+  os.makedirs(tmp_path / 'char_lm/rnn')
+  (tmp_path / 'char_lm/rnn/samples.txt').write_text('=== sample 0\ndef f')
+  v = claims.rnn_sequence_io(Evidence([rows, copy, lm], root=str(tmp_path)))
+  assert v.verdict == claims.SUPPORTED
+  assert 'char_lm/rnn (128 -> 128x256)' in v.evidence
+  assert "generation: char_lm/rnn (samples.txt, one step's output 256)" in v.evidence
+  assert 'No finished' not in v.evidence
+
+
+def test_io_pattern_reads_the_step_axis_and_falls_back_to_the_task():
+  assert claims.io_pattern({'io_shapes': {'input': [64, 1], 'output': [10]}}) == 'many-to-one'
+  assert claims.io_pattern({'io_shapes': {'input': [12, 1], 'output': [6, 1]}}) == 'many-to-one'
+  assert claims.io_pattern({'io_shapes': {'input': [12, 1], 'output': [12, 1]}}) == \
+      'many-to-many'
+  assert claims.io_pattern({'task': {'name': 'song'}}) == 'many-to-many'  # an older run
+  assert claims.io_pattern({'task': {'name': 'adding'}}) == 'many-to-one'
+  old = seq_run('song/lstm', {'name': 'song'}, 8.0)
+  v = claims.rnn_sequence_io(Evidence([old], root='/nonexistent'))
+  assert v.verdict == claims.DEPENDS and 'song/lstm (shapes not recorded)' in v.evidence
+  assert 'No finished recurrent run of: many-to-one, generation.' in v.evidence
+  assert claims.decide_io_patterns([]) == claims.NOT_MEASURED
+
+
+# 2.3.3, second half: time to a good result.
+
+def write_timed(root, workdir, rate, accuracies, every=10):
+  """A run logged every ``every`` steps at ``rate`` steps/s, one validation accuracy a log."""
+  path = os.path.join(root, workdir)
+  os.makedirs(path, exist_ok=True)
+  with open(os.path.join(path, 'metrics.jsonl'), 'w') as f:
+    for i, acc in enumerate(accuracies):
+      step = every * (i + 1)
+      f.write(json.dumps({'step': step, 'split': 'train', 'loss': 1.0, 'steps_per_s': rate})
+              + '\n')
+      f.write(json.dumps({'step': step, 'split': 'validation', 'accuracy': acc}) + '\n')
+  return seq_run(workdir, {'name': 'digits'}, accuracies[-1])
+
+
+def test_seconds_to_target_reads_the_rebuilt_training_time():
+  records = [{'step': 10, 'split': 'train', 'steps_per_s': 10.0},
+             {'step': 20, 'split': 'train', 'steps_per_s': 5.0},
+             {'step': 15, 'split': 'validation', 'accuracy': 0.6},
+             {'step': 20, 'split': 'validation', 'accuracy': 0.8}]
+  assert claims.seconds_to(records, 'accuracy', 0.6, True) == 3.0  # 1 s + 2 s, at step 20
+  assert claims.seconds_to(records, 'accuracy', 0.81, True) == float('inf')
+  assert claims.seconds_to(records, 'accuracy', 0.7, False) == 3.0  # lower is better: 0.6
+
+
+@pytest.mark.parametrize('lstm_rates, verdict', [
+    ((4.0, 5.0, 6.0), claims.SUPPORTED),  # 7.5, 6, 5 s against the cnn's 1 s a seed
+    ((40.0, 50.0, 60.0), claims.REFUTED),  # 0.75, 0.6, 0.5 s
+    ((20.0, 30.0, 60.0), claims.NOT_DISTINGUISHABLE),  # 1.5, 1, 0.5 s: a mean of 1 s too
+])
+def test_time_to_target_flips_with_the_speed(tmp_path, lstm_rates, verdict):
+  # worst logged 0.1, best 0.9: the target is 0.5, reached at step 10 and step 30
+  runs = [write_timed(tmp_path, f'digits/cnn/seed{i}', rate, [0.5, 0.9])
+          for i, rate in enumerate((9.0, 10.0, 11.0))]
+  runs += [write_timed(tmp_path, f'digits/lstm/seed{i}', rate, [0.1, 0.1, 0.5])
+           for i, rate in enumerate(lstm_rates)]
+  v = claims.rnns_take_longer(Evidence(runs, root=str(tmp_path)))
+  assert v.verdict == verdict, v.evidence
+  assert 'digits: training seconds to validation accuracy >= 0.5 ' in v.evidence
+  assert 'got there first in' in v.evidence
+
+
+def test_time_to_target_moves_with_the_fraction_and_needs_two_seeds(tmp_path):
+  runs = [write_timed(tmp_path, f'digits/cnn/seed{i}', rate, [0.5, 0.9])
+          for i, rate in enumerate((9.0, 10.0, 11.0))]
+  runs += [write_timed(tmp_path, f'digits/gru/seed{i}', rate, [0.1, 0.6, 0.9])
+           for i, rate in enumerate((9.0, 10.0, 11.0))]
+  ev = Evidence(runs, root=str(tmp_path))
+  v = claims.rnns_take_longer(ev)
+  assert v.verdict == claims.SUPPORTED, v.evidence  # to 0.5: steps 10 and 20
+  assert 'cnn 1 s, gru 2 s' in v.evidence
+  v = claims.rnns_take_longer(ev, claims.Rules(time_target_fraction=0.0))
+  assert v.verdict == claims.NOT_DISTINGUISHABLE  # to 0.1: both at step 10
+  assert '>= 0.1 cnn 1 s, gru 1 s' in v.evidence
+  one = claims.rnns_take_longer(Evidence(runs[1:2] + runs[4:5], root=str(tmp_path)))
+  assert one.verdict == claims.NOT_DISTINGUISHABLE and 'one seed each' in one.evidence
+  never = write_timed(tmp_path, 'digits/gru/seed9', 10.0, [0.1, 0.2])
+  assert 'gru never' in claims.rnns_take_longer(Evidence([runs[1], never],
+                                                         root=str(tmp_path))).evidence
+  assert claims.rnns_take_longer(Evidence(runs[:3], root=str(tmp_path))).verdict == \
+      claims.NOT_MEASURED  # one model: no race

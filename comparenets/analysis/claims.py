@@ -35,10 +35,11 @@ import jax
 import numpy as np
 
 from comparenets import models
+from comparenets import tasks
 from comparenets.analysis import invariance
 from comparenets.analysis import selection
 from comparenets.analysis import structure as structure_lib
-from comparenets.metric_writers import read_metrics
+from comparenets.metric_writers import read_metrics, training_seconds
 from comparenets.metrics import intervals
 from comparenets.models import recurrent
 
@@ -77,6 +78,14 @@ class Rules:
   min_map50: float = 0.5  # a detector works when half of a perfect mean AP at IoU 0.5 is there
   min_psnr_gain_db: float = 0.0  # super-resolution works when it beats bicubic at all
   edge_baseline: str = 'sobel'  # edges work when above the classic non-learned detector's ODS F
+  # 4.2, RNNs predict and classify sequences: the bar where a task records no baselines of its
+  # own (adding and copy memory above, 1 / classes for classification)
+  sentiment_classes: int = 2  # positive or negative: guessing scores 1/2
+  char_uniform_bpc: float = 8.0  # a uniform guess over the 256 byte values: log2(256) bits
+  # 2.3.3, second half: time to a good result. The target is halfway from the worst validation
+  # value the task's runs logged to the best any of them reached: one target for every model
+  # of a task, that any model that learns reaches, on the task's own metric and direction
+  time_target_fraction: float = 0.5
 
 
 RULES = Rules()
@@ -1008,10 +1017,302 @@ cnn_vision_scenarios = Check(
     'and edge detection.', _scenario_runs, decide_scenarios, _describe_scenarios)
 
 
+# -- 4.2: what an RNN is used for ------------------------------------------------------------------
+
+# The models that read a sequence step by step: the recurrent family and the CNN-encoder +
+# recurrent video models (a clip read frame by frame).
+READS_STEPWISE = RECURRENT + tuple(models.ordered('conv+recurrent'))
+
+
+def _higher_is_better(task_name: str) -> bool:
+  return tasks.REGISTRY[task_name].higher_is_better
+
+
+def bars(run: dict[str, Any], rules: Rules = RULES) -> dict[str, float]:
+  """{name: test value} a model must beat on ``run``'s task and metric: the baselines the run
+  recorded (forecasting, song), else the trivial level of `Rules` (predicting the mean on the
+  adding problem, guessing on copy memory, 1 / classes for classification, a uniform byte for
+  the character LM); {} where neither is known."""
+  metric, task = run['target_metric'], run.get('task', {})
+  recorded = {k: v[metric] for k, v in run.get('baselines', {}).items() if metric in v}
+  if recorded:
+    return recorded
+  name = task.get('name')
+  if name == 'adding' and metric == 'mse':
+    return {'predicting 1': rules.adding_predict_one_mse}
+  if name == 'copy_memory' and metric == 'recall_accuracy':
+    return {'guessing': rules.copy_guess_recall}
+  if name == 'char_lm' and metric == 'bpc':
+    return {'uniform bytes': rules.char_uniform_bpc}
+  if metric == 'accuracy':
+    chance = 1.0 / rules.sentiment_classes if name == 'sentiment' else _chance(task, rules)
+    return {'chance': chance}
+  return {}
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceTask:
+  group: str  # the task setting
+  metric: str
+  higher_is_better: bool
+  best: str  # the best model reading step by step (mean over its seeds)
+  values: dict[str, list[float]]  # {model: per-seed test values} of every model of the setting
+  workdirs: dict[str, str]  # {model: its runs}
+  bars: dict[str, float]  # `bars`: {} when none is known
+
+  def better(self, a: float, b: float) -> bool:
+    return a > b if self.higher_is_better else a < b
+
+  @property
+  def beats(self) -> bool:
+    """Whether the best recurrent model's mean is better than every bar."""
+    mean = float(np.mean(self.values[self.best]))
+    return all(self.better(mean, bar) for bar in self.bars.values())
+
+
+def _sequence_tasks(ev: Evidence, rules: Rules) -> list[SequenceTask]:
+  """Every task setting with a run of a model reading step by step (`READS_STEPWISE`)."""
+  out = []
+  for group, members in _groups_all(ev.runs).items():
+    readers = [m for m in members if m in READS_STEPWISE]
+    first = members[readers[0]][0] if readers else None
+    if first is None or first.get('task', {}).get('name') not in tasks.REGISTRY:
+      continue
+    metric, higher = first['target_metric'], _higher_is_better(first['task']['name'])
+    values = {m: [r['test'][metric] for r in rs] for m, rs in members.items()}
+    pick = max if higher else min
+    best = pick(readers, key=lambda m: float(np.mean(values[m])))
+    out.append(SequenceTask(group, metric, higher, best, values,
+                            {m: _runs_text(rs) for m, rs in members.items()},
+                            bars(first, rules)))
+  return out
+
+
+def decide_sequence_uses(found: list[SequenceTask], rules: Rules = RULES) -> str:
+  """Supported when the best recurrent model beats its task's bars on every task that has
+  some, refuted when on none, else it depends; not measured without such a task."""
+  measured = [t for t in found if t.bars]
+  if not measured:
+    return NOT_MEASURED
+  beaten = sum(t.beats for t in measured)
+  return SUPPORTED if beaten == len(measured) else DEPENDS if beaten else REFUTED
+
+
+def _against_tcn(t: SequenceTask, rules: Rules) -> str:
+  if 'tcn' not in t.values or t.best == 'tcn':
+    return 'no tcn run'
+  d = difference(t.best, t.values[t.best], 'tcn', t.values['tcn'], rules)
+  if d.distinguishable:
+    word = 'better than' if t.better(d.mean_a, d.mean_b) else 'worse than'
+  else:
+    word = 'level with'
+  return f'{word} the tcn {d.mean_b:.4g} ({spread_text(d, rules)})'
+
+
+def _describe_sequence_uses(found: list[SequenceTask], verdict: str, rules: Rules) -> str:
+  if not found:
+    return 'no run of a recurrent model on a sequence task'
+  parts = []
+  for t in found:
+    mean = float(np.mean(t.values[t.best]))
+    seeds = len(t.values[t.best])
+    bar = (', '.join(f'{k} {v:.4g}' for k, v in t.bars.items()) if t.bars else
+           'no baseline known: not counted')
+    beat = ('' if not t.bars else ' (beats them)' if t.beats else ' (does not beat them)')
+    parts.append(f"{t.group}: best recurrent {t.best} test {t.metric} {mean:.4g}"
+                 f"{f' (mean of {seeds})' if seeds > 1 else ''} ({t.workdirs[t.best]}); "
+                 f'to beat: {bar}{beat}; {_against_tcn(t, rules)}')
+  measured = [t for t in found if t.bars]
+  tally = (f'. The best recurrent model beats the baselines on {sum(t.beats for t in measured)} '
+           f'of {len(measured)} tasks with baselines (recorded with the runs where the task '
+           'has them, else the trivial level: predicting 1 on the adding problem, guessing on '
+           'copy memory, 1 / classes, a uniform byte).')
+  return '; '.join(parts) + tally
+
+
+rnns_handle_sequences = Check(
+    '4.2', 'RNNs predict and classify sequence data (text, music, series, video, digits read '
+    'as sequences).', _sequence_tasks, decide_sequence_uses, _describe_sequence_uses)
+
+
+# -- 3.2: sequences of vectors in and out ----------------------------------------------------------
+
+IO_PATTERNS = ('many-to-one', 'many-to-many', 'generation')
+PER_STEP_TASKS = ('char_lm', 'song', 'copy_memory')  # a prediction at every step
+
+
+@dataclasses.dataclass(frozen=True)
+class IoRun:
+  pattern: str  # one of IO_PATTERNS
+  workdir: str
+  shapes: dict[str, Any] | None  # results['io_shapes'] (one example's, batch axis left out)
+
+
+def io_pattern(run: dict[str, Any]) -> str:
+  """'many-to-many' when the output has a step axis as long as the input's (from the shapes
+  the run recorded; older runs without them by the task), else 'many-to-one'."""
+  shapes = run.get('io_shapes')
+  if isinstance(shapes, dict) and isinstance(shapes.get('output'), list):
+    inp, out = shapes['input'], shapes['output']
+    return IO_PATTERNS[1] if len(out) >= 2 and out[0] == inp[0] else IO_PATTERNS[0]
+  return IO_PATTERNS[1] if run.get('task', {}).get('name') in PER_STEP_TASKS else IO_PATTERNS[0]
+
+
+def _generated(ev: Evidence, run: dict[str, Any]) -> bool:
+  """Whether the run sampled text (the character LM writes samples.txt)."""
+  return bool(run.get('samples')) or os.path.exists(
+      os.path.join(ev.root, run['workdir'], 'samples.txt'))
+
+
+def _io_runs(ev: Evidence, rules: Rules) -> list[IoRun]:
+  out = []
+  for r in ev.runs:
+    if r['model'] not in READS_STEPWISE:
+      continue
+    out.append(IoRun(io_pattern(r), r['workdir'], r.get('io_shapes')))
+    if _generated(ev, r):
+      out.append(IoRun(IO_PATTERNS[2], r['workdir'], r.get('io_shapes')))
+  return out
+
+
+def _missing_patterns(found: list[IoRun]) -> list[str]:
+  return [p for p in IO_PATTERNS if not any(r.pattern == p for r in found)]
+
+
+def decide_io_patterns(found: list[IoRun], rules: Rules = RULES) -> str:
+  """Supported when every pattern has a finished recurrent run, else it depends."""
+  if not found:
+    return NOT_MEASURED
+  return DEPENDS if _missing_patterns(found) else SUPPORTED
+
+
+def _describe_io_patterns(found: list[IoRun], verdict: str, rules: Rules) -> str:
+  if not found:
+    return 'no finished run of a recurrent model'
+  shape = lambda s: 'x'.join(map(str, s)) if s else 'one value'
+
+  def io(r: IoRun) -> str:
+    if not isinstance(r.shapes, dict):
+      return f'{r.workdir} (shapes not recorded)'
+    if r.pattern == IO_PATTERNS[2]:
+      return f"{r.workdir} (samples.txt, one step's output {shape(r.shapes['output'][1:])})"
+    return f"{r.workdir} ({shape(r.shapes['input'])} -> {shape(r.shapes['output'])})"
+
+  parts = [f'{p}: ' + ', '.join(io(r) for r in found if r.pattern == p)
+           for p in IO_PATTERNS if any(r.pattern == p for r in found)]
+  text = ('one example in -> out, steps first: ' + '; '.join(parts) + '.')
+  missing = _missing_patterns(found)
+  return text + (f' No finished recurrent run of: {", ".join(missing)}.' if missing else '')
+
+
+rnn_sequence_io = Check(
+    '3.2', "An RNN's inputs and outputs are sequences of vectors: one output per sequence, one "
+    'per step, or a generated sequence.', _io_runs, decide_io_patterns, _describe_io_patterns)
+
+
+# -- 2.3.3, second half: time to a good result -----------------------------------------------------
+
+def _validation(records: list[dict[str, Any]], metric: str) -> list[tuple[int, float]]:
+  """[(step, value)] of the validation records with ``metric``, by step."""
+  latest = {m['step']: m[metric] for m in records
+            if m['split'] == 'validation' and metric in m}
+  return sorted(latest.items())
+
+
+def seconds_to(records: list[dict[str, Any]], metric: str, target: float,
+               higher_is_better: bool) -> float:
+  """Training seconds (`training_seconds`) until the first validation value at or past
+  ``target``, at the first train record at or after its step; inf when never reached."""
+  seconds = training_seconds(records)
+  if not seconds:
+    return float('inf')
+  for step, value in _validation(records, metric):
+    if (value >= target) if higher_is_better else (value <= target):
+      at = [s for s in sorted(seconds) if s >= step] or [max(seconds)]
+      return seconds[at[0]][1]
+  return float('inf')
+
+
+@dataclasses.dataclass(frozen=True)
+class TimeToTarget:
+  metric: str
+  higher_is_better: bool
+  target: float
+  seconds: dict[str, list[float]]  # {model: per-seed training seconds to the target}
+
+
+def _times_per_task(ev: Evidence, rules: Rules) -> dict[str, TimeToTarget]:
+  """{task setting: `TimeToTarget`} of the settings with learning curves of two models or
+  more, the target by `Rules.time_target_fraction`."""
+  out = {}
+  for group, members in _groups_all(ev.runs).items():
+    first = next(iter(members.values()))[0]
+    name, metric = first.get('task', {}).get('name'), first['target_metric']
+    if name not in tasks.REGISTRY:
+      continue
+    higher = _higher_is_better(name)
+    records = {m: [read_metrics(os.path.join(ev.root, r['workdir'])) for r in rs]
+               for m, rs in members.items()}
+    logged = [v for runs_of in records.values() for rec in runs_of
+              for _, v in _validation(rec, metric)]
+    if not logged:
+      continue
+    best, worst = (max(logged), min(logged)) if higher else (min(logged), max(logged))
+    target = worst + rules.time_target_fraction * (best - worst)
+    seconds = {m: [seconds_to(rec, metric, target, higher) for rec in runs_of
+                   if training_seconds(rec)] for m, runs_of in records.items()}
+    seconds = {m: v for m, v in seconds.items() if v}
+    if len(seconds) >= 2:
+      out[group] = TimeToTarget(metric, higher, target, seconds)
+  return out
+
+
+def decide_time_to_target(per_task: dict[str, TimeToTarget], rules: Rules = RULES) -> str:
+  """As `decide_convergence`, on seconds: supported when the fastest convolutional model
+  reaches the target first beyond the seed spread in every task with both families."""
+  return decide_convergence({g: t.seconds for g, t in per_task.items()}, rules)
+
+
+def _describe_time_to_target(per_task: dict[str, TimeToTarget], verdict: str,
+                             rules: Rules) -> str:
+  if not per_task:
+    return 'no validation curves'
+  show = lambda s: 'never' if s == float('inf') else f'{s:.3g} s'
+
+  def task_text(group: str, t: TimeToTarget) -> str:
+    ordered = sorted(t.seconds.items(), key=lambda kv: _median(kv[1]))
+    text = (f"{group}: training seconds to validation {t.metric} "
+            f"{'>=' if t.higher_is_better else '<='} {t.target:.4g} " +
+            ', '.join(f'{m} {show(_median(v))}' for m, v in ordered))
+    race = family_race(t.seconds, rules)
+    if race is not None:
+      text += f' ({race.a} vs {race.b}: {spread_text(race, rules)})'
+    return text
+
+  evidence = '; '.join(task_text(g, t) for g, t in per_task.items()) + (
+      f' (the median over seeds; target: {rules.time_target_fraction:g} of the way from the '
+      "worst validation value the task's runs logged to the best any reached; seconds of "
+      'training, rebuilt from the logged steps per second, evaluation left out)')
+  outcomes = [o for o in (_first_family(t.seconds, rules) for t in per_task.values())
+              if o is not None]
+  if not outcomes:
+    return evidence + '. No task has a convolutional and a recurrent run.'
+  return evidence + (
+      f'. The fastest convolutional model got there first in {outcomes.count("conv")} of '
+      f'{len(outcomes)} tasks, the fastest recurrent one in {outcomes.count("recurrent")}, and in '
+      f'{outcomes.count(NOT_DISTINGUISHABLE)} the difference is not beyond the seed spread.')
+
+
+rnns_take_longer = Check(
+    '2.3.3', 'RNNs need more (wall-clock) time to reach a good result.',
+    _times_per_task, decide_time_to_target, _describe_time_to_target)
+
+
 CHECKS: tuple[Check, ...] = (
     params_grow_with_steps, gru_only_update_gate, lstm_gates, simple_rnn_previous_step_only,
     rnns_converge_with_difficulty, rnns_train_slower, cnn_fewer_params, cnn_needs_fixed_size,
-    cnn_size_position_invariant, cnn_reads_input_kinds, cnn_vision_scenarios)
+    cnn_size_position_invariant, cnn_reads_input_kinds, cnn_vision_scenarios,
+    rnns_handle_sequences, rnn_sequence_io, rnns_take_longer)
 
 
 def audit(runs: list[dict[str, Any]], structure: list[dict[str, Any]], root: str,

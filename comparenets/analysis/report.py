@@ -30,7 +30,7 @@ from comparenets.analysis import claims
 from comparenets.analysis import selection
 from comparenets.analysis import structure
 from comparenets.errors import ConfigError
-from comparenets.metric_writers import read_metrics
+from comparenets.metric_writers import read_metrics, training_seconds
 from comparenets.metrics import intervals
 from comparenets.summary import load_results
 
@@ -246,14 +246,8 @@ def plot_metric_vs_params(groups: dict[str, list[dict[str, Any]]], path: str) ->
 def _train_curve(root: str, run: dict[str, Any]) -> dict[int, tuple[float, float]]:
   """{step: (train loss, training seconds so far)} of a run's metrics.jsonl. A resumed run logs
   some steps twice: the last record of a step counts, and its window's time once."""
-  latest = {m['step']: m for m in read_metrics(os.path.join(root, run['workdir']))
-            if m['split'] == 'train'}
-  out, t, previous = {}, 0.0, 0
-  for step in sorted(latest):
-    t += (step - previous) / latest[step]['steps_per_s']
-    previous = step
-    out[step] = (latest[step]['loss'], t)
-  return out
+  seconds = training_seconds(read_metrics(os.path.join(root, run['workdir'])))
+  return {step: (record['loss'], t) for step, (record, t) in seconds.items()}
 
 
 def plot_learning_curves(group, root: str, path: str):

@@ -51,7 +51,7 @@ def test_suite_runs_skips_finished_runs_and_reports(tiny_suite):
   assert '| char_lm | - | - | sequence | sequence | sequence | sequence | - | - | - |' in text
   claims = text.split('## Claims audit')[1].split('## Which family')[0]
   rows = [l for l in claims.splitlines() if l.startswith('| 2.')]
-  assert len(rows) == 8
+  assert len(rows) == 9
   assert '| 3.1 | A CNN takes input of one fixed size' in claims and '**depends**' in claims
   assert "parameter count grows exponentially" in rows[0]
   assert '**not measured**' in rows[0]  # one length: growth needs two (tests/test_claims.py)
@@ -75,6 +75,18 @@ def test_suite_runs_skips_finished_runs_and_reports(tiny_suite):
   assert re.search(r'cnn [01]\.\d{3}, shifted 1 px [01]\.\d{3} \(drop [-+]\d\.\d{3}\), '
                    r'shrunk to 6x6', rows[7]) and 'Runs: cnn: digits/cnn; lstm: digits/lstm' \
       in rows[7]
+  # 4.2, 3.2 and 2.3.3's time to a target, from these runs (and the shapes the loop recorded)
+  assert json.loads((workdir / 'digits' / 'lstm' / 'results.json').read_text())['io_shapes'] == \
+      {'input': [8, 8], 'output': [10]}
+  uses = next(l for l in claims.splitlines() if l.startswith('| 4.2 |'))
+  assert 'digits: best recurrent lstm test accuracy' in uses and 'chance 0.1' in uses
+  assert 'forecasting: best recurrent gru test nrmse' in uses and 'linear_ar' in uses
+  io = next(l for l in claims.splitlines() if l.startswith('| 3.2 |'))
+  assert 'many-to-one: digits/lstm (8x8 -> 10), forecasting/gru (' in io and '**depends**' in io
+  assert 'No finished recurrent run of: many-to-many, generation.' in io
+  assert rows[8].startswith('| 2.3.3 | RNNs need more (wall-clock) time')
+  assert 'digits: training seconds to validation accuracy >= ' in rows[8]
+  assert '**not distinguishable**' in rows[8] and 'one seed each' in rows[8]
   for png in ('metric_vs_params.png', 'learning_curves_digits.png',
               'learning_curves_forecasting.png', 'structure.png'):
     assert os.path.getsize(workdir / png) > 10_000, png

@@ -739,7 +739,7 @@ def test_time_to_target_flips_with_the_speed(tmp_path, lstm_rates, verdict):
            for i, rate in enumerate(lstm_rates)]
   v = claims.rnns_take_longer(Evidence(runs, root=str(tmp_path)))
   assert v.verdict == verdict, v.evidence
-  assert 'digits: training seconds to validation accuracy >= 0.5 ' in v.evidence
+  assert 'digits: training seconds to validation accuracy >= 0.5: ' in v.evidence
   assert 'got there first in' in v.evidence
 
 
@@ -754,7 +754,7 @@ def test_time_to_target_moves_with_the_fraction_and_needs_two_seeds(tmp_path):
   assert 'cnn 1 s, gru 2 s' in v.evidence
   v = claims.rnns_take_longer(ev, claims.Rules(time_target_fraction=0.0))
   assert v.verdict == claims.NOT_DISTINGUISHABLE  # to 0.1: both at step 10
-  assert '>= 0.1 cnn 1 s, gru 1 s' in v.evidence
+  assert '>= 0.1: cnn 1 s, gru 1 s' in v.evidence
   one = claims.rnns_take_longer(Evidence(runs[1:2] + runs[4:5], root=str(tmp_path)))
   assert one.verdict == claims.NOT_DISTINGUISHABLE and 'one seed each' in one.evidence
   never = write_timed(tmp_path, 'digits/gru/seed9', 10.0, [0.1, 0.2])

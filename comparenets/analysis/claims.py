@@ -1282,7 +1282,7 @@ def _describe_time_to_target(per_task: dict[str, TimeToTarget], verdict: str,
   def task_text(group: str, t: TimeToTarget) -> str:
     ordered = sorted(t.seconds.items(), key=lambda kv: _median(kv[1]))
     text = (f"{group}: training seconds to validation {t.metric} "
-            f"{'>=' if t.higher_is_better else '<='} {t.target:.4g} " +
+            f"{'>=' if t.higher_is_better else '<='} {t.target:.4g}: " +
             ', '.join(f'{m} {show(_median(v))}' for m, v in ordered))
     race = family_race(t.seconds, rules)
     if race is not None:

@@ -72,8 +72,9 @@ def test_notebook_runs_top_to_bottom(tmp_path):
 
   audit = _outputs(_cell(nb, 'import json'), 'display_data')[0].data['text/markdown']
   rows = [line for line in audit.splitlines() if line.startswith('| 2.')]
-  assert len(rows) == 8  # 2.1 (size / position invariance) restores both digits runs
-  assert rows[-1].startswith('| 2.1 |') and 'Runs: cnn: digits/cnn; lstm: digits/lstm' in rows[-1]
+  assert len(rows) == 9  # 2.1 (size / position invariance) restores both digits runs
+  (invariance,) = [row for row in rows if row.startswith('| 2.1 |')]
+  assert 'Runs: cnn: digits/cnn; lstm: digits/lstm' in invariance
   assert 'grows exponentially' in rows[0] and '**refuted**' in rows[0]
   assert 'lstm: T=8: 16,896, T=32: 16,896' in rows[0]
   assert (workdir / 'REPORT.md').exists()

@@ -32,6 +32,7 @@ from typing import Any, Callable, ClassVar, Mapping
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from comparenets.data import pipeline
@@ -98,6 +99,16 @@ class Task:
     and then the train loop never calls it."""
     del predict, split
     return {}
+
+  def score(self, outputs: np.ndarray, split: str) -> dict[str, float]:
+    """The task's metrics for given outputs (a model's, or a baseline's in the model's output
+    form) on every example of ``splits()[split]``: `per_example` summed over the split, then
+    `finalize`, as evaluation scores a model, so baselines and models are scored by one code."""
+    batch = {k: jnp.asarray(v) for k, v in self.splits()[split].items()}
+    per = self.per_example(jnp.asarray(outputs, jnp.float32), batch)
+    sums = {k: float(np.sum(v)) for k, v in per.items()}
+    sums['count'] = len(outputs)
+    return self.finalize(sums)
 
   def write_artifacts(self, model: nn.Module, variables: Any, workdir: str, rng) -> dict:
     """Called once after training (process 0): saves samples such as generated text into

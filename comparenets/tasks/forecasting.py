@@ -128,14 +128,6 @@ class Forecasting(Task):
     out['nrmse'] = float(np.mean(per_step)) ** 0.5
     return out
 
-  def evaluate_predictions(self, predictions: np.ndarray, split: str) -> dict[str, float]:
-    """The task's metrics for given predictions ``[N, horizon, D]`` of a split's windows."""
-    batch = {k: np.asarray(v) for k, v in self.splits()[split].items()}
-    per = self.per_example(jnp.asarray(predictions, jnp.float32), batch)
-    sums = {k: float(np.sum(v)) for k, v in per.items()}
-    sums['count'] = len(predictions)
-    return self.finalize(sums)
-
   def baseline_predictions(self, split: str = 'test') -> dict[str, np.ndarray]:
     """Persistence and least-squares linear autoregression: ``{name: [N, horizon, D]}``,
     normalised like the split's windows."""
@@ -149,7 +141,7 @@ class Forecasting(Task):
 
   def baselines(self, split: str = 'test') -> dict[str, dict[str, float]]:
     """Persistence and least-squares linear autoregression, scored like the models."""
-    return {name: self.evaluate_predictions(pred, split)
+    return {name: self.score(pred, split)
             for name, pred in self.baseline_predictions(split).items()}
 
   def write_artifacts(self, model, variables, workdir, rng):
@@ -160,7 +152,7 @@ class Forecasting(Task):
     for start in range(0, len(test['inputs']), 1024):
       out = model.apply(variables, jnp.asarray(test['inputs'][start:start + 1024]), None)
       preds.append(np.asarray(out).reshape(-1, self.horizon, test['target'].shape[-1]))
-    model_metrics = self.evaluate_predictions(np.concatenate(preds), 'test')
+    model_metrics = self.score(np.concatenate(preds), 'test')
     beats = {f'h{h}': all(model_metrics[f'nrmse_h{h}'] < b[f'nrmse_h{h}'] for b in base.values())
              for h in range(1, self.horizon + 1)}
     workdirs.write_text(workdirs.join(workdir, 'forecast_baselines.json'),

@@ -136,14 +136,6 @@ class Song(Task):
             'nll': float(sums['nll_sum']) / float(sums['steps']),
             'frame_accuracy': tp / max(tp + fp + fn, 1.0)}
 
-  def evaluate_logits(self, logits: np.ndarray, split: str) -> dict[str, float]:
-    """The task's metrics for given logits ``[N, L, K]`` of a split's padded pieces."""
-    batch = {k: jnp.asarray(v) for k, v in self.splits()[split].items()}
-    per = self.per_example(jnp.asarray(logits, jnp.float32), batch)
-    sums = {k: float(np.sum(v)) for k, v in per.items()}
-    sums['count'] = len(logits)
-    return self.finalize(sums)
-
   def baseline_probabilities(self, split: str = 'test') -> dict[str, np.ndarray]:
     """``{name: [N, L, K]}`` probabilities of each key at each next step of ``split``'s pieces,
     from statistics of the training pieces (see the module docstring)."""
@@ -166,14 +158,14 @@ class Song(Task):
     out = {}
     for name, p in self.baseline_probabilities(split).items():
       p = np.clip(p, 1e-7, 1 - 1e-7)
-      out[name] = self.evaluate_logits(np.log(p) - np.log1p(-p), split)
+      out[name] = self.score(np.log(p) - np.log1p(-p), split)
     return out
 
   def write_artifacts(self, model, variables, workdir, rng):
     del workdir, rng
     base = self.baselines('test')
     logits = make_predict(self, model, 'sequence', variables)(self.splits()['test'])
-    model_metrics = self.evaluate_logits(logits, 'test')
+    model_metrics = self.score(logits, 'test')
     beats = {name: model_metrics['nll'] < b['nll'] for name, b in base.items()}
     return {'baselines': base, 'beats_baselines': beats,
             'beats_baselines_everywhere': all(beats.values())}

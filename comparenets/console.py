@@ -81,8 +81,18 @@ def setup_logging(level: int = logging.INFO) -> None:
 
 
 def finished(results: Mapping[str, Any], seconds: float, workdir: str) -> str:
-  """The line that ends a run: wall time, the target metric, where the results are."""
+  """The line that ends a run: wall time, the target metric, where the results are. For a
+  sweep (``results['members']``), each finished member's test metric and the halted ones."""
   metric = results['target_metric']
+  if 'members' in results:
+    done = [r for r in results['members'] if r is not None]
+    scores = ', '.join(f"{os.path.relpath(r['workdir'], results['workdir'])} "
+                       f"{r['test'][metric]:.4g}" for r in done)
+    halted = len(results['members']) - len(done)
+    return (f'finished {len(done)} of {len(results["members"])} members in {seconds:.1f} s '
+            f'({results["train_time_s"]:.1f} s training, one program): test {metric}: '
+            f'{scores}' + (f'; {halted} halted by NaN/Inf (sweep.json)' if halted else '') +
+            f'; results in {workdir}')
   scores = ', '.join(f'{split} {metric}={results[split][metric]:.4g}'
                      for split in ('validation', 'test') if metric in results.get(split, {}))
   return (f'finished in {seconds:.1f} s ({results["train_time_s"]:.1f} s training): {scores}; '

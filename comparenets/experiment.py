@@ -18,6 +18,7 @@ import ml_collections
 
 from comparenets import models as models_lib
 from comparenets.config_utils import TRAIN_DEFAULTS
+from comparenets.sweep import SWEEP_DEFAULTS
 from comparenets.errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,7 +34,7 @@ def experiment_config(arg: ml_collections.ConfigDict, models: Mapping[str, Mappi
                       quick_task: Mapping[str, Any] | None = None,
                       quick_train: Mapping[str, Any] | None = None,
                       what: str = 'this experiment') -> ml_collections.ConfigDict:
-  """The config of an experiment file: seed, model, task, head and train sections.
+  """The config of an experiment file: seed, model, task, head, train and sweep sections.
 
   ``models`` maps the model names the experiment supports to their fields; ``arg.model`` picks
   one (anything else is a `ConfigError`); the model section holds every field of that model,
@@ -51,6 +52,8 @@ def experiment_config(arg: ml_collections.ConfigDict, models: Mapping[str, Mappi
   config.task = ml_collections.ConfigDict(dict(task))
   config.head = ml_collections.ConfigDict(dict(head or {}))
   config.train = ml_collections.ConfigDict({**TRAIN_DEFAULTS, **(train or {})})
+  # seeds and learning rates trained as one program (`comparenets.sweep`); one run by default
+  config.sweep = ml_collections.ConfigDict(dict(SWEEP_DEFAULTS))
   if arg.get('quick'):
     config.task.update(dict(quick_task or {}))
     config.train.update({**QUICK_TRAIN, **(quick_train or {})})

@@ -17,11 +17,13 @@ import optax
 
 from comparenets import models
 from comparenets import parallel as parallels
+from comparenets import sweep as sweeps
 from comparenets import tasks
 from comparenets.config_utils import TRAIN_DEFAULTS, check_fields, check_values
 from comparenets.errors import ConfigError
 
-SECTIONS = {'seed': 0, 'model': None, 'task': None, 'head': None, 'train': None}
+SECTIONS = {'seed': 0, 'model': None, 'task': None, 'head': None, 'train': None,
+            'sweep': None}
 TRAIN_FIELDS = TRAIN_DEFAULTS
 TRAIN_RULES = {
     'optimizer': {'choices': ('adamw', 'adam', 'sgd')},
@@ -48,6 +50,10 @@ class Setup:
   schedule: Callable[[int], Any]
   num_devices: int
   train: dict[str, Any]
+  # the checked sweep section (`comparenets.sweep`); ``members`` empty for a single run
+  sweep: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(sweeps.SWEEP_DEFAULTS))
+  members: list[sweeps.Member] = dataclasses.field(default_factory=list)
+  form: str = 'single'  # how one program runs the members: 'vmap' or 'map'; 'single' for a run
 
 
 def _section(config, name) -> dict[str, Any]:
@@ -57,16 +63,27 @@ def _section(config, name) -> dict[str, Any]:
   return dict(value)
 
 
-def make_optimizer(train: Mapping[str, Any]):
-  """The optimizer and learning-rate schedule a train config asks for."""
-  lr, steps, warmup = train['learning_rate'], train['steps'], train['warmup_steps']
+def make_schedule(train: Mapping[str, Any], learning_rate):
+  """The learning-rate schedule of a train config, peaking at ``learning_rate``.
+
+  ``learning_rate`` may be a traced value (a sweep member's, from its optimizer state), so the
+  warmup-cosine schedule is joined here from optax's parts with its end at a fixed 1 % of the
+  peak: `optax.warmup_cosine_decay_schedule` divides by the peak in Python, which a traced
+  value cannot take. The arithmetic is optax's, step for step.
+  """
+  lr, steps, warmup = learning_rate, train['steps'], train['warmup_steps']
   if train['schedule'] == 'cosine':
-    schedule = optax.warmup_cosine_decay_schedule(0.0 if warmup else lr, lr, warmup,
-                                                  max(steps, warmup + 1), end_value=0.01 * lr)
-  elif train['schedule'] == 'constant':
-    schedule = optax.constant_schedule(lr)
-  else:
-    raise ConfigError(f"train.schedule must be 'cosine' or 'constant', not {train['schedule']!r}")
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0 if warmup else lr, lr, warmup),
+         optax.cosine_decay_schedule(lr, max(steps, warmup + 1) - warmup, alpha=0.01)],
+        [warmup])
+  if train['schedule'] == 'constant':
+    return optax.constant_schedule(lr)
+  raise ConfigError(f"train.schedule must be 'cosine' or 'constant', not {train['schedule']!r}")
+
+
+def _optimizer(train: Mapping[str, Any], learning_rate):
+  schedule = make_schedule(train, learning_rate)
   if train['optimizer'] == 'adamw':
     opt = optax.adamw(schedule, weight_decay=train['weight_decay'])
   elif train['optimizer'] == 'adam':
@@ -78,7 +95,26 @@ def make_optimizer(train: Mapping[str, Any]):
                       f"not {train['optimizer']!r}")
   if train['grad_clip'] > 0:
     opt = optax.chain(optax.clip_by_global_norm(train['grad_clip']), opt)
-  return opt, schedule
+  return opt
+
+
+def make_optimizer(train: Mapping[str, Any], *, injected: bool = False):
+  """The optimizer and learning-rate schedule a train config asks for.
+
+  ``injected``: the peak learning rate lives in the optimizer state
+  (`optax.inject_hyperparams`, ``opt_state.hyperparams['learning_rate']``), so the members of a
+  sweep share one optimizer with a rate each (`injected_optimizer` sets a member's).
+  """
+  schedule = make_schedule(train, train['learning_rate'])
+  if injected:
+    return injected_optimizer(train, train['learning_rate']), schedule
+  return _optimizer(train, train['learning_rate']), schedule
+
+
+def injected_optimizer(train: Mapping[str, Any], learning_rate):
+  """The optimizer with ``learning_rate`` (a number or a traced value) in its state."""
+  return optax.inject_hyperparams(lambda learning_rate: _optimizer(train, learning_rate))(
+      learning_rate=learning_rate)
 
 
 def build_setup(config: ml_collections.ConfigDict) -> Setup:
@@ -115,9 +151,15 @@ def build_setup(config: ml_collections.ConfigDict) -> Setup:
   head_fields = task.head_fields()
   check_fields(f'the head of task {task_name!r}', head_cfg, head_fields)
   head = task.head(**check_values('head', head_cfg, head_fields, task.head_rules))
-  tx, schedule = make_optimizer(train)
+  sweep = sweeps.check_sweep(config)
+  swept = sweeps.is_sweep(config)
+  tx, schedule = make_optimizer(train, injected=swept)
+  form = 'single'
+  if swept:
+    form = (sweeps.auto_form(model_name) if sweep['form'] == 'auto' else sweep['form'])
   return Setup(config=config, task=task, model_name=model_name, input_kind=kind,
                model=models.TaskModel(backbone=backbone, head=head, stem=task.stem()),
                tx=tx, schedule=schedule,
-               num_devices=num_devices, train=train)
+               num_devices=num_devices, train=train, sweep=sweep,
+               members=sweeps.members(config) if swept else [], form=form)
 

@@ -33,23 +33,26 @@ import optax
 from comparenets import console
 from comparenets import parallel as parallels
 from comparenets import plots
+from comparenets import sweep as sweeps
 from comparenets import tasks
+from comparenets import window as window_lib
 from comparenets import workdir as workdirs
 from comparenets.checkpointing import Checkpointer
 from comparenets.data import pipeline
-from comparenets.errors import ConfigError, NonFiniteError
+from comparenets.errors import ConfigError
 from comparenets.metric_writers import MetricWriter
-from comparenets.setup import Setup, build_setup
+from comparenets.setup import Setup, build_setup, injected_optimizer, make_schedule
 from comparenets.stopping import StopRequest
 
 
 class TrainState(train_state.TrainState):
-  """Flax's TrainState plus the model's non-parameter collections (e.g. ``batch_stats``)."""
+  """Flax's TrainState plus the model's non-parameter collections (e.g. ``batch_stats``), and
+  for a sweep's stacked members whether each was halted by a NaN (`comparenets.sweep`)."""
   model_state: Any = flax.struct.field(default_factory=dict)
+  halted: Any = None  # None in a single run (no leaf); bool per member in a sweep
 
 
-def create_state(setup: Setup, rng: jax.Array, example_batch: Mapping[str, np.ndarray]):
-  """Initialises parameters on one device from a one-example batch."""
+def _init_fn(setup: Setup):
   def init(rng, batch):
     x, mask = setup.task.adapt(batch, setup.input_kind)
     variables = setup.model.init({'params': rng, 'dropout': rng}, x, mask, train=False)
@@ -59,7 +62,29 @@ def create_state(setup: Setup, rng: jax.Array, example_batch: Mapping[str, np.nd
     params = variables.pop('params')
     return TrainState.create(apply_fn=setup.model.apply, params=params, tx=setup.tx,
                              model_state=dict(variables))
+  return init
+
+
+def create_state(setup: Setup, rng: jax.Array, example_batch: Mapping[str, np.ndarray]):
+  """Initialises parameters on one device from a one-example batch.
+
+  For a sweep (``setup.members``), ``rng`` holds one key per member and the state comes back
+  stacked on a leading member axis: each member's parameters as its single run initialises
+  them, its learning rate in its optimizer state (`setup.injected_optimizer`).
+  """
   one = {k: v[:1] for k, v in example_batch.items()}
+  init = _init_fn(setup)
+  if setup.members:
+    single = init
+
+    def init(rng, batch, learning_rate):  # pylint: disable=function-redefined
+      state = single(rng, batch)
+      tx = injected_optimizer(setup.train, learning_rate)
+      return state.replace(opt_state=tx.init(state.params), halted=jnp.zeros((), bool))
+
+    rates = jnp.asarray([m.learning_rate for m in setup.members], jnp.float32)
+    members = jax.vmap(init, in_axes=(0, None, 0))
+    init = lambda rng, batch: members(rng, batch, rates)
   try:
     return jax.jit(init)(rng, one)
   except ValueError as e:  # shape checks of the backbones, raised while tracing
@@ -141,6 +166,9 @@ def make_step_fns(setup: Setup, axis_name: str | None = None):
       sums = jax.lax.psum(sums, axis_name)
     return sums
 
+  if setup.members:  # a sweep: the members' steps in one program
+    return sweeps.member_steps(train_step, eval_step, setup.form,
+                               halt=setup.train['on_nonfinite'] == 'stop')
   return train_step, eval_step
 
 
@@ -150,20 +178,27 @@ def make_parallel(setup: Setup) -> parallels.Parallel:
 
 
 def evaluate(parallel: parallels.Parallel, state, task: tasks.Task, split, batch_size: int,
-             apply=None):
+             apply=None, members: int = 0):
   """The task's metrics over every example of ``split``; with ``apply`` (`tasks.make_apply`),
-  plus the task's `split_metrics` from the predictions of the whole split."""
+  plus the task's `split_metrics` from the predictions of the whole split. For the stacked
+  state of a sweep of ``members`` members, a list with each member's metrics."""
   total = None
   for batch in pipeline.eval_batches(split, batch_size, *parallels.this_process()):
     sums = parallel.eval_step(state, parallel.feed(batch))
     total = sums if total is None else jax.tree.map(lambda a, b: a + b, total, sums)
-  metrics = task.finalize(parallel.host_metrics(total))
-  if apply is not None:
-    final = jax.device_get(parallel.savable(state))
-    predict = tasks.make_predict(task, None, '', {'params': final.params, **final.model_state},
-                                 batch_size, apply=apply)
-    metrics.update(task.split_metrics(predict, split))
-  return metrics
+  host = parallel.host_metrics(total)
+  final = jax.device_get(parallel.savable(state)) if apply is not None else None
+  out = []
+  for i in range(members or 1):
+    view = (lambda tree: sweeps.member_tree(tree, i)) if members else (lambda tree: tree)
+    metrics = task.finalize(view(host))
+    if apply is not None:
+      one = view(final)
+      predict = tasks.make_predict(task, None, '', {'params': one.params, **one.model_state},
+                                   batch_size, apply=apply)
+      metrics.update(task.split_metrics(predict, split))
+    out.append(metrics)
+  return out if members else out[0]
 
 
 def _split_metrics_apply(setup: Setup):
@@ -179,57 +214,6 @@ def param_counts(params) -> dict[str, int]:
           'head': count(params.get('head', {}))}
 
 
-class _Window:
-  """The device-side metrics of the steps since the last host sync: one entry per dispatch,
-  scalars for a single step, ``[k]`` arrays for k scanned steps."""
-
-  def __init__(self, parallel: parallels.Parallel, on_nonfinite: str, first_step: int):
-    self.parallel, self.on_nonfinite = parallel, on_nonfinite
-    self.metrics, self.first_step, self.checked, self.skipped = [], first_step, 0, 0
-    self.checked_steps = 0
-    self.last_good_checkpoint: int | None = None
-
-  def add(self, metrics):
-    self.metrics.append(metrics)
-
-  @staticmethod
-  def _steps(values) -> np.ndarray:
-    """Per-entry host values (scalars or ``[k]``) as one array over the steps."""
-    return np.concatenate([np.atleast_1d(np.asarray(v)) for v in values])
-
-  def check_finite(self):
-    """Raises `NonFiniteError` ('stop') or counts the skipped updates ('skip')."""
-    flags = self._steps(self.parallel.host_metrics(
-        [m['nonfinite'] for m in self.metrics[self.checked:]]) or [np.zeros(0)])
-    first = self.first_step + self.checked_steps
-    bad = [first + i + 1 for i, f in enumerate(flags) if f > 0]
-    self.checked, self.checked_steps = len(self.metrics), self.checked_steps + len(flags)
-    if not bad:
-      return
-    if self.on_nonfinite == 'stop':
-      kept = (f'the last good checkpoint is step {self.last_good_checkpoint}'
-              if self.last_good_checkpoint else 'no checkpoint had been written yet')
-      raise NonFiniteError(
-          f'the loss or the gradients became NaN or Inf at step {bad[0]}; the run stopped '
-          f'without saving anything after it, and {kept}. Lower train.learning_rate, set '
-          'train.grad_clip, or set train.on_nonfinite=skip to skip such updates')
-    self.skipped += len(bad)
-    logging.warning('skipped %d update(s) with a NaN/Inf loss or gradient, at steps %s',
-                    len(bad), ', '.join(map(str, bad[:10])))
-
-  def summary(self, train: Mapping[str, Any], elapsed: float) -> dict[str, float]:
-    host = self.parallel.host_metrics(self.metrics)
-    per_step = {k: self._steps([m[k] for m in host]) for k in host[0]}
-    steps = len(per_step['loss'])
-    summary = {k: float(v.mean()) for k, v in per_step.items()}
-    summary['steps_per_s'] = steps / elapsed
-    summary['examples_per_s'] = steps * train['batch_size'] / elapsed
-    return summary
-
-  def reset(self, first_step: int):
-    self.metrics, self.first_step, self.checked, self.checked_steps = [], first_step, 0, 0
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains ``config``'s model on its task, resuming from ``workdir``; returns the results.
 
@@ -243,36 +227,53 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
 def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
   setup = build_setup(config)
-  train = setup.train
+  train, members = setup.train, setup.members
   splits = setup.task.splits()
-  sampler = setup.task.train_sampler(train['batch_size'], config.seed)
-  init_rng, step_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+  seeds = [m.seed for m in members] or [config.seed]
+  samplers = [setup.task.train_sampler(train['batch_size'], seed) for seed in seeds]
+  sampler = sweeps.StackedSampler(samplers) if members else samplers[0]
+  keys = jnp.stack([jax.random.split(jax.random.PRNGKey(seed)) for seed in seeds])
+  init_rng, step_rng = (keys[:, 0], keys[:, 1]) if members else keys[0]
   # shape errors surface here
-  state = create_state(setup, init_rng, sampler.batch(0, *parallels.this_process()))
+  state = create_state(setup, init_rng, samplers[0].batch(0, *parallels.this_process()))
   workdirs.check_free_space(workdir, state)
   workdir = workdirs.prepare_workdir(workdir, config)  # the first write, after every check
+  # each member an ordinary run directory, with the config of the single run it equals
+  run_dirs = [workdirs.prepare_workdir(str(workdirs.join(workdir, m.subdir)), m.config)
+              for m in members] or [workdir]
+  view = ((lambda tree, i: sweeps.member_tree(tree, i)) if members else
+          (lambda tree, i: tree))
   parallel = make_parallel(setup)
   checkpointer = Checkpointer(str(workdirs.join(workdir, 'checkpoints')),
                               every=train['checkpoint_every'], keep=train['keep_checkpoints'],
                               async_save=train['async_checkpoints'])
-  writer = calls = None
+  writers, calls = [], None
   try:
     start, state = checkpointer.restore_latest(parallel.checkpoint_target(state))
     start = start or 0
     if start:
       logging.info('resuming from the checkpoint at step %d in %s', start, workdir)
     state = parallel.place(state)
-    writer = MetricWriter(workdir)
+    writers = [MetricWriter(d) for d in run_dirs]
     total_steps = train['steps']
-    params = param_counts(jax.device_get(parallel.savable(state).params))
-    logging.info('%s on %s: %s parameters, %d devices (%s), steps %d..%d', setup.model_name,
-                 setup.task.name, f'{params["total"]:,}', setup.num_devices, parallel.mode,
-                 start, total_steps)
+    host = jax.device_get(parallel.savable(state))
+    params = param_counts(view(host.params, 0))
+    logging.info('%s on %s: %s parameters%s, %d devices (%s), steps %d..%d', setup.model_name,
+                 setup.task.name, f'{params["total"]:,}',
+                 f' x {len(members)} members ({setup.form})' if members else '',
+                 setup.num_devices, parallel.mode, start, total_steps)
 
     eval_apply = _split_metrics_apply(setup)
-    schedule = jax.jit(setup.schedule)  # one dispatch per log, not one per jnp op (0.7 ms)
-    window = _Window(parallel, train['on_nonfinite'], start)
+    evaluate_split = lambda split: evaluate(parallel, state, setup.task, splits[split],
+                                            train['eval_batch_size'], eval_apply, len(members))
+    per_run = lambda metrics: metrics if members else [metrics]
+    # one dispatch per log, not one per jnp op (0.7 ms)
+    schedules = [jax.jit(setup.schedule)] if not members else [
+        jax.jit(make_schedule(train, m.learning_rate)) for m in members]
+    window = window_lib.Window(parallel, train['on_nonfinite'], start, [m.subdir for m in members] or None)
     window.last_good_checkpoint = start or None
+    if members:  # halted before a resume: known from the restored state
+      window.halted = {int(j): int(host.step[j]) + 1 for j in np.flatnonzero(host.halted)}
     previous, window_start, train_time = None, time.perf_counter(), 0.0
     if stop.signal:  # asked to stop while starting up: the workdir is as it was
       return {'preempted': True, 'signal': stop.signal, 'step': start, 'saved': False,
@@ -296,17 +297,18 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
         window.check_finite()
         elapsed = time.perf_counter() - window_start
         train_time += elapsed
-        summary = window.summary(train, elapsed)
-        summary['learning_rate'] = float(schedule(step - 1))
-        writer.write(step, 'train', summary)
-        progress.set_postfix(loss=f'{summary["loss"]:.4f}')
-        logging.info('step %d/%d: %s', step, total_steps, _fmt(summary))
+        summaries = window.summaries(train, elapsed)
+        for writer, summary, schedule in zip(writers, summaries, schedules):
+          summary['learning_rate'] = float(schedule(step - 1))
+          writer.write(step, 'train', summary)
+        progress.set_postfix(loss=f'{summaries[0]["loss"]:.4f}')
+        logging.info('step %d/%d: %s', step, total_steps, _fmt(summaries[0]) +
+                     (f' (member {members[0].subdir} of {len(members)})' if members else ''))
         window.reset(step)
         window_start = time.perf_counter()
       if train['eval_every'] and step % train['eval_every'] == 0 and step != total_steps:
-        writer.write(step, 'validation', evaluate(parallel, state, setup.task,
-                                                  splits['validation'],
-                                                  train['eval_batch_size'], eval_apply))
+        for writer, metrics_ in zip(writers, per_run(evaluate_split('validation'))):
+          writer.write(step, 'validation', metrics_)
         window_start = time.perf_counter()
       # every step of the call is shown to the multi-host preemption service, in order
       noticed = [checkpointer.reached_preemption(s) for s in range(first, step + 1)]
@@ -315,7 +317,8 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
         window.check_finite()  # never checkpoint a state that followed a NaN step
         checkpointer.save(step, parallel.savable(state), force=True)
         window.last_good_checkpoint = step
-        writer.flush()  # a bucket's metrics.jsonl then holds every line up to the checkpoint
+        for writer in writers:
+          writer.flush()  # a bucket's metrics.jsonl then holds every line up to the checkpoint
       if preempted and step != total_steps:
         checkpointer.wait()
         progress.close()
@@ -325,42 +328,65 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
                 'workdir': workdir}
     progress.close()
 
-    x, mask = setup.task.adapt({k: v[:1] for k, v in sampler.batch(0).items()}, setup.input_kind)
+    x, mask = setup.task.adapt({k: v[:1] for k, v in samplers[0].batch(0).items()},
+                               setup.input_kind)
     out = jax.eval_shape(lambda r: setup.model.init_with_output(
-        {'params': r, 'dropout': r}, x, mask, train=False)[0], init_rng)  # shapes only
-    results = {'model': setup.model_name, 'task': setup.task.describe(),
-               'input_kind': setup.input_kind, 'steps': total_steps, 'resumed_from': start,
-               'params': params, 'devices': setup.num_devices, 'parallel': parallel.mode,
-               'train_time_s': train_time, 'skipped_updates': window.skipped,
-               'receptive_field': getattr(setup.model.backbone, 'receptive_field',
-                                          lambda: None)(),
-               'target_metric': setup.task.target_metric,
-               # each split's size: the n of a test accuracy's binomial (Wilson) interval
-               'examples': {s: pipeline.split_size(splits[s]) for s in ('validation', 'test')},
-               'io_shapes': jax.tree.map(lambda a: list(a.shape[1:]), {'input': x, 'output': out})}
+        {'params': r, 'dropout': r}, x, mask, train=False)[0], view(init_rng, 0))  # shapes only
+    common = {'model': setup.model_name, 'task': setup.task.describe(),
+              'input_kind': setup.input_kind, 'steps': total_steps, 'resumed_from': start,
+              'params': params, 'devices': setup.num_devices, 'parallel': parallel.mode,
+              'train_time_s': train_time,
+              'receptive_field': getattr(setup.model.backbone, 'receptive_field',
+                                         lambda: None)(),
+              'target_metric': setup.task.target_metric,
+              # each split's size: the n of a test accuracy's binomial (Wilson) interval
+              'examples': {s: pipeline.split_size(splits[s]) for s in ('validation', 'test')},
+              'io_shapes': jax.tree.map(lambda a: list(a.shape[1:]),
+                                        {'input': x, 'output': out})}
+    if members:  # the train time is the program's, shared by every member
+      common['sweep'] = {'members': len(members), 'form': setup.form}
+    runs = [dict(common, skipped_updates=n) for n in window.skipped]
     for split in ('validation', 'test'):
-      results[split] = evaluate(parallel, state, setup.task, splits[split],
-                                train['eval_batch_size'], eval_apply)
-      writer.write(total_steps, split, results[split])
-      logging.info('%s: %s', split, _fmt(results[split]))
+      for j, (results, metrics_) in enumerate(zip(runs, per_run(evaluate_split(split)))):
+        results[split] = metrics_
+        writers[j].write(total_steps, split, metrics_)
+      logging.info('%s: %s', split, _fmt(runs[0][split]))
     if jax.process_index() == 0:
       final = jax.device_get(parallel.savable(state))
-      results.update(setup.task.write_artifacts(
-          setup.model, {'params': final.params, **final.model_state}, workdir,
-          jax.random.fold_in(step_rng, total_steps)))
-      results['plots'] = plots.write_run_plots(  # plots/*.png, and images in TensorBoard
-          workdir, setup.task, setup.model, setup.input_kind,
-          {'params': final.params, **final.model_state}, writer=writer, step=total_steps,
-          metric=setup.task.target_metric)
+      for j, (results, run_dir, writer) in enumerate(zip(runs, run_dirs, writers)):
+        if j in window.halted:
+          continue
+        one = view(final, j)
+        variables = {'params': one.params, **one.model_state}
+        results.update(setup.task.write_artifacts(
+            setup.model, variables, run_dir,
+            jax.random.fold_in(view(step_rng, j), total_steps)))
+        results['plots'] = plots.write_run_plots(  # plots/*.png, and images in TensorBoard
+            run_dir, setup.task, setup.model, setup.input_kind, variables, writer=writer,
+            step=total_steps, metric=setup.task.target_metric)
   finally:
     if calls is not None:
       calls.close()  # stops the batches made ahead
     checkpointer.close()  # waits for an asynchronous save in flight
-    if writer is not None:
+    for writer in writers:
       writer.close()
   if jax.process_index() == 0:
-    workdirs.write_text(workdirs.join(workdir, 'results.json'), json.dumps(results, indent=2))
-  return results
+    for j, (results, run_dir) in enumerate(zip(runs, run_dirs)):
+      if j not in window.halted:  # a halted member has no results: sweep.json says why
+        workdirs.write_text(workdirs.join(run_dir, 'results.json'),
+                            json.dumps(results, indent=2))
+    if members:
+      ended = [{'halted_at_step': window.halted[j]} if j in window.halted else
+               {'finished': True, 'skipped_updates': runs[j]['skipped_updates']}
+               for j in range(len(members))]
+      sweeps.write_summary(workdirs.join(workdir, 'sweep.json'), members, ended, setup.form,
+                           workdirs.write_text)
+  if members:
+    return {'members': [None if j in window.halted else dict(r, workdir=str(d))
+                        for j, (r, d) in enumerate(zip(runs, run_dirs))],
+            'target_metric': setup.task.target_metric, 'train_time_s': train_time,
+            'form': setup.form, 'workdir': workdir}
+  return runs[0]
 
 
 def _fmt(metrics: Mapping[str, float]) -> str:

@@ -62,10 +62,16 @@ def read_text(path: epath.Path) -> str | None:
   return path.read_text() if path.exists() else None
 
 
-def _identity(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  """The parts of a config that make a checkpoint meaningful: changing them needs a new run."""
-  as_dict = json.loads(config.to_json_best_effort())
-  return {k: as_dict.get(k) for k in ('seed', 'model', 'task', 'head')}
+def _identity(as_dict: dict[str, Any]) -> dict[str, Any]:
+  """The parts of a config (as its JSON) that make a checkpoint meaningful: changing them
+  needs a new run. A sweep's members (seeds, learning rates) are part of it: they are the
+  stacked checkpoint's shape; a single run's config names none."""
+  out = {k: as_dict.get(k) for k in ('seed', 'model', 'task', 'head')}
+  sweep = as_dict.get('sweep') or {}
+  members = {'seeds': sweep.get('seeds', 1), 'learning_rates': list(sweep.get('learning_rates')
+                                                                   or ())}
+  out['sweep'] = None if members == {'seeds': 1, 'learning_rates': []} else members
+  return out
 
 
 def check_free_space(workdir: str, state) -> None:
@@ -92,8 +98,8 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> str:
   path = join(workdir, 'config.json')
   text = read_text(path)
   if text is not None:
-    old = json.loads(text)
-    new = _identity(config)
+    old = _identity(json.loads(text))
+    new = _identity(json.loads(config.to_json_best_effort()))
     changed = sorted(k for k in new if old.get(k) != new[k])
     if changed:
       raise ConfigError(f'{workdir} holds a run with a different {", ".join(changed)} section; '

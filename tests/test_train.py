@@ -12,6 +12,7 @@ import pytest
 
 from comparenets import parallel as parallels
 from comparenets import train
+from comparenets import window as window_lib
 from comparenets.checkpointing import Checkpointer
 from comparenets.data import pipeline
 from comparenets.errors import CheckpointError, ConfigError, NonFiniteError
@@ -326,15 +327,36 @@ def test_nonfinite_steps_are_named_exactly_inside_multi_step_calls():
   class Host:
     host_metrics = staticmethod(jax.device_get)
 
-  window = train._Window(Host(), 'skip', first_step=10)  # pylint: disable=protected-access
+  window = window_lib.Window(Host(), 'skip', first_step=10)
   window.add({'loss': np.float32(1.0), 'nonfinite': np.float32(0)})               # step 11
   window.add({'loss': np.array([2.0, 3.0, 4.0], np.float32),                      # steps 12-14
               'nonfinite': np.array([0, 1, 0], np.float32)})
   window.check_finite()
-  assert window.skipped == 1
+  assert window.skipped == [1]
   window.add({'loss': np.array([5.0, 6.0], np.float32), 'nonfinite': np.array([0, 1.0])})
-  summary = window.summary({'batch_size': 8}, elapsed=2.0)
+  [summary] = window.summaries({'batch_size': 8}, elapsed=2.0)
   assert summary['loss'] == pytest.approx(3.5) and summary['steps_per_s'] == 3.0
   window.on_nonfinite = 'stop'
   with pytest.raises(NonFiniteError, match='became NaN or Inf at step 16;'):
+    window.check_finite()
+
+
+def test_a_sweeps_window_names_each_members_steps():
+  """A sweep's metrics carry a trailing member axis ([members], [k, members]): each member's
+  NaN step is its own, 'stop' halts that member only, and the whole sweep stops when every
+  member is halted."""
+  class Host:
+    host_metrics = staticmethod(jax.device_get)
+
+  window = window_lib.Window(Host(), 'stop', 10, ['lr0.1/seed0', 'lr1/seed0'])
+  window.add({'loss': np.array([1.0, 2.0]), 'nonfinite': np.array([0.0, 0.0])})      # step 11
+  window.add({'loss': np.array([[3.0, 4.0], [5.0, 6.0]]),                             # 12-13
+              'nonfinite': np.array([[0.0, 0.0], [0.0, 1.0]])})
+  window.check_finite()
+  assert window.halted == {1: 13}
+  first, second = window.summaries({'batch_size': 8}, elapsed=1.5)
+  assert first['loss'] == pytest.approx(3.0) and second['loss'] == pytest.approx(4.0)
+  assert first['steps_per_s'] == second['steps_per_s'] == 2.0
+  window.add({'loss': np.array([7.0, 8.0]), 'nonfinite': np.array([1.0, 1.0])})      # step 14
+  with pytest.raises(NonFiniteError, match=r'in every member of the sweep \(at steps 14, 13\)'):
     window.check_finite()

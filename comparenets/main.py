@@ -4,8 +4,8 @@ Any config field can be overridden, e.g. ``--config.train.steps=50``. The run re
 newest checkpoint in DIR. A config that cannot run exits with status 2 and one line saying why;
 a run whose loss or gradients became NaN/Inf exits with status 3. SIGTERM, SIGHUP (a dropped
 ssh session) or SIGINT (Ctrl-C) finishes the current step, saves a checkpoint and exits with
-status 0; a second Ctrl-C interrupts at once. The console shows our lines and everyone's warnings (`comparenets.console`);
-``--verbosity=0`` shows the libraries' INFO lines too.
+status 0; a second Ctrl-C interrupts at once. The console shows our lines and everyone's
+warnings (`comparenets.console`); ``--verbosity=0`` shows the libraries' INFO lines too.
 """
 
 from __future__ import annotations

@@ -8,9 +8,12 @@
 #
 # The checkout this script lives in must be on a filesystem every node sees, with its Python
 # environment (default: .venv here; install jax[cuda12] into it). `srun` starts one process per
-# GPU (--per=gpu: each task sees its one GPU) or one per node (--per=node: each process drives
-# all GPUs of its node). With more than one task, every process finds the others through
-# jax.distributed's SLURM detection (SLURM_NTASKS > 1). The workdir must be shared too: a path
+# GPU (--per=gpu: --gpus-per-task=1, so srun leaves each task its one GPU in
+# CUDA_VISIBLE_DEVICES) or one per node (--per=node: the task sees every GPU of its node and
+# drives them all). With more than one task, every process finds the others through
+# jax.distributed's SLURM detection (SLURM_NTASKS > 1), and asks JAX for the GPUs that
+# CUDA_VISIBLE_DEVICES leaves it (comparenets.distributed.slurm_local_device_ids), not for GPU
+# number SLURM_LOCALID as JAX would on its own. The workdir must be shared too: a path
 # on the cluster's shared filesystem or a gs:// bucket. The same command resumes from the newest
 # checkpoint.
 #
@@ -23,7 +26,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 die() { echo "$PROG: error: $*" >&2; exit 2; }
 
-usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 quote() {
   if [[ "$1" =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then

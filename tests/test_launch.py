@@ -17,6 +17,8 @@ import pytest
 
 from comparenets import distributed
 
+import fake_slurm
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TPU = os.path.join(ROOT, 'scripts', 'launch_tpu.sh')
 SLURM = os.path.join(ROOT, 'scripts', 'launch_slurm.sh')
@@ -436,3 +438,31 @@ def test_launcher_environment_makes_every_worker_join(monkeypatch):
   assert not distributed.initialize() and not seen
   monkeypatch.setenv('COMPARENETS_MULTIPROCESS', 'auto')
   assert distributed.initialize() and seen == [{}]  # JAX finds the TPU workers itself
+
+
+@pytest.mark.parametrize('per,gpus_by_task', [
+    ('node', [[0, 1, 2, 3], [0, 1, 2, 3]]),  # one process drives every GPU of its node
+    ('gpu', [[0], [0], [0], [0], [0], [0], [0], [0]]),  # each its one visible GPU, ordinal 0
+])
+def test_slurm_tasks_get_the_gpus_srun_leaves_them(fakes, monkeypatch, per, gpus_by_task):
+  """With the variables the real sbatch and srun set for launch_slurm.sh's script
+  (tests/fake_slurm.py), every task asks JAX for the GPUs it can see, not for GPU number
+  SLURM_LOCALID, which JAX's SLURM detection would ask for on its own."""
+  env, _ = fakes
+  proc = _slurm(env, '--nodes=2', '--gpus-per-node=4', f'--per={per}', '--dry-run')
+  script = '\n'.join(proc.stdout.splitlines()[1:-2])
+  job = fake_slurm.sbatch_env(script, job_id=1234)
+  monkeypatch.setattr('jax.config.update', lambda *a: None)
+  for name in list(os.environ):
+    if name.startswith(('SLURM_', 'CUDA_', 'JAX_', 'TPU_', 'COMPARENETS_')):
+      monkeypatch.delenv(name)
+  asked = []
+  for procid, want in enumerate(gpus_by_task):
+    seen = []
+    monkeypatch.setattr('jax.distributed.initialize', lambda **kw: seen.append(kw))
+    with monkeypatch.context() as m:
+      for key, value in fake_slurm.task_env(job, procid).items():
+        m.setenv(key, value)
+      assert distributed.initialize()
+    asked.append(seen[0].get('local_device_ids'))
+  assert asked == gpus_by_task

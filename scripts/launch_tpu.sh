@@ -42,7 +42,7 @@ POLL_S="${COMPARENETS_TPU_POLL_S:-30}"  # seconds between two looks at a node be
 
 die() { echo "$PROG: error: $*" >&2; exit 2; }
 
-usage() { sed -n '2,35p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set /{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 # One shell word for $1: bare when it is plainly safe, else single-quoted.
 quote() {

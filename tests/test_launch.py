@@ -38,6 +38,8 @@ with open(log, 'a') as f:
   f.write(json.dumps({{'tool': os.path.basename(sys.argv[0]), 'argv': sys.argv[1:],
                       'cwd': os.getcwd(),
                       'multiprocess': os.environ.get('COMPARENETS_MULTIPROCESS')}}) + '\\n')
+if sys.argv[0].endswith('sbatch') and '--parsable' in sys.argv:
+  print('4242;cluster1')  # sbatch --parsable: the job id, then the cluster if there is one
 if 'describe' in sys.argv:
   states = os.environ.get('FAKE_STATES', 'NOT_FOUND').split(',')
   count = log + '.describes'
@@ -411,7 +413,36 @@ def test_slurm_one_process_per_node_and_submission(fakes, tmp_path):
   assert sbatch['tool'] == 'sbatch' and sbatch['argv'] == [str(script)]
 
 
+def test_slurm_suite_is_a_job_array_and_a_report_job_after_it(fakes, tmp_path):
+  env, calls = fakes
+  script = tmp_path / 'suite.sbatch'
+  proc = _run(['bash', SLURM, '--suite=full', '--shards=16', '--workdir=/shared/runs/full',
+               f'--script={script}'], env=env)
+  assert proc.returncode == 0, proc.stderr
+  array, report_job = (c['argv'] for c in calls())
+  report_script = tmp_path / 'suite-report.sbatch'
+  assert array == ['--parsable', str(script)]
+  assert report_job == ['--dependency=afterok:4242', str(report_script)]  # waits for all 16
+  text = script.read_text()
+  for line in ('#SBATCH --array=0-15', '#SBATCH --nodes=1', '#SBATCH --ntasks-per-node=1',
+               '#SBATCH --gpus-per-node=1'):
+    assert line in text.splitlines()
+  compare = ['-m', 'comparenets.compare', '--suite=full', '--workdir=/shared/runs/full']
+  for task in (0, 15):
+    assert _run(['bash', str(script)], env=dict(env, SLURM_ARRAY_TASK_ID=str(task))
+                ).returncode == 0
+    assert calls()[-1]['argv'][1:] == [*compare, f'--shard={task}/16']
+  assert _run(['bash', str(report_script)], env=env).returncode == 0
+  assert calls()[-1]['argv'][1:] == compare  # no --shard: every run finished, the report
+  dry = _run(['bash', SLURM, '--suite=full', '--shards=16', '--workdir=/shared/runs/full',
+              '--dry-run'], env=env)
+  assert dry.returncode == 0 and 'sbatch --dependency=afterok:$ARRAY_JOB' in dry.stdout
+  assert len(calls()) == 5  # the dry run submitted nothing
+
+
 @pytest.mark.parametrize('flags,message', [
+    (['--suite=full'], '--suite and --config exclude each other'),
+    (['--shards=4'], '--shards needs --suite'),
     (['--nodes=0'], '--nodes=0 must be a positive integer'),
     (['--per=core'], "--per=core must be 'gpu' or 'node'"),
     (['--time=soon'], 'is not a SLURM time'),

@@ -92,9 +92,12 @@ done
 [[ "$TIME" =~ ^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$ ]] || die "--time=$TIME is not a SLURM time such as 04:00:00"
 [[ "$JOB" =~ ^[A-Za-z0-9_.-]+$ ]] || die "--job-name=$JOB may hold letters, digits, '_', '.' and '-' only"
 if [[ -n "$SUITE" ]]; then
-  [[ -z "$CONFIG" ]] || die "--suite and --config exclude each other: a suite names its experiments"
-  ((${#EXTRA[@]} == 0)) || die "--suite takes no comparenets.main flags after '--' (the suite file sets its overrides)"
-  [[ "$SHARDS" =~ ^[1-9][0-9]*$ ]] || die "--suite needs --shards=N, a positive integer (array tasks)"
+  [[ -z "$CONFIG" ]] ||
+    die "--suite and --config exclude each other: a suite names its experiments"
+  ((${#EXTRA[@]} == 0)) ||
+    die "--suite takes no comparenets.main flags after '--' (the suite file sets its overrides)"
+  [[ "$SHARDS" =~ ^[1-9][0-9]*$ ]] ||
+    die "--suite needs --shards=N, a positive integer (array tasks)"
   [[ -f "$ROOT/experiments/suites/$SUITE.py" || ( "$SUITE" == *.py && -f "$SUITE" ) ]] ||
     die "--suite=$SUITE is neither experiments/suites/$SUITE.py nor a suite file"
 else

@@ -119,6 +119,7 @@ def main(argv: Sequence[str]) -> None:
     print('comparenets.compare: error: --workdir is required', file=sys.stderr)
     sys.exit(2)
   try:
+    workdirs.require_bucket_support(workdir, '--workdir')
     shard = parse_shard(shard) if shard else (0, 1)
     run_suite(suite, workdir, shard)
     if shard[1] > 1:

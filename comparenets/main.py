@@ -22,6 +22,7 @@ from ml_collections import config_flags
 from comparenets import console
 from comparenets import distributed
 from comparenets import runtime
+from comparenets import workdir as workdirs
 from comparenets.errors import ConfigError, UserError
 from comparenets.stopping import StopRequest
 from comparenets.train import train_and_evaluate
@@ -58,6 +59,8 @@ def main(argv):
       config.get('model')  # config_flags reports a file it could not load on first access
     except OSError as e:
       raise ConfigError(f'cannot load the config file: {_explain(e, [])}') from None
+    workdirs.require_bucket_support(opts.workdir, '--workdir')  # before anything compiles
+    workdirs.require_bucket_support(config.task.get('data_dir'), '--config.task.data_dir')
     results = train_and_evaluate(config, opts.workdir)
   except UserError as e:
     print(f'comparenets: error: {e}', file=sys.stderr)

@@ -15,6 +15,7 @@ from typing import Any
 
 from absl import logging
 import jax
+from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 
 from comparenets import workdir as workdirs
@@ -78,7 +79,8 @@ class Checkpointer:
     Returns ``(step, tree)``, or ``(None, target)`` when there is no checkpoint. A newer
     checkpoint that cannot be restored (truncated, corrupted, written by another config) is
     logged with its step and reason and moved aside to ``unreadable-step-N`` (kept for
-    inspection, out of the manager's way) once an older one restores. When none restores,
+    inspection, out of the manager's way; by process 0, `_move_aside`) once an older one
+    restores. When none restores,
     nothing is moved and a `CheckpointError` lists every step's reason.
     """
     failures = []
@@ -89,13 +91,8 @@ class Checkpointer:
         logging.warning('%s', e)
         failures.append((step, e))
         continue
-      for bad, _ in failures:
-        aside = workdirs.join(self.directory, f'unreadable-step-{bad}')
-        workdirs.join(self.directory, str(bad)).rename(aside)
-        logging.warning('fell back from step %d to step %d; step %d moved to %s', bad, step,
-                        bad, aside)
       if failures:
-        self._manager.reload()
+        self._move_aside([bad for bad, _ in failures], step)
       return step, tree
     if failures:
       reasons = '; '.join(f'step {s}: {_first_line(e.__cause__ or e)}' for s, e in failures)
@@ -104,6 +101,20 @@ class Checkpointer:
           'the config changed, use a fresh --workdir; if the files are damaged, move the '
           'checkpoints folder aside to start over')
     return None, target
+
+  def _move_aside(self, steps: list[int], kept: int) -> None:
+    """Moves unreadable ``steps`` to ``unreadable-step-N``: process 0 only (the directory is
+    shared by every process, on a shared filesystem or a bucket, and two renames of one
+    directory race), while the others wait for it at a barrier before they look again."""
+    for bad in steps:
+      aside = workdirs.join(self.directory, f'unreadable-step-{bad}')
+      if jax.process_index() == 0:
+        workdirs.join(self.directory, str(bad)).rename(aside)
+      logging.warning('fell back from step %d to step %d; step %d moved to %s', bad, kept,
+                      bad, aside)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices('comparenets: unreadable checkpoints moved aside')
+    self._manager.reload()
 
   def reached_preemption(self, step: int) -> bool:
     """True when JAX's multi-host preemption service says all hosts reached a sync point."""

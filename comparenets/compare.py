@@ -9,6 +9,15 @@ as ``<run name>/seed<N>``, and the report averages them). Each run lands in
 ``<workdir>/<run name>``; a run that already has results.json is skipped and an
 interrupted one resumes from its checkpoint, so an interrupted suite resumes too. The report is
 ``<workdir>/REPORT.md`` with its plots beside it.
+
+    python -m comparenets.compare --suite=full --workdir=W --shard=I/N
+
+runs shard I (0-based) of N only: the entries whose place in the suite is I modulo N, so the N
+shards together run every entry exactly once, and neighbours (one entry's seeds) go to different
+shards. Shards share the workdir (a shared filesystem or a bucket: every entry's run directory
+is its own) and write no report, which the other shards' runs are not in yet; once all have
+finished, the same command without ``--shard`` finds every run finished and writes the report.
+SLURM job arrays (``scripts/launch_slurm.sh --suite``) run the shards; nothing here schedules.
 """
 
 from __future__ import annotations
@@ -25,8 +34,9 @@ from absl import logging
 from comparenets import console
 from comparenets import experiment
 from comparenets import runtime
+from comparenets import workdir as workdirs
 from comparenets.analysis import report
-from comparenets.errors import UserError
+from comparenets.errors import ConfigError, UserError
 from comparenets.stopping import StopRequest
 from comparenets.train import train_and_evaluate
 
@@ -36,6 +46,8 @@ def _define_flags() -> None:
   this module next to comparenets.main would see a duplicate --workdir)."""
   flags.DEFINE_string('suite', 'quick', 'Suite name (experiments/suites/NAME.py) or path.')
   flags.DEFINE_string('workdir', None, 'Directory for the runs and the report.')
+  flags.DEFINE_string('shard', None, 'I/N: run only shard I (0-based) of N of the suite\'s '
+                      'entries, and write no report (see the module docstring).')
 
 
 def load_suite(suite: str) -> list[tuple[str, str, str, dict[str, Any]]]:
@@ -50,9 +62,27 @@ def with_seeds(entries, seeds: Sequence[int]) -> list[tuple[str, str, str, dict[
           for name, experiment_file, arg, overrides in entries for seed in seeds]
 
 
-def run_suite(suite: str, workdir: str) -> list[str]:
-  """Runs every unfinished entry of ``suite``; returns the names of the runs it trained."""
-  entries = load_suite(suite)
+def parse_shard(text: str) -> tuple[int, int]:
+  """``'I/N'`` -> ``(I, N)``, with 0 <= I < N; a `ConfigError` saying why otherwise."""
+  index, _, count = text.partition('/')
+  try:
+    index, count = int(index), int(count)
+  except ValueError:
+    index = count = -1
+  if count < 1 or not 0 <= index < count:
+    raise ConfigError(f'--shard={text} must be I/N with 0 <= I < N, e.g. --shard=0/4')
+  return index, count
+
+
+def shard_entries(entries: list, index: int, count: int) -> list:
+  """Shard ``index`` of ``count``: the entries whose place is ``index`` modulo ``count``."""
+  return entries[index::count]
+
+
+def run_suite(suite: str, workdir: str, shard: tuple[int, int] = (0, 1)) -> list[str]:
+  """Runs every unfinished entry of ``suite`` (of its ``shard``, ``(index, count)``); returns
+  the names of the runs it trained."""
+  entries = shard_entries(load_suite(suite), *shard)
   with StopRequest():  # a signal between two runs stops the next one before it trains
     return _run_entries(entries, workdir)
 
@@ -61,8 +91,8 @@ def _run_entries(entries, workdir) -> list[str]:
   trained = []
   bar = console.progress(entries, unit='run')
   for i, (name, experiment_file, arg, overrides) in enumerate(bar):
-    run_dir = os.path.join(workdir, name)
-    if os.path.exists(os.path.join(run_dir, 'results.json')):
+    run_dir = str(workdirs.join(workdir, name))  # a local path or gs://...
+    if workdirs.join(run_dir, 'results.json').exists():
       logging.info('[%d/%d] %s: finished before, skipped', i + 1, len(entries), name)
       continue
     logging.info('[%d/%d] %s: %s:%s %s', i + 1, len(entries), name, experiment_file, arg,
@@ -84,12 +114,18 @@ def main(argv: Sequence[str]) -> None:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   console.setup_logging(logging.INFO)  # before JAX starts: its start-up lines stay out
   runtime.configure_cpu()
-  suite, workdir = flags.FLAGS.suite, flags.FLAGS.workdir
+  suite, workdir, shard = flags.FLAGS.suite, flags.FLAGS.workdir, flags.FLAGS.shard
   if not workdir:
     print('comparenets.compare: error: --workdir is required', file=sys.stderr)
     sys.exit(2)
   try:
-    run_suite(suite, workdir)
+    workdirs.require_bucket_support(workdir, '--workdir')
+    shard = parse_shard(shard) if shard else (0, 1)
+    run_suite(suite, workdir, shard)
+    if shard[1] > 1:
+      print(f'shard {shard[0]}/{shard[1]} of {suite} done; once every shard is, the report: '
+            f'python -m comparenets.compare --suite={suite} --workdir={workdir}')
+      return
     path = report.write_report(workdir)
   except UserError as e:
     print(f'comparenets: error: {e}', file=sys.stderr)

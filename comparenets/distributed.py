@@ -8,6 +8,13 @@ is set (what ``scripts/launch_tpu.sh`` does: on a Cloud TPU VM the worker list i
 metadata, not in the environment, and only JAX asks the metadata server). On TPU and SLURM, JAX
 finds the coordinator, process count and index itself. On CPU, collectives across processes go
 through gloo.
+
+On SLURM, JAX would also restrict each process to the GPU whose ordinal is ``SLURM_LOCALID``
+(jax/_src/clusters/cluster.py), which is wrong both ways this code is launched: with one process
+per node that process drives only GPU 0 of its node's eight, and with one process per GPU
+(``--gpus-per-task=1``) SLURM has already left each task one visible GPU, ordinal 0, so local
+rank 1 asks for an ordinal that does not exist. `slurm_local_device_ids` gives JAX the right list:
+every GPU ``CUDA_VISIBLE_DEVICES`` leaves visible to this task.
 """
 
 from __future__ import annotations
@@ -30,6 +37,43 @@ def detected_processes() -> int:
     return 1
 
 
+def _tasks_per_node(spec: str) -> list[int]:
+  """SLURM's compressed task counts, ``'2(x3),1'`` -> ``[2, 2, 2, 1]``."""
+  counts = []
+  for part in spec.split(','):
+    count, _, repeat = part.partition('(x')
+    counts += [int(count)] * (int(repeat.rstrip(')')) if repeat else 1)
+  return counts
+
+
+def slurm_local_device_ids(env: Mapping[str, str] | None = None) -> list[int] | None:
+  """The GPU ordinals this SLURM task drives, or None where JAX's own choice stands.
+
+  srun sets ``CUDA_VISIBLE_DEVICES`` for each task to the GPUs it was given (all of the node's
+  for one task per node; its own one under ``--gpus-per-task=1``, numbered from 0 where
+  cgroups constrain devices, by its index on the node where they do not): CUDA numbers the
+  visible ones 0..n-1, and this task drives all of them. Without ``CUDA_VISIBLE_DEVICES`` every
+  task sees every GPU of the node: several tasks there split them by ``SLURM_LOCALID``; a single
+  one drives the ``SLURM_GPUS_ON_NODE`` GPUs. ``JAX_LOCAL_DEVICE_IDS``, if set, wins.
+  """
+  env = os.environ if env is None else env
+  if 'SLURM_JOB_ID' not in env or 'SLURM_LOCALID' not in env or 'JAX_LOCAL_DEVICE_IDS' in env:
+    return None
+  visible = [d for d in env.get('CUDA_VISIBLE_DEVICES', '').split(',') if d.strip()]
+  if visible:
+    return list(range(len(visible)))
+  try:
+    here = _tasks_per_node(env.get('SLURM_STEP_TASKS_PER_NODE', env.get('SLURM_TASKS_PER_NODE',
+                                                                       '1')))
+    tasks_here = here[min(int(env.get('SLURM_NODEID', '0')), len(here) - 1)]
+    gpus = int(env.get('SLURM_GPUS_ON_NODE', '0'))
+  except ValueError:
+    return None
+  if tasks_here > 1:
+    return [int(env['SLURM_LOCALID'])]
+  return list(range(gpus)) if gpus > 1 else None
+
+
 def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
                process_id: int | None = None) -> bool:
   """Joins the multi-process run if there is one; returns whether it did.
@@ -44,6 +88,8 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
   if explicit:
     jax.distributed.initialize(coordinator_address=coordinator_address,
                                num_processes=num_processes, process_id=process_id)
+  elif (devices := slurm_local_device_ids()) is not None:
+    jax.distributed.initialize(local_device_ids=devices)  # the rest from SLURM's environment
   else:
     jax.distributed.initialize()  # Cloud TPU / SLURM: everything from the environment
   return True

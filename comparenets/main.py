@@ -2,10 +2,10 @@
 
 Any config field can be overridden, e.g. ``--config.train.steps=50``. The run resumes from the
 newest checkpoint in DIR. A config that cannot run exits with status 2 and one line saying why;
-a run whose loss or gradients became NaN/Inf exits with status 3. SIGTERM or SIGINT (Ctrl-C)
-finishes the current step, saves a checkpoint and exits with status 0; a second Ctrl-C
-interrupts at once. The console shows our lines and everyone's warnings (`comparenets.console`);
-``--verbosity=0`` shows the libraries' INFO lines too.
+a run whose loss or gradients became NaN/Inf exits with status 3. SIGTERM, SIGHUP (a dropped
+ssh session) or SIGINT (Ctrl-C) finishes the current step, saves a checkpoint and exits with
+status 0; a second Ctrl-C interrupts at once. The console shows our lines and everyone's
+warnings (`comparenets.console`); ``--verbosity=0`` shows the libraries' INFO lines too.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ml_collections import config_flags
 from comparenets import console
 from comparenets import distributed
 from comparenets import runtime
+from comparenets import workdir as workdirs
 from comparenets.errors import ConfigError, UserError
 from comparenets.stopping import StopRequest
 from comparenets.train import train_and_evaluate
@@ -58,6 +59,8 @@ def main(argv):
       config.get('model')  # config_flags reports a file it could not load on first access
     except OSError as e:
       raise ConfigError(f'cannot load the config file: {_explain(e, [])}') from None
+    workdirs.require_bucket_support(opts.workdir, '--workdir')  # before anything compiles
+    workdirs.require_bucket_support(config.task.get('data_dir'), '--config.task.data_dir')
     results = train_and_evaluate(config, opts.workdir)
   except UserError as e:
     print(f'comparenets: error: {e}', file=sys.stderr)
@@ -101,7 +104,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 def run():
   """Console-script entry point."""
-  with StopRequest():  # from here on, SIGTERM/SIGINT stop cleanly (see comparenets.stopping)
+  with StopRequest():  # from here on, TERM/HUP/INT stop cleanly (see comparenets.stopping)
     console.run(main, _define_flags, flags_parser=_parse_flags)
 
 

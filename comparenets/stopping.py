@@ -1,4 +1,9 @@
-"""SIGTERM / SIGINT as a request to stop cleanly, shared by the command line and the train loop.
+"""SIGTERM / SIGHUP / SIGINT as a request to stop cleanly, shared by the command lines and the train
+loop.
+
+SIGHUP counts like SIGTERM: a run started in the foreground of an ssh session (``gcloud ...
+ssh --worker=all``, a terminal on a login node) gets it when the connection drops, and should
+then save a checkpoint and exit 0 rather than die with the session.
 
 The command line enters `StopRequest` before it imports anything heavy, so a signal that arrives
 while JAX starts or the config loads is remembered, and the train loop (which enters it again)
@@ -17,7 +22,7 @@ class StopRequest:
 
   A second SIGINT raises KeyboardInterrupt at once, for a person who really means it.
   """
-  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+  SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
   signal: str | None = None
   _depth = 0
   _previous: dict = {}

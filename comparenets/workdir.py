@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib
 import json
 import os
 import shutil
@@ -37,6 +38,27 @@ def resolve(path: str | os.PathLike) -> str:
   """An absolute local path, or a bucket URI unchanged."""
   path = os.fspath(path)
   return os.path.abspath(path) if is_local(path) else path
+
+
+def require_bucket_support(path: str | os.PathLike | None, name: str) -> None:
+  """Refuses a ``gs://`` ``path`` (given as ``name``, e.g. ``--workdir``) that epath cannot
+  open here, with the install command, before anything compiles or trains.
+
+  epath reads and writes buckets through TensorFlow's gfile when TensorFlow is installed and
+  through fsspec's gcsfs otherwise; without either the first write fails deep inside a run (an
+  ImportError after compilation) and a gs:// data_dir reads as "not prepared".
+  """
+  if not path or not os.fspath(path).startswith('gs://'):
+    return
+  for module in ('gcsfs', 'tensorflow'):
+    try:
+      importlib.import_module(module)
+      return
+    except ImportError:
+      continue
+  raise ConfigError(f'{name}={os.fspath(path)} is on a bucket, and reading or writing gs:// '
+                    'needs gcsfs, which is not installed: pip install gcsfs (or pip install -e '
+                    '.[gcs])')
 
 
 def join(workdir: str | os.PathLike, *parts: str) -> epath.Path:

@@ -3,22 +3,34 @@
 #
 #   scripts/launch_tpu.sh --name=cn-v4 --zone=us-central2-b --accelerator-type=v4-32 \
 #     --bucket=gs://my-bucket --config=experiments/tfds_images.py:model=lstm,dataset=mnist \
-#     [--workdir=gs://my-bucket/runs/x] [--version=tpu-ubuntu2204-base] [--project=P] [--spot] \
+#     [--workdir=gs://my-bucket/runs/x] [--version=RUNTIME] [--project=P] [--spot] [--queued] \
 #     [--repo=https://github.com/me/comparenets.git [--ref=main]] [--dry-run] \
 #     [-- --config.train.steps=5000 ...]
+#   scripts/launch_tpu.sh --name=cn-v4 --zone=us-central2-b --logs    # follow worker 0's log
+#   scripts/launch_tpu.sh --name=cn-v4 --zone=us-central2-b --stop    # SIGTERM on every worker
 #
-# 1. creates the TPU VM, or reuses it when `describe` finds it;
+# 1. finds the TPU VM and acts on its state: READY is reused; missing, it is created (with the
+#    runtime for its type: v2/v3/v4 tpu-ubuntu2204-base, v5e v2-alpha-tpuv5-lite, v5p
+#    v2-alpha-tpuv5, v6e v2-alpha-tpuv6e; --version overrides); PREEMPTED or TERMINATED (a Spot
+#    VM taken back) it is deleted and created again; any other error of `describe` (auth,
+#    project, API) is shown and the script stops. --queued asks through a queued resource (what
+#    Google advises for pod slices and Spot) and waits until it is ACTIVE;
 # 2. ships the code: `git archive` of HEAD copied to every worker with `tpu-vm scp --worker=all`
 #    (uncommitted changes are not shipped: commit them first), or with --repo a `git clone` of
 #    that URL on every worker;
 # 3. installs it on every worker: a Python 3.11 venv in ~/comparenets-venv (made by uv) with
 #    `pip install -e .[gcs]` and jax[tpu] (libtpu from PyPI or the jax-releases index);
-# 4. runs `python -m comparenets.main` on all workers at once (`ssh --worker=all`) with
-#    COMPARENETS_MULTIPROCESS=auto, so every worker joins jax.distributed; the workdir is on the
-#    bucket (default gs://BUCKET/comparenets/NAME/EXPERIMENT), which every worker sees, and the
-#    same command resumes from its newest checkpoint.
+# 4. starts `python -m comparenets.main` detached on all workers (setsid nohup: a dropped ssh
+#    connection does not stop it) with COMPARENETS_MULTIPROCESS=auto, so every worker joins
+#    jax.distributed. Each worker logs to ~/comparenets.log, copied to WORKDIR/logs/ when the
+#    job ends; one job per TPU VM at a time (the TPU chips belong to one process). The workdir
+#    is on the bucket (default gs://BUCKET/comparenets/NAME/EXPERIMENT), which every worker
+#    sees, and the same command resumes from its newest checkpoint.
+# --logs follows worker 0's log (process 0 is the one that logs). --stop sends SIGTERM to the job
+# on every worker and waits for it to end: it saves a checkpoint and exits 0.
 #
-# --dry-run prints the exact commands, one per line, as bash would run them, and runs nothing.
+# --dry-run prints the commands, one per line, and runs nothing (the node's state is not known
+# then: it prints the commands for a TPU VM that does not exist yet).
 # Anything after `--` is passed to comparenets.main (e.g. --config.train.steps=5000).
 set -euo pipefail
 
@@ -26,10 +38,11 @@ PROG=launch_tpu.sh
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 JAX_SPEC='jax[tpu]>=0.10.2,<0.11'
 LIBTPU_INDEX='https://storage.googleapis.com/jax-releases/libtpu_releases.html'
+POLL_S="${COMPARENETS_TPU_POLL_S:-30}"  # seconds between two looks at a node being made
 
 die() { echo "$PROG: error: $*" >&2; exit 2; }
 
-usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set /{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 # One shell word for $1: bare when it is plainly safe, else single-quoted.
 quote() {
@@ -46,14 +59,29 @@ quote_all() {
   printf '%s' "$out"
 }
 
-NAME='' ZONE='' ACCELERATOR='v4-8' VERSION='tpu-ubuntu2204-base' BUCKET='' CONFIG='' WORKDIR=''
-PROJECT='' REPO='' REF='' SPOT=0 DRY_RUN=0
+# The TPU software version Google's "TPU software versions" page names for JAX on each
+# generation (https://cloud.google.com/tpu/docs/runtimes).
+runtime_for() {
+  case "$1" in
+    v2-*|v3-*|v4-*) echo tpu-ubuntu2204-base ;;
+    v5litepod-*|v5e-*) echo v2-alpha-tpuv5-lite ;;
+    v5p-*) echo v2-alpha-tpuv5 ;;
+    v6e-*) echo v2-alpha-tpuv6e ;;
+    *) return 1 ;;
+  esac
+}
+
+NAME='' ZONE='' ACCELERATOR='v4-8' VERSION='' BUCKET='' CONFIG='' WORKDIR=''
+PROJECT='' REPO='' REF='' SPOT=0 QUEUED=0 DRY_RUN=0 ACTION=launch
 EXTRA=()
 while (($#)); do
   arg="$1"
   case "$arg" in
     --dry-run) DRY_RUN=1; shift; continue ;;
     --spot) SPOT=1; shift; continue ;;
+    --queued) QUEUED=1; shift; continue ;;
+    --logs) ACTION=logs; shift; continue ;;
+    --stop) ACTION=stop; shift; continue ;;
     -h|--help) usage; exit 0 ;;
     --) shift; EXTRA=("$@"); break ;;
     --*=*) key="${arg%%=*}"; value="${arg#*=}"; shift ;;
@@ -67,7 +95,7 @@ while (($#)); do
     --name) NAME="$value" ;;
     --zone) ZONE="$value" ;;
     --accelerator-type) ACCELERATOR="$value" ;;
-    --version) VERSION="$value" ;;
+    --version) VERSION="$value"; [[ -n "$VERSION" ]] || die "--version must not be empty" ;;
     --bucket) BUCKET="$value" ;;
     --config) CONFIG="$value" ;;
     --workdir) WORKDIR="$value" ;;
@@ -83,9 +111,43 @@ done
   die "--name=$NAME is not a valid TPU name (lower-case letters, digits and '-', starting with a letter)"
 [[ -n "$ZONE" ]] || die "--zone is required (e.g. us-central2-b)"
 [[ "$ZONE" =~ ^[a-z]+-[a-z]+[0-9]+-[a-z]$ ]] || die "--zone=$ZONE is not a zone such as us-central2-b"
+
+where=(--zone="$ZONE")
+[[ -n "$PROJECT" ]] && where+=(--project="$PROJECT")
+tpu=(gcloud compute tpus tpu-vm)
+queued=(gcloud compute tpus queued-resources)
+LOG='"$HOME/comparenets.log"'
+PIDFILE='"$HOME/comparenets.pid"'
+
+# Prints a command (--dry-run) or shows and runs it.
+step() {
+  if ((DRY_RUN)); then
+    quote_all "$@"; echo
+  else
+    echo "+ $(quote_all "$@")" >&2
+    "$@"
+  fi
+}
+
+if [[ "$ACTION" != launch ]]; then
+  if [[ "$ACTION" == logs ]]; then  # process 0 logs; worker 0 runs it
+    step "${tpu[@]}" ssh "$NAME" "${where[@]}" --worker=0 --command="tail -n +1 -F $LOG"
+  else  # every worker's job saves a checkpoint and exits 0; wait until each has
+    stop="pid=\$(cat $PIDFILE 2>/dev/null) && kill -0 \"\$pid\" 2>/dev/null || "
+    stop+="{ echo \"no comparenets job runs on \$(hostname)\"; exit 0; };"
+    stop+=" kill -TERM \"\$pid\"; while kill -0 \"\$pid\" 2>/dev/null; do sleep 2; done;"
+    stop+=" echo \"stopped on \$(hostname)\"; tail -n 3 $LOG"
+    step "${tpu[@]}" ssh "$NAME" "${where[@]}" --worker=all --command="$stop"
+  fi
+  exit 0
+fi
+
 [[ "$ACCELERATOR" =~ ^v[0-9]+[a-z]*-[0-9]+$ ]] ||
   die "--accelerator-type=$ACCELERATOR is not a TPU type such as v4-8, v5litepod-16 or v6e-8"
-[[ -n "$VERSION" ]] || die "--version must not be empty"
+if [[ -z "$VERSION" ]]; then
+  VERSION="$(runtime_for "$ACCELERATOR")" ||
+    die "no known TPU software version for --accelerator-type=$ACCELERATOR; give one with --version"
+fi
 [[ -n "$CONFIG" ]] || die "--config is required (e.g. experiments/digits.py:model=lstm)"
 EXPERIMENT="${CONFIG%%:*}"
 [[ "$EXPERIMENT" == experiments/*.py ]] ||
@@ -117,14 +179,57 @@ if [[ -z "$REPO" ]]; then
   TARBALL="${TMPDIR:-/tmp}/comparenets-$(git -C "$ROOT" rev-parse --short=12 HEAD).tar.gz"
 fi
 
-where=(--zone="$ZONE")
-[[ -n "$PROJECT" ]] && where+=(--project="$PROJECT")
-tpu=(gcloud compute tpus tpu-vm)
-
-describe=("${tpu[@]}" describe "$NAME" "${where[@]}" --format='value(state)')
-create=("${tpu[@]}" create "$NAME" "${where[@]}" --accelerator-type="$ACCELERATOR"
-        --version="$VERSION")
+if ((QUEUED)); then
+  kind=queued-resources; field='value(state.state)'
+  create=("${queued[@]}" create "$NAME" --node-id="$NAME" "${where[@]}"
+          --accelerator-type="$ACCELERATOR" --runtime-version="$VERSION")
+  delete=("${queued[@]}" delete "$NAME" "${where[@]}" --force --quiet)
+else
+  kind=tpu-vm; field='value(state)'
+  create=("${tpu[@]}" create "$NAME" "${where[@]}" --accelerator-type="$ACCELERATOR"
+          --version="$VERSION")
+  delete=("${tpu[@]}" delete "$NAME" "${where[@]}" --quiet)
+fi
 ((SPOT)) && create+=(--spot)
+describe=(gcloud compute tpus "$kind" describe "$NAME" "${where[@]}" --format="$field")
+
+# The node's (or queued resource's) state; NOT_FOUND when there is none. Any other failure of
+# `describe` (not logged in, wrong project, API off) is shown as gcloud wrote it, and stops.
+state_of() {
+  local out err
+  err="$(mktemp)"
+  if out="$("${describe[@]}" 2>"$err")"; then
+    rm -f "$err"; printf '%s' "${out:-UNKNOWN}"; return 0
+  fi
+  if grep -q 'NOT_FOUND' "$err"; then
+    rm -f "$err"; printf NOT_FOUND; return 0
+  fi
+  cat "$err" >&2; rm -f "$err"
+  echo "$PROG: error: \`$(quote_all "${describe[@]}")\` failed (above); nothing was created" >&2
+  return 2
+}
+
+# Acts on the state: reuse, create, delete and create, or wait; returns when usable.
+provision() {
+  local state seen=''
+  while :; do
+    state="$(state_of)" || exit 2
+    [[ "$state" != "$seen" ]] && echo "$PROG: TPU $NAME ($kind): $state" >&2
+    seen="$state"
+    case "$kind:$state" in
+      tpu-vm:READY|queued-resources:ACTIVE) return 0 ;;
+      *:NOT_FOUND) step "${create[@]}"; ((QUEUED)) || return 0 ;;
+      tpu-vm:PREEMPTED|tpu-vm:TERMINATED|queued-resources:SUSPENDED)
+        step "${delete[@]}"; step "${create[@]}"; ((QUEUED)) || return 0 ;;
+      tpu-vm:CREATING|tpu-vm:STARTING|tpu-vm:RESTARTING|tpu-vm:REPAIRING|tpu-vm:REIMAGING) ;;
+      queued-resources:ACCEPTED|queued-resources:CREATING|queued-resources:WAITING_FOR_RESOURCES) ;;
+      queued-resources:PROVISIONING|queued-resources:SUSPENDING|queued-resources:DELETING) ;;
+      tpu-vm:DELETING) ;;
+      *) die "TPU $NAME is $state; see \`$(quote_all "${describe[@]:0:${#describe[@]}-1}")\`, delete it with \`$(quote_all "${delete[@]}")\` to start over" ;;
+    esac
+    sleep "$POLL_S"
+  done
+}
 
 # What every worker runs (through its login shell: $HOME expands there).
 CODE='"$HOME/comparenets"'
@@ -143,22 +248,31 @@ setup+=" $UV venv -q --allow-existing --python 3.11 $VENV;"
 setup+=" $UV pip install -q --python $VENV/bin/python -e \"\$HOME/comparenets[gcs]\""
 setup+=" $(quote "$JAX_SPEC") -f $LIBTPU_INDEX"
 run_args=(-m comparenets.main --config="$CONFIG" --workdir="$WORKDIR" "${EXTRA[@]}")
-run="cd $CODE && COMPARENETS_MULTIPROCESS=auto $VENV/bin/python $(quote_all "${run_args[@]}")"
-
-commands=("$(quote_all "${describe[@]}") >/dev/null 2>&1 || $(quote_all "${create[@]}")")
-if [[ -n "$TARBALL" ]]; then
-  commands+=("$(quote_all git -C "$ROOT" archive --format=tar.gz --output="$TARBALL" HEAD)")
-  commands+=("$(quote_all "${tpu[@]}" scp "$TARBALL" "$NAME:comparenets.tar.gz" "${where[@]}" \
-                --worker=all)")
-fi
-commands+=("$(quote_all "${tpu[@]}" ssh "$NAME" "${where[@]}" --worker=all --command="$setup")")
-commands+=("$(quote_all "${tpu[@]}" ssh "$NAME" "${where[@]}" --worker=all --command="$run")")
+# The job, detached: its own session (setsid), immune to the ssh session's hang-up (nohup), its
+# pid in ~/comparenets.pid for --stop, its log copied to the bucket when it ends.
+job="cd $CODE || exit 1; COMPARENETS_MULTIPROCESS=auto $VENV/bin/python $(quote_all "${run_args[@]}") &"
+job+=" echo \$! > $PIDFILE; wait \$!; rc=\$?; echo \"comparenets: exit status \$rc\";"
+job+=" gcloud storage cp $LOG $(quote "${WORKDIR%/}/logs/")\"\$(hostname).log\" || true; exit \$rc"
+run="if pid=\$(cat $PIDFILE 2>/dev/null) && kill -0 \"\$pid\" 2>/dev/null; then"
+run+=" echo \"a comparenets job (pid \$pid) already runs on \$(hostname); --stop it first\" >&2;"
+run+=" exit 1; fi; setsid nohup bash -c $(quote "$job") > $LOG 2>&1 < /dev/null &"
+run+=" echo \"started on \$(hostname); log: ~/comparenets.log\""
 
 if ((DRY_RUN)); then
-  printf '%s\n' "${commands[@]}"
-  exit 0
+  step "${describe[@]}"
+  echo "# NOT_FOUND: create; READY/ACTIVE: reuse; PREEMPTED, TERMINATED or SUSPENDED: delete, then create"
+  step "${create[@]}"
+  ((QUEUED)) && echo "# then \`describe\` every ${POLL_S}s until ACTIVE"
+else
+  provision
 fi
-for command in "${commands[@]}"; do
-  echo "+ $command" >&2
-  bash -c "set -euo pipefail; $command"
-done
+if [[ -n "$TARBALL" ]]; then
+  step git -C "$ROOT" archive --format=tar.gz --output="$TARBALL" HEAD
+  step "${tpu[@]}" scp "$TARBALL" "$NAME:comparenets.tar.gz" "${where[@]}" --worker=all
+fi
+step "${tpu[@]}" ssh "$NAME" "${where[@]}" --worker=all --command="$setup"
+step "${tpu[@]}" ssh "$NAME" "${where[@]}" --worker=all --command="$run"
+if ((!DRY_RUN)); then
+  echo "$PROG: started; follow it with: $PROG --name=$NAME ${where[*]} --logs" >&2
+  echo "$PROG: stop it (checkpoint saved) with: $PROG --name=$NAME ${where[*]} --stop" >&2
+fi

@@ -352,3 +352,58 @@ def test_full_suite_entries_exist_and_build():
   assert load_config('adding.py', 'model=lstm,length=200', {}).train.steps == 3000
   assert built[('forecasting.py', 'model=gru,series=sunspots')].task.context == 12
   assert built[('song.py', 'model=tcn')].task.steps_per_quarter == 2
+
+
+@pytest.mark.parametrize('count', [1, 2, 7, 300])
+def test_shards_cover_the_full_suite_each_entry_once(count):
+  entries = compare.load_suite('full')
+  shards = [compare.shard_entries(entries, i, count) for i in range(count)]
+  names = [e[0] for shard in shards for e in shard]
+  assert sorted(names) == sorted(e[0] for e in entries) and len(set(names)) == len(entries)
+  assert max(map(len, shards)) - min(map(len, shards)) <= 1  # as even as they can be
+  assert shards == [compare.shard_entries(entries, i, count) for i in range(count)]  # stable
+
+
+@pytest.mark.parametrize('text', ['3/3', '-1/2', '1/0', '1', 'a/b'])
+def test_a_bad_shard_is_a_clear_error(text):
+  with pytest.raises(ConfigError, match=f'--shard={re.escape(text)} must be I/N with 0 <= I < N'):
+    compare.parse_shard(text)
+
+
+SEEDED_SUITE = '''
+from comparenets.compare import with_seeds
+def get_suite():
+  return with_seeds([('digits/cnn', 'digits.py', 'model=cnn,quick', {}),
+                     ('digits/lstm', 'digits.py', 'model=lstm,quick', {}),
+                     ('digits/gru', 'digits.py', 'model=gru,quick', {})], (0, 1, 2))
+'''
+
+
+def test_a_report_over_shards_is_the_one_process_report(tmp_path, monkeypatch):
+  """Three shards into one workdir, against one process into another, with a stand-in for
+  training that writes a results.json from the run's config: the same runs, the same report."""
+  suite = tmp_path / 'seeded.py'
+  suite.write_text(SEEDED_SUITE)
+  trained = []
+
+  def fake_train(config, run_dir):
+    trained.append(run_dir)
+    path = tmp_path / run_dir
+    path.mkdir(parents=True)
+    value = 0.5 + 0.1 * config.seed + len(config.model.name) / 100
+    results = {'model': config.model.name, 'task': {'name': config.task.name},
+               'input_kind': 'sequence', 'steps': 100, 'params': {'total': 1000},
+               'train_time_s': 1.0, 'target_metric': 'accuracy',
+               'validation': {'accuracy': value - 0.05}, 'test': {'accuracy': value}}
+    (path / 'results.json').write_text(json.dumps(results))
+    (path / 'config.json').write_text(json.dumps({'seed': config.seed}))
+    return results
+  monkeypatch.setattr(compare, 'train_and_evaluate', fake_train)
+  sharded, single = tmp_path / 'sharded', tmp_path / 'single'
+  names = [n for i in range(3) for n in compare.run_suite(str(suite), str(sharded), (i, 3))]
+  assert sorted(names) == sorted(compare.run_suite(str(suite), str(single)))
+  assert len(names) == len(set(names)) == 9
+  assert compare.run_suite(str(suite), str(sharded)) == []  # the report job trains nothing
+  texts = [open(report.write_report(str(root), structure_lengths=())).read().replace(
+      str(root), 'ROOT') for root in (sharded, single)]
+  assert texts[0] == texts[1] and '`digits/lstm/seed{0,1,2}` | 3 |' in texts[0]

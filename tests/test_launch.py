@@ -6,14 +6,18 @@ the right flags."""
 import json
 import os
 import shlex
+import socket
 import stat
 import subprocess
 import sys
 import tarfile
+import time
 
 import pytest
 
 from comparenets import distributed
+
+import fake_slurm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TPU = os.path.join(ROOT, 'scripts', 'launch_tpu.sh')
@@ -23,15 +27,33 @@ TPU_FLAGS = ['--name=cn-test', '--zone=us-central2-b', '--accelerator-type=v4-16
              '--bucket=gs://my-bucket', f'--config={CONFIG}']
 TRICKY = ['--config.model.widths=(8,16)', "--config.task.note=it's a, b: c"]
 
-# A fake command: appends {"argv": [...], "cwd": ..., "multiprocess": ...} to $FAKE_LOG and
-# exits with $FAKE_DESCRIBE_RC for `gcloud ... describe` (1: no such TPU VM), 0 otherwise.
+# A fake command: appends {"argv": [...], "cwd": ..., "multiprocess": ...} to $FAKE_LOG. For
+# `gcloud ... describe` it answers with the next of $FAKE_STATES (comma-separated; the last one
+# repeats): a state is printed as `--format=value(...)` prints it, NOT_FOUND and DENIED fail the
+# way gcloud does (exit 1, its ERROR line on stderr).
 FAKE = f"""#!{sys.executable}
 import json, os, sys
-with open(os.environ['FAKE_LOG'], 'a') as f:
+log = os.environ['FAKE_LOG']
+with open(log, 'a') as f:
   f.write(json.dumps({{'tool': os.path.basename(sys.argv[0]), 'argv': sys.argv[1:],
                       'cwd': os.getcwd(),
                       'multiprocess': os.environ.get('COMPARENETS_MULTIPROCESS')}}) + '\\n')
-sys.exit(int(os.environ.get('FAKE_DESCRIBE_RC', '1')) if 'describe' in sys.argv else 0)
+if sys.argv[0].endswith('sbatch') and '--parsable' in sys.argv:
+  print('4242;cluster1')  # sbatch --parsable: the job id, then the cluster if there is one
+if 'describe' in sys.argv:
+  states = os.environ.get('FAKE_STATES', 'NOT_FOUND').split(',')
+  count = log + '.describes'
+  n = int(open(count).read()) if os.path.exists(count) else 0
+  open(count, 'w').write(str(n + 1))
+  state = states[min(n, len(states) - 1)]
+  what = 'queued-resources' if 'queued-resources' in sys.argv else 'tpu-vm'
+  if state == 'NOT_FOUND':
+    sys.exit(f"ERROR: (gcloud.compute.tpus.{{what}}.describe) NOT_FOUND: Resource "
+             f"'projects/p/locations/us-central2-b/nodes/cn-test' was not found")
+  if state == 'DENIED':
+    sys.exit(f"ERROR: (gcloud.compute.tpus.{{what}}.describe) PERMISSION_DENIED: Permission "
+             f"'tpu.nodes.get' denied on 'projects/p/locations/us-central2-b/nodes/cn-test'")
+  print(state)
 """
 
 
@@ -57,8 +79,8 @@ def fakes(tmp_path):
   return env, calls
 
 
-def _run(cmd, env=None, **kwargs):
-  return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, **kwargs)
+def _run(cmd, env=None, timeout=60, **kwargs):
+  return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, **kwargs)
 
 
 def _option(argv, name):
@@ -72,43 +94,155 @@ def test_scripts_parse():
     assert _run(['bash', '-n', script]).returncode == 0
 
 
-def _tpu_dry_run(env, *extra):
-  proc = _run(['bash', TPU, *TPU_FLAGS, '--dry-run', '--', *extra], env=env)
+def _tpu(env, *flags, dry_run=True, extra=()):
+  """The launcher's stdout lines without its comments (--dry-run), or the finished process."""
+  dry = ['--dry-run'] if dry_run else []
+  proc = _run(['bash', TPU, *flags, *dry, '--', *extra], env=env)
+  if not dry_run:
+    return proc
   assert proc.returncode == 0, proc.stderr
-  return proc.stdout.splitlines()
+  return [l for l in proc.stdout.splitlines() if not l.startswith('#')]
+
+
+def _tpu_dry_run(env, *extra):
+  return _tpu(env, *TPU_FLAGS, extra=extra)
+
+
+def _with(flags, **change):
+  """TPU_FLAGS with some flags replaced (``accelerator_type='v6e-8'``)."""
+  out = dict(f.split('=', 1) for f in flags)
+  out.update({f'--{k.replace("_", "-")}': v for k, v in change.items()})
+  return [f'{k}={v}' for k, v in out.items()]
+
+
+GCLOUD_TPU = ['gcloud', 'compute', 'tpus', 'tpu-vm']
+GCLOUD_QUEUED = ['gcloud', 'compute', 'tpus', 'queued-resources']
+WHERE = ['cn-test', '--zone=us-central2-b']
+
+
+@pytest.mark.parametrize('accelerator,version', [
+    ('v2-8', 'tpu-ubuntu2204-base'), ('v4-32', 'tpu-ubuntu2204-base'),
+    ('v5litepod-16', 'v2-alpha-tpuv5-lite'), ('v5p-8', 'v2-alpha-tpuv5'),
+    ('v6e-8', 'v2-alpha-tpuv6e')])
+def test_tpu_runtime_follows_the_accelerator_type(fakes, accelerator, version):
+  """Google's table of TPU software versions for JAX (cloud.google.com/tpu/docs/runtimes)."""
+  env, _ = fakes
+  create = shlex.split(_tpu(env, *_with(TPU_FLAGS, accelerator_type=accelerator))[1])
+  assert create == [*GCLOUD_TPU, 'create', *WHERE, f'--accelerator-type={accelerator}',
+                    f'--version={version}']
+  queued = shlex.split(_tpu(env, *_with(TPU_FLAGS, accelerator_type=accelerator), '--queued')[1])
+  assert f'--runtime-version={version}' in queued
+  overridden = _tpu(env, *_with(TPU_FLAGS, accelerator_type=accelerator, version='my-image'))
+  assert shlex.split(overridden[1])[-1] == '--version=my-image'
 
 
 def test_tpu_dry_run_prints_the_whole_sequence(fakes):
   env, calls = fakes
   lines = _tpu_dry_run(env, *TRICKY)
-  assert len(lines) == 5
+  assert len(lines) == 6
   assert _run(['bash', '-n'], env=env, input='\n'.join(lines)).returncode == 0
-  describe, create = lines[0].split(' || ')
-  assert describe.startswith('gcloud compute tpus tpu-vm describe cn-test --zone=us-central2-b')
-  assert create == ('gcloud compute tpus tpu-vm create cn-test --zone=us-central2-b '
-                    '--accelerator-type=v4-16 --version=tpu-ubuntu2204-base')
-  assert lines[1].startswith(f'git -C {ROOT} archive --format=tar.gz') and lines[1].endswith('HEAD')
-  assert lines[2].startswith('gcloud compute tpus tpu-vm scp ') and '--worker=all' in lines[2]
-  for line in lines[3:]:
+  describe, create = (shlex.split(l) for l in lines[:2])
+  assert describe == [*GCLOUD_TPU, 'describe', *WHERE, '--format=value(state)']
+  assert create == [*GCLOUD_TPU, 'create', *WHERE, '--accelerator-type=v4-16',
+                    '--version=tpu-ubuntu2204-base']
+  assert lines[2].startswith(f'git -C {ROOT} archive --format=tar.gz') and lines[2].endswith('HEAD')
+  assert lines[3].startswith('gcloud compute tpus tpu-vm scp ') and '--worker=all' in lines[3]
+  for line in lines[4:]:
     assert line.startswith('gcloud compute tpus tpu-vm ssh cn-test --zone=us-central2-b '
                            '--worker=all')
-  assert 'comparenets[gcs]' in lines[3] and 'jax[tpu]' in lines[3]
-  assert 'comparenets.main' in lines[4] and 'gs://my-bucket/comparenets/cn-test/' in lines[4]
+  assert 'comparenets[gcs]' in lines[4] and 'jax[tpu]' in lines[4]
+  run = _option(shlex.split(lines[5]), '--command')
+  assert 'setsid nohup bash -c' in run and '> "$HOME/comparenets.log" 2>&1 < /dev/null &' in run
+  assert 'comparenets.main' in run and 'gs://my-bucket/comparenets/cn-test/' in run
   assert not calls()  # a dry run runs nothing
 
 
-@pytest.mark.parametrize('exists', [False, True])
-def test_tpu_sequence_runs_and_every_worker_gets_a_working_command(fakes, tmp_path, exists):
+def test_tpu_queued_spot_dry_run_prints_the_queued_resource_commands(fakes):
+  """The documented forms (cloud.google.com/sdk/gcloud/reference/compute/tpus/queued-resources):
+  `create QR --node-id=N --zone=Z --accelerator-type=T --runtime-version=V [--spot]`, `describe`,
+  whose state is under state.state."""
   env, calls = fakes
-  env['FAKE_DESCRIBE_RC'] = '0' if exists else '1'
-  lines = _tpu_dry_run(env, *TRICKY)
-  proc = _run(['bash', '-euo', 'pipefail', '-c', '\n'.join(lines)], env=env, cwd=tmp_path)
+  out = _run(['bash', TPU, *_with(TPU_FLAGS, accelerator_type='v5litepod-16'), '--queued',
+              '--spot', '--dry-run'], env=env).stdout.splitlines()
+  describe, create = (shlex.split(l) for l in out if l.startswith('gcloud compute tpus queued'))
+  assert describe == [*GCLOUD_QUEUED, 'describe', *WHERE, '--format=value(state.state)']
+  assert create == [*GCLOUD_QUEUED, 'create', 'cn-test', '--node-id=cn-test',
+                    '--zone=us-central2-b', '--accelerator-type=v5litepod-16',
+                    '--runtime-version=v2-alpha-tpuv5-lite', '--spot']
+  assert any('until ACTIVE' in l for l in out if l.startswith('#'))
+  assert not calls()
+
+
+DELETE_NODE = ('tpu-vm', 'delete')
+@pytest.mark.parametrize('queued,states,actions', [
+    (False, 'NOT_FOUND', ['describe', 'create']),
+    (False, 'READY', ['describe']),  # reused
+    (False, 'PREEMPTED', ['describe', 'delete', 'create']),  # a Spot VM taken back
+    (False, 'TERMINATED', ['describe', 'delete', 'create']),
+    (False, 'CREATING,READY', ['describe', 'describe']),  # waited for
+    (True, 'NOT_FOUND,WAITING_FOR_RESOURCES,PROVISIONING,ACTIVE',
+     ['describe', 'create', 'describe', 'describe', 'describe']),
+    (True, 'ACTIVE', ['describe']),
+    (True, 'SUSPENDED,ACTIVE', ['describe', 'delete', 'create', 'describe']),
+])
+def test_tpu_node_state_is_read_and_acted_on(fakes, queued, states, actions):
+  env, calls = fakes
+  env.update(FAKE_STATES=states, COMPARENETS_TPU_POLL_S='0')
+  proc = _tpu(env, *TPU_FLAGS, *(['--queued', '--spot'] if queued else []), dry_run=False)
   assert proc.returncode == 0, proc.stderr
   gcloud = [c['argv'] for c in calls()]
-  verbs = [a[3] for a in gcloud]
-  assert verbs == (['describe', 'scp', 'ssh', 'ssh'] if exists else
-                   ['describe', 'create', 'scp', 'ssh', 'ssh'])  # created only when missing
-  scp = gcloud[verbs.index('scp')]
+  kind = 'queued-resources' if queued else 'tpu-vm'
+  n = len(actions)
+  assert [a[2:4] for a in gcloud[:n]] == [[kind, v] for v in actions]
+  assert [a[2:4] for a in gcloud[n:]] == [['tpu-vm', 'scp'], ['tpu-vm', 'ssh'], ['tpu-vm', 'ssh']]
+  for argv in gcloud[:n]:
+    assert argv[4] == 'cn-test' and '--zone=us-central2-b' in argv
+  if 'delete' in actions:
+    delete = gcloud[actions.index('delete')]
+    assert delete[6:] == (['--force', '--quiet'] if queued else ['--quiet'])  # its node too
+  if 'create' in actions:
+    assert gcloud[actions.index('create')][-1] == ('--spot' if queued else
+                                                   '--version=tpu-ubuntu2204-base')
+
+
+@pytest.mark.parametrize('state,message', [
+    ('DENIED', "PERMISSION_DENIED: Permission 'tpu.nodes.get' denied"),
+    ('STOPPED', 'TPU cn-test is STOPPED; see `gcloud compute tpus tpu-vm describe cn-test '
+                '--zone=us-central2-b`, delete it with `gcloud compute tpus tpu-vm delete '
+                'cn-test --zone=us-central2-b --quiet` to start over'),
+])
+def test_tpu_describe_error_is_shown_and_nothing_is_created(fakes, state, message):
+  env, calls = fakes
+  env['FAKE_STATES'] = state
+  proc = _tpu(env, *TPU_FLAGS, dry_run=False)
+  assert proc.returncode == 2 and message in proc.stderr
+  assert [c['argv'][3] for c in calls()] == ['describe']
+
+
+# A worker's python: records itself, then runs until SIGTERM (at most 30 s) and exits 0 on it.
+WORKER_PYTHON = f"""#!{sys.executable}
+import json, os, signal, sys, time
+stopped = []
+signal.signal(signal.SIGTERM, lambda *a: stopped.append('SIGTERM'))
+with open(os.environ['FAKE_LOG'], 'a') as f:
+  f.write(json.dumps({{'tool': 'python', 'argv': sys.argv[1:], 'cwd': os.getcwd(),
+                      'multiprocess': os.environ.get('COMPARENETS_MULTIPROCESS'),
+                      'session': os.getsid(0), 'pid': os.getpid()}}) + '\\n')
+deadline = time.time() + 30
+while not stopped and time.time() < deadline:
+  time.sleep(0.05)
+print('worker got', stopped)
+sys.exit(0 if stopped else 1)
+"""
+
+
+def test_tpu_sequence_runs_and_every_worker_runs_the_job_detached(fakes, tmp_path):
+  env, calls = fakes
+  proc = _tpu(env, *TPU_FLAGS, dry_run=False, extra=TRICKY)
+  assert proc.returncode == 0, proc.stderr
+  assert 'launch_tpu.sh --name=cn-test --zone=us-central2-b --stop' in proc.stderr
+  gcloud = [c['argv'] for c in calls()]
+  scp = gcloud[2]
   tarball, target = scp[4], scp[5]
   assert target == 'cn-test:comparenets.tar.gz' and '--worker=all' in scp
   with tarfile.open(tarball) as tar:
@@ -121,23 +255,57 @@ def test_tpu_sequence_runs_and_every_worker_gets_a_working_command(fakes, tmp_pa
   home.mkdir()
   os.link(tarball, home / 'comparenets.tar.gz')
   _fake(home / '.local' / 'bin' / 'uv')
-  _fake(home / 'comparenets-venv' / 'bin' / 'python')
+  python = home / 'comparenets-venv' / 'bin' / 'python'
+  python.parent.mkdir(parents=True)
+  python.write_text(WORKER_PYTHON)
+  python.chmod(0o755)
   worker_env = dict(env, HOME=str(home))
   setup, run = (_option(a, '--command') for a in gcloud[-2:])
-  for command in (setup, run):
-    proc = _run(['bash', '-c', command], env=worker_env, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+  assert _run(['bash', '-c', setup], env=worker_env, cwd=tmp_path).returncode == 0
   assert (home / 'comparenets' / 'comparenets' / 'train.py').exists()  # unpacked
-  pip, uv_venv, uv_pip, python = [c for c in calls() if c['tool'] != 'gcloud']
+  pip, uv_venv, uv_pip = [c for c in calls() if c['tool'] != 'gcloud']
   assert pip['argv'][:3] == ['-m', 'pip', 'install'] and 'uv' in pip['argv']
   assert uv_venv['argv'][:1] == ['venv'] and '3.11' in uv_venv['argv']
   assert f'{home}/comparenets[gcs]' in uv_pip['argv']
   assert 'jax[tpu]>=0.10.2,<0.11' in uv_pip['argv']
-  assert python['cwd'] == str(home / 'comparenets')
-  assert python['multiprocess'] == 'auto'  # every worker joins jax.distributed
-  assert python['argv'] == ['-m', 'comparenets.main', f'--config={CONFIG}',
-                            '--workdir=gs://my-bucket/comparenets/cn-test/'
-                            'digits-model_lstm_quick', *TRICKY]
+
+  started = _run(['bash', '-c', run], env=worker_env, cwd=tmp_path, timeout=10)
+  assert started.returncode == 0 and 'started on' in started.stdout  # returned at once
+  job = _wait_for(calls, 'python')
+  assert job['cwd'] == str(home / 'comparenets')
+  assert job['multiprocess'] == 'auto'  # every worker joins jax.distributed
+  assert job['argv'] == ['-m', 'comparenets.main', f'--config={CONFIG}',
+                         '--workdir=gs://my-bucket/comparenets/cn-test/'
+                         'digits-model_lstm_quick', *TRICKY]
+  assert job['session'] != os.getsid(0)  # its own session: an ssh hang-up does not reach it
+  assert int((home / 'comparenets.pid').read_text()) == job['pid']
+  again = _run(['bash', '-c', run], env=worker_env, cwd=tmp_path, timeout=10)
+  assert again.returncode == 1 and 'already runs' in again.stderr  # one job per TPU VM
+
+  stop_line, = _tpu(env, '--name=cn-test', '--zone=us-central2-b', '--stop')
+  stop = shlex.split(stop_line)
+  assert stop[:8] == [*GCLOUD_TPU, 'ssh', *WHERE, '--worker=all']
+  stopped = _run(['bash', '-c', _option(stop, '--command')], env=worker_env, timeout=30)
+  assert stopped.returncode == 0 and 'stopped on' in stopped.stdout  # after the job ended
+  log = (home / 'comparenets.log').read_text()
+  assert "worker got ['SIGTERM']" in log and 'comparenets: exit status 0' in log
+  copy = [c['argv'] for c in calls() if c['argv'][:2] == ['storage', 'cp']]
+  assert copy == [['storage', 'cp', f'{home}/comparenets.log',
+                   'gs://my-bucket/comparenets/cn-test/digits-model_lstm_quick/logs/'
+                   f'{socket.gethostname()}.log']]
+  logs, = _tpu(env, '--name=cn-test', '--zone=us-central2-b', '--logs')
+  assert shlex.split(logs) == [*GCLOUD_TPU, 'ssh', *WHERE, '--worker=0',
+                               '--command=tail -n +1 -F "$HOME/comparenets.log"']
+
+
+def _wait_for(calls, tool, timeout=20):
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    found = [c for c in calls() if c['tool'] == tool]
+    if found:
+      return found[0]
+    time.sleep(0.05)
+  raise AssertionError(f'{tool} did not start')
 
 
 def test_the_workers_command_line_trains_here(fakes, tmp_path):
@@ -149,7 +317,7 @@ def test_the_workers_command_line_trains_here(fakes, tmp_path):
   _fake(home / 'comparenets-venv' / 'bin' / 'python')
   os.symlink(ROOT, home / 'comparenets')
   assert _run(['bash', '-c', run], env=dict(env, HOME=str(home))).returncode == 0
-  argv = calls()[-1]['argv']
+  argv = _wait_for(calls, 'python')['argv']
   workdir = tmp_path / 'run'
   argv = [f'--workdir={workdir}' if a.startswith('--workdir=') else a for a in argv]
   proc = _run([sys.executable, *argv], env=dict(env, XLA_FLAGS=''), cwd=ROOT)
@@ -160,15 +328,13 @@ def test_the_workers_command_line_trains_here(fakes, tmp_path):
 
 def test_tpu_clone_instead_of_copy(fakes):
   env, _ = fakes
-  proc = _run(['bash', TPU, *TPU_FLAGS, '--repo=https://example.com/me/comparenets.git',
-               '--ref=v1', '--spot', '--workdir=gs://other/run', '--dry-run'], env=env)
-  assert proc.returncode == 0, proc.stderr
-  lines = proc.stdout.splitlines()
-  assert len(lines) == 3 and lines[0].endswith('--spot')  # no archive, no scp
-  setup = _option(shlex.split(lines[1]), '--command')
+  lines = _tpu(env, *TPU_FLAGS, '--repo=https://example.com/me/comparenets.git', '--ref=v1',
+               '--spot', '--workdir=gs://other/run')
+  assert len(lines) == 4 and lines[1].endswith('--spot')  # no archive, no scp
+  setup = _option(shlex.split(lines[2]), '--command')
   assert 'git clone -q https://example.com/me/comparenets.git' in setup
   assert 'checkout -q v1' in setup
-  assert '--workdir=gs://other/run' in _option(shlex.split(lines[2]), '--command')
+  assert '--workdir=gs://other/run' in _option(shlex.split(lines[3]), '--command')
 
 
 @pytest.mark.parametrize('change,message', [
@@ -177,6 +343,8 @@ def test_tpu_clone_instead_of_copy(fakes):
     ({'--zone': None}, '--zone is required'),
     ({'--zone': 'central'}, 'is not a zone'),
     ({'--accelerator-type': 'gpu-8'}, 'is not a TPU type'),
+    ({'--accelerator-type': 'v7x-8'}, 'no known TPU software version for '
+                                      '--accelerator-type=v7x-8; give one with --version'),
     ({'--bucket': '/tmp/local'}, 'is not a gs:// bucket'),
     ({'--bucket': None}, '--bucket (gs://...) or --workdir (gs://...) is required'),
     ({'--workdir': '/tmp/run'}, 'must be on a gs:// bucket'),
@@ -245,7 +413,36 @@ def test_slurm_one_process_per_node_and_submission(fakes, tmp_path):
   assert sbatch['tool'] == 'sbatch' and sbatch['argv'] == [str(script)]
 
 
+def test_slurm_suite_is_a_job_array_and_a_report_job_after_it(fakes, tmp_path):
+  env, calls = fakes
+  script = tmp_path / 'suite.sbatch'
+  proc = _run(['bash', SLURM, '--suite=full', '--shards=16', '--workdir=/shared/runs/full',
+               f'--script={script}'], env=env)
+  assert proc.returncode == 0, proc.stderr
+  array, report_job = (c['argv'] for c in calls())
+  report_script = tmp_path / 'suite-report.sbatch'
+  assert array == ['--parsable', str(script)]
+  assert report_job == ['--dependency=afterok:4242', str(report_script)]  # waits for all 16
+  text = script.read_text()
+  for line in ('#SBATCH --array=0-15', '#SBATCH --nodes=1', '#SBATCH --ntasks-per-node=1',
+               '#SBATCH --gpus-per-node=1'):
+    assert line in text.splitlines()
+  compare = ['-m', 'comparenets.compare', '--suite=full', '--workdir=/shared/runs/full']
+  for task in (0, 15):
+    assert _run(['bash', str(script)], env=dict(env, SLURM_ARRAY_TASK_ID=str(task))
+                ).returncode == 0
+    assert calls()[-1]['argv'][1:] == [*compare, f'--shard={task}/16']
+  assert _run(['bash', str(report_script)], env=env).returncode == 0
+  assert calls()[-1]['argv'][1:] == compare  # no --shard: every run finished, the report
+  dry = _run(['bash', SLURM, '--suite=full', '--shards=16', '--workdir=/shared/runs/full',
+              '--dry-run'], env=env)
+  assert dry.returncode == 0 and 'sbatch --dependency=afterok:$ARRAY_JOB' in dry.stdout
+  assert len(calls()) == 5  # the dry run submitted nothing
+
+
 @pytest.mark.parametrize('flags,message', [
+    (['--suite=full'], '--suite and --config exclude each other'),
+    (['--shards=4'], '--shards needs --suite'),
     (['--nodes=0'], '--nodes=0 must be a positive integer'),
     (['--per=core'], "--per=core must be 'gpu' or 'node'"),
     (['--time=soon'], 'is not a SLURM time'),
@@ -272,3 +469,31 @@ def test_launcher_environment_makes_every_worker_join(monkeypatch):
   assert not distributed.initialize() and not seen
   monkeypatch.setenv('COMPARENETS_MULTIPROCESS', 'auto')
   assert distributed.initialize() and seen == [{}]  # JAX finds the TPU workers itself
+
+
+@pytest.mark.parametrize('per,gpus_by_task', [
+    ('node', [[0, 1, 2, 3], [0, 1, 2, 3]]),  # one process drives every GPU of its node
+    ('gpu', [[0], [0], [0], [0], [0], [0], [0], [0]]),  # each its one visible GPU, ordinal 0
+])
+def test_slurm_tasks_get_the_gpus_srun_leaves_them(fakes, monkeypatch, per, gpus_by_task):
+  """With the variables the real sbatch and srun set for launch_slurm.sh's script
+  (tests/fake_slurm.py), every task asks JAX for the GPUs it can see, not for GPU number
+  SLURM_LOCALID, which JAX's SLURM detection would ask for on its own."""
+  env, _ = fakes
+  proc = _slurm(env, '--nodes=2', '--gpus-per-node=4', f'--per={per}', '--dry-run')
+  script = '\n'.join(proc.stdout.splitlines()[1:-2])
+  job = fake_slurm.sbatch_env(script, job_id=1234)
+  monkeypatch.setattr('jax.config.update', lambda *a: None)
+  for name in list(os.environ):
+    if name.startswith(('SLURM_', 'CUDA_', 'JAX_', 'TPU_', 'COMPARENETS_')):
+      monkeypatch.delenv(name)
+  asked = []
+  for procid, want in enumerate(gpus_by_task):
+    seen = []
+    monkeypatch.setattr('jax.distributed.initialize', lambda **kw: seen.append(kw))
+    with monkeypatch.context() as m:
+      for key, value in fake_slurm.task_env(job, procid).items():
+        m.setenv(key, value)
+      assert distributed.initialize()
+    asked.append(seen[0].get('local_device_ids'))
+  assert asked == gpus_by_task

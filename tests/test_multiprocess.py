@@ -3,8 +3,10 @@ train like one process with 8 devices and like one device; their checkpoint rest
 
 import json
 import os
+import random
 import socket
 import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -12,6 +14,7 @@ import pytest
 
 from comparenets import distributed
 
+import fake_slurm
 import faults
 
 OVERRIDES = ['--config.train.steps=20', '--config.train.checkpoint_every=10',
@@ -40,6 +43,47 @@ def _two_processes(workdir, parallel, timeout=150, extra=(), returncode=0):
   return errs
 
 
+def _slurm_job_id():
+  """A job id whose coordinator port (JAX: 61440 + id % 4096, slurm_cluster.py) is free here."""
+  for _ in range(100):
+    port = random.randrange(61440, 65536)
+    with socket.socket() as s:
+      try:
+        s.bind(('127.0.0.1', port))
+      except OSError:
+        continue
+    return port - 61440 + 4096
+  raise RuntimeError('no free port in 61440..65535')
+
+
+def _srun_two_processes(workdir, parallel, tmp_path):
+  """launch_slurm.sh's job script, one process per GPU (2 on one node), through a srun that
+  sets what the real one sets (tests/fake_slurm.py): JAX finds everything from SLURM's
+  variables, and each process drives the one device its CUDA_VISIBLE_DEVICES leaves it.
+  Returns each process's stderr."""
+  out = subprocess.run(
+      ['bash', os.path.join(faults.ROOT, 'scripts', 'launch_slurm.sh'), f'--config={CONFIG}',
+       f'--workdir={workdir}', '--nodes=1', '--gpus-per-node=2', '--per=gpu',
+       f'--python={sys.executable}', f'--script={tmp_path}/job.sbatch', '--dry-run', '--',
+       *OVERRIDES, f'--config.train.parallel={parallel}'],
+      capture_output=True, text=True, check=True).stdout.splitlines()
+  script = '\n'.join(out[1:-2]).replace('srun ', 'srun --label ')  # stderr lines by task
+  srun = tmp_path / 'bin' / 'srun'
+  srun.parent.mkdir()
+  srun.write_text(f'#!{sys.executable}\nimport sys\n'
+                  f'sys.path.insert(0, {os.path.dirname(__file__)!r})\n'
+                  'import fake_slurm\nsys.exit(fake_slurm.srun(sys.argv[1:]))\n')
+  srun.chmod(0o755)
+  env = dict(faults.environment(4), **fake_slurm.sbatch_env(script, _slurm_job_id()))
+  env['PATH'] = f'{srun.parent}:{env["PATH"]}'
+  env.pop('COMPARENETS_MULTIPROCESS', None)
+  proc = subprocess.run(['bash', '-c', script], env=env, capture_output=True, text=True,
+                        timeout=150)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  lines = proc.stderr.splitlines()
+  return ['\n'.join(l[3:] for l in lines if l.startswith(f'{i}: ')) for i in range(2)]
+
+
 def _one_process(workdir, devices, *extra):
   proc = faults.run(faults.command(CONFIG, workdir, OVERRIDES + list(extra)), devices=devices,
                     timeout=150)
@@ -60,10 +104,13 @@ def references(tmp_path_factory):
           'one': faults.final_params(str(base / 'one'))}
 
 
-@pytest.mark.parametrize('parallel', ['jit', 'pmap'])
-def test_two_processes_train_like_one(tmp_path, references, parallel):
+# jit: started the way launch_slurm.sh and the real srun start them; pmap: by hand, with
+# --coordinator_address/--num_processes/--process_id (as is the checkpoint test below).
+@pytest.mark.parametrize('parallel,started', [('jit', 'srun'), ('pmap', 'flags')])
+def test_two_processes_train_like_one(tmp_path, references, parallel, started):
   workdir = str(tmp_path / 'two')
-  errs = _two_processes(workdir, parallel)
+  errs = (_srun_two_processes(workdir, parallel, tmp_path) if started == 'srun' else
+          _two_processes(workdir, parallel))
   assert '8 devices' in errs[0]  # process 0 logs, and sees the global device count
   assert 'parameters' not in errs[1]  # process 1 keeps quiet
   step, params = faults.final_params(workdir)
@@ -72,6 +119,19 @@ def test_two_processes_train_like_one(tmp_path, references, parallel):
   _close(params, references['one'][1])
   results = json.loads(open(os.path.join(workdir, 'results.json')).read())
   assert results['devices'] == 8
+
+
+def _slurm_job_id():
+  """A job id whose coordinator port (JAX: 61440 + id % 4096, slurm_cluster.py) is free here."""
+  for _ in range(100):
+    port = random.randrange(61440, 65536)
+    with socket.socket() as s:
+      try:
+        s.bind(('127.0.0.1', port))
+      except OSError:
+        continue
+    return port - 61440 + 4096
+  raise RuntimeError('no free port in 61440..65535')
 
 
 def test_checkpoint_of_two_processes_resumes_in_one(tmp_path):

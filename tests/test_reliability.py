@@ -71,6 +71,18 @@ def test_sigterm_checkpoints_the_current_step_exits_0_and_resumes(tmp_path, refe
   jax.tree.map(np.testing.assert_array_equal, got[1], want[1])
 
 
+def test_sighup_stops_like_sigterm(tmp_path):
+  """A dropped ssh connection (SIGHUP) saves the current step and exits 0, as SIGTERM does."""
+  workdir = str(tmp_path / 'run')
+  cmd = faults.command(f'experiments/digits.py:{ARG}', workdir, [
+      '--config.train.steps=100000', '--config.train.checkpoint_every=20',
+      '--config.train.log_every=20', '--config.train.eval_every=0', '--config.model.hidden=8'])
+  code, err = faults.start_and_signal(cmd, workdir, signal.SIGHUP, after_steps=20, devices=1)
+  assert code == 0, err[-2000:]
+  (line,) = [l for l in err.splitlines() if l.startswith('comparenets: stopped by SIGHUP')]
+  assert max(_steps(workdir)) == int(line.split('after step ')[1].split(';')[0])
+
+
 def test_repeated_kill_9_loses_nothing_but_the_steps_since_the_last_checkpoint(tmp_path,
                                                                                reference):
   workdir = str(tmp_path / 'run')

@@ -6,9 +6,12 @@ driver, which needs the real service.
 """
 
 import errno
+import importlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import fsspec
 from fsspec.implementations.memory import MemoryFileSystem
@@ -17,9 +20,13 @@ import ml_collections
 import numpy as np
 import pytest
 
+from comparenets import checkpointing
 from comparenets import metric_writers
 from comparenets import workdir as workdirs
 from comparenets.errors import ConfigError, NonFiniteError, WorkdirFullError
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class FakeGCS(MemoryFileSystem):
@@ -156,3 +163,62 @@ def test_running_out_of_space_is_one_error_naming_the_newest_complete_checkpoint
     with workdirs.full_disk_is_one_error('gs://bucket/run'):
       raise OSError(errno.ENOSPC, 'No space left on device')
   assert not isinstance(raised.value, WorkdirFullError)
+
+
+_IMPORT = importlib.import_module
+
+
+def _without(monkeypatch, *missing):
+  def import_module(name):
+    if name in missing:
+      raise ImportError(f'No module named {name!r}')
+    return _IMPORT(name)
+  monkeypatch.setattr(workdirs.importlib, 'import_module', import_module)
+
+
+def test_a_bucket_without_gcsfs_is_one_error_with_the_install_command(monkeypatch):
+  _without(monkeypatch, 'gcsfs', 'tensorflow')
+  with pytest.raises(ConfigError, match=r'^--workdir=gs://b/run is on a bucket, and reading or '
+                     r'writing gs:// needs gcsfs, which is not installed: pip install gcsfs'):
+    workdirs.require_bucket_support('gs://b/run', '--workdir')
+  workdirs.require_bucket_support('/tmp/run', '--workdir')  # local paths need nothing
+  workdirs.require_bucket_support('', '--config.task.data_dir')  # nor TFDS's default
+  _without(monkeypatch, 'gcsfs')  # TensorFlow's gfile is epath's other way to a bucket
+  monkeypatch.setitem(__import__('sys').modules, 'tensorflow', object())
+  workdirs.require_bucket_support('gs://b/run', '--workdir')
+
+
+@pytest.mark.parametrize('flag', ['--workdir=gs://my-bucket/run',
+                                  '--config.task.data_dir=gs://my-bucket/tfds'])
+def test_the_command_line_says_so_before_compiling(tmp_path, flag):
+  """The whole command line, with gcsfs and TensorFlow unimportable: one line, exit 2."""
+  argv = ['comparenets', '--config=experiments/tfds_images.py:model=cnn,dataset=mnist',
+          f'--workdir={tmp_path}/run', flag]
+  code = ('import sys; sys.modules["gcsfs"] = sys.modules["tensorflow"] = None; '
+          f'sys.argv = {argv!r}; from comparenets.main import run; run()')
+  proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                        timeout=120, cwd=ROOT)
+  lines = [l for l in proc.stderr.splitlines() if l.strip()]
+  assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+  assert lines[0].startswith(f'comparenets: error: {flag} is on a bucket')
+  assert lines[0].endswith('pip install gcsfs (or pip install -e .[gcs])')
+  assert not (tmp_path / 'run').exists()  # nothing written, nothing compiled
+
+
+def test_only_process_0_moves_an_unreadable_checkpoint_aside(tmp_path, monkeypatch):
+  synced = []
+  monkeypatch.setattr(checkpointing.multihost_utils, 'sync_global_devices', synced.append)
+  monkeypatch.setattr(checkpointing.jax, 'process_count', lambda: 2)
+  directory = tmp_path / 'checkpoints'
+  (directory / '30').mkdir(parents=True)
+  checkpointer = checkpointing.Checkpointer.__new__(checkpointing.Checkpointer)  # no orbax:
+  checkpointer.directory = str(directory)  # it would want a real jax.distributed here
+  reloads = []
+  checkpointer._manager = type('Manager', (), {'reload': lambda self: reloads.append(1)})()
+  for index, moved in ((1, False), (0, True)):  # process 1 first: it only waits
+    monkeypatch.setattr(checkpointing.jax, 'process_index', lambda: index)
+    checkpointer._move_aside([30], kept=20)
+    assert (directory / 'unreadable-step-30').is_dir() == moved
+    assert (directory / '30').is_dir() != moved
+  assert len(synced) == 2  # both met at the barrier after process 0's move
+  assert len(reloads) == 2  # and then looked at the directory again

@@ -6,7 +6,8 @@ A suite is ``experiments/suites/<name>.py`` (or any path) whose ``get_suite()`` 
 ``(run name, experiment file, experiment argument, {dotted field: value})`` entries (a field
 without a dot is a top-level one, e.g. ``{'seed': 1}``; `with_seeds` repeats entries over seeds
 as ``<run name>/seed<N>``, and the report averages them). Each run lands in
-``<workdir>/<run name>``; a run that already has results.json is skipped and an
+``<workdir>/<run name>`` (a sweep's members below it, `comparenets.sweep`); a run that
+already has results.json (a sweep: sweep.json) is skipped and an
 interrupted one resumes from its checkpoint, so an interrupted suite resumes too. The report is
 ``<workdir>/REPORT.md`` with its plots beside it.
 
@@ -92,7 +93,8 @@ def _run_entries(entries, workdir) -> list[str]:
   bar = console.progress(entries, unit='run')
   for i, (name, experiment_file, arg, overrides) in enumerate(bar):
     run_dir = str(workdirs.join(workdir, name))  # a local path or gs://...
-    if workdirs.join(run_dir, 'results.json').exists():
+    # a run's results.json, or a sweep's sweep.json (its members' runs are below it)
+    if any(workdirs.join(run_dir, f).exists() for f in ('results.json', 'sweep.json')):
       logging.info('[%d/%d] %s: finished before, skipped', i + 1, len(entries), name)
       continue
     logging.info('[%d/%d] %s: %s:%s %s', i + 1, len(entries), name, experiment_file, arg,

@@ -12,9 +12,8 @@ leaves mostly idle runs several at once, and one Orbax checkpoint holds them all
 * The learning rate is a value in each member's optimizer state (`optax.inject_hyperparams`),
   so members with different rates share one optimizer and one program.
 * ``form='vmap'`` batches the members' steps (`jax.vmap`: one matrix product for all members);
-  ``form='map'`` runs them one after another inside the program (`jax.lax.map`), for models
-  whose batched form is slower than the members in turn (convolutions on XLA:CPU become grouped
-  convolutions). ``'auto'`` picks by measurement (`auto_form`, BUILD_NOTES.md).
+  ``form='map'`` runs them one after another inside the program (`jax.lax.map`). Which pays
+  depends on the model and the backend; ``'auto'`` picks by measurement (`auto_form`).
 * The batch of a step is every member's own batch stacked on axis 1, ``[B, members, ...]``,
   so the data-parallel strategies split axis 0 over devices as they do for one run; the member
   axis is replicated on every device (each device runs every member on its rows).
@@ -26,7 +25,8 @@ leaves mostly idle runs several at once, and one Orbax checkpoint holds them all
 Member ``i`` is written as an ordinary run in ``<workdir>/seed<N>/`` (one learning rate) or
 ``<workdir>/lr<value>/seed<N>/`` (several), with its own config.json, results.json,
 metrics.jsonl, plots and TensorBoard files; ``<workdir>/sweep.json`` lists the members and how
-each ended.
+each ended. Each finished member's final state is also saved as an ordinary final checkpoint in
+its own directory (`save_member`), so that it restores like the single run it equals.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ import ml_collections
 import numpy as np
 
 from comparenets import models
+from comparenets.checkpointing import Checkpointer
 from comparenets.config_utils import check_fields, check_values
 from comparenets.errors import ConfigError
 
@@ -113,13 +114,15 @@ def members(config: ml_collections.ConfigDict) -> list[Member]:
 
 def auto_form(model_name: str, backend: str | None = None) -> str:
   """How one program runs the members of ``model_name`` on ``backend``, by measurement
-  (BUILD_NOTES.md, "Members in one program"): on XLA:CPU a batched (vmapped) convolution
-  becomes a grouped convolution, slower than the members one after another, so models with
-  convolutions run the members in turn there; a batched recurrent step shares each time step's
-  matrix products and pays (LSTM 1.27x at 3 members). On accelerators, where one small model
-  leaves most of the chip idle, every model is batched."""
+  (BUILD_NOTES.md, "Members in one program"; digits, 3 members, 1,000 steps, 2 CPU cores,
+  members trained per second against 3 separate runs). On XLA:CPU the recurrent families run
+  the members in turn (LSTM 1.38x in turn against 1.26x batched, GRU 1.40x / 1.09x, RNN
+  2.22x / 2.01x): a batched recurrent step gains little on 2 cores, and in turn each member's
+  step keeps its unbatched kernels. Convolutions are batched (CNN 1.12x batched against 0.15x
+  in turn: a convolution inside the program's loop loses XLA:CPU's fast path). On
+  accelerators, where one small model leaves most of the chip idle, every model is batched."""
   backend = backend or jax.default_backend()
-  if backend == 'cpu' and models.family(model_name) != 'recurrent':
+  if backend == 'cpu' and models.family(model_name) == 'recurrent':
     return 'map'
   return 'vmap'
 
@@ -174,6 +177,19 @@ def member_tree(tree: Any, i: int) -> Any:
   return jax.tree.map(lambda a: a[i], tree)
 
 
+def save_member(state: Any, directory: str, step: int) -> None:
+  """Saves a finished member's state (a host slice of the stacked one) as the final checkpoint
+  of its single run: the optimizer state without the injected learning rate
+  (``opt_state.inner_state``), no halted flag. Its run directory then restores, resumes and is
+  analysed (`comparenets.analysis.invariance`) like any run's. Every process calls it."""
+  state = state.replace(opt_state=state.opt_state.inner_state, halted=None)
+  checkpointer = Checkpointer(directory, every=0, keep=1, async_save=False)
+  try:
+    checkpointer.save(step, state, force=True)
+  finally:
+    checkpointer.close()
+
+
 def write_summary(path, members_: Sequence[Member], ended: Sequence[dict[str, Any]],
                   form: str, write_text: Callable) -> None:
   """``sweep.json``: the members, their directories and how each ended."""
@@ -185,4 +201,4 @@ def write_summary(path, members_: Sequence[Member], ended: Sequence[dict[str, An
 
 __all__ = ['SWEEP_DEFAULTS', 'FORMS', 'Member', 'check_sweep', 'is_sweep', 'members',
            'rate_name', 'auto_form', 'StackedSampler', 'member_steps', 'member_tree',
-           'write_summary']
+           'save_member', 'write_summary']

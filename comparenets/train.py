@@ -351,8 +351,12 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
         results[split] = metrics_
         writers[j].write(total_steps, split, metrics_)
       logging.info('%s: %s', split, _fmt(runs[0][split]))
+    final = jax.device_get(parallel.savable(state))
+    for j, run_dir in enumerate(run_dirs[:len(members)]):
+      if j not in window.halted:  # each member's final state where its single run has it
+        sweeps.save_member(view(final, j), str(workdirs.join(run_dir, 'checkpoints')),
+                           total_steps)
     if jax.process_index() == 0:
-      final = jax.device_get(parallel.savable(state))
       for j, (results, run_dir, writer) in enumerate(zip(runs, run_dirs, writers)):
         if j in window.halted:
           continue

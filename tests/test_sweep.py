@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from comparenets import sweep as sweeps
+from comparenets.analysis import invariance
 from comparenets import train
 from comparenets import workdir as workdirs
 from comparenets.errors import ConfigError, NonFiniteError
@@ -100,7 +101,7 @@ def test_each_member_equals_its_single_run(tmp_path, reference):
   """Member lr0.01/seed1 (another seed and another rate than member 0) trained on its own:
   the same metrics, the same learning rates logged, the same final parameters."""
   workdir, out = reference
-  assert out['form'] == 'vmap'
+  assert out['form'] == 'map'  # the CPU's choice for recurrent models (sweep.auto_form)
   members = sweeps.members(_config(**SWEEP))
   i = 3
   single, params = _single(members[i], str(tmp_path))
@@ -109,6 +110,11 @@ def test_each_member_equals_its_single_run(tmp_path, reference):
     for k, v in single[split].items():
       assert abs(result[split][k] - v) <= 1e-4, (split, k)
   _close(_member_params(workdir, i), params)
+  # the member's own directory restores like its single run: a final checkpoint of its own
+  member_dir = os.path.join(workdir, members[i].subdir)
+  _, restored = invariance.restore(member_dir)
+  _close(jax.device_get(restored.params), params)
+  assert faults.checkpoint_steps(member_dir) == [6]
   rates = lambda root: [r['learning_rate'] for r in read_metrics(
       os.path.join(root, members[i].subdir)) if r['split'] == 'train']
   assert rates(workdir) == pytest.approx(rates(os.path.join(str(tmp_path), 'single')))
@@ -119,14 +125,13 @@ def test_each_member_equals_its_single_run(tmp_path, reference):
   assert all(m['finished'] for m in summary['members'])
 
 
-def test_members_in_turn_equal_their_single_runs(tmp_path):
-  """form='map' (the members one after another inside the program, the CPU's choice for
-  convolutions): member 1 equals the single run of seed 1."""
+def test_batched_members_equal_their_single_runs(tmp_path):
+  """form='vmap' (the members batched, the CPU's choice for convolutions): member 1 equals
+  the single run of seed 1."""
   config = _config('cnn', seeds=2, steps=4)
-  config.sweep.form = 'map'
   workdir = str(tmp_path / 'sweep')
   out = train.train_and_evaluate(config, workdir)
-  assert out['form'] == 'map'
+  assert out['form'] == 'vmap'
   member = sweeps.members(config)[1]
   single, params = _single(member, str(tmp_path))
   assert out['members'][1]['test'] == pytest.approx(single['test'], abs=1e-4)

@@ -18,6 +18,7 @@ import pytest
 from comparenets import parallel as parallels
 from comparenets import train
 from comparenets.analysis import bench
+from comparenets.analysis import structure
 from comparenets.models import recurrent
 from tests.test_train import _config, _run_steps
 
@@ -121,12 +122,21 @@ def test_flax_and_torch_references_hold_our_parameters(cell):
 def test_benchmarks_run_on_tiny_shapes(tmp_path):
   out = tmp_path / 'bench.jsonl'
   proc = _bench('--tiny', '--repeats=1', '--min_time=0', f'--out={out}',
-                '--cases=matmul,recurrent,cnn,compile')
+                '--cases=matmul,recurrent,cnn,tcn,compile')
   assert proc.returncode == 0, proc.stderr[-3000:]
   records = [json.loads(line) for line in out.read_text().splitlines()]
   assert proc.stdout.count('\n') == len(records)
   cases = {r['case'] for r in records}
-  assert cases == {'environment', 'matmul', 'recurrent', 'cnn', 'compile'}
+  assert cases == {'environment', 'matmul', 'recurrent', 'cnn', 'tcn', 'compile'}
+  tcn = {r['impl']: r for r in records if r['case'] == 'tcn'}
+  assert set(tcn) == {'lstm', 'conv', 'im2col'}
+  assert [r['impl'] for r in tcn.values() if r.get('auto')] == [
+      bench.conv_lib.conv_impl_for('cpu')]
+  for impl in ('conv', 'im2col'):  # the same function at the LSTM's parameter count
+    assert tcn[impl]['max_rel_grad_diff'] < 1e-5
+    assert abs(tcn[impl]['backbone_params'] / tcn['lstm']['backbone_params'] - 1) < 0.01
+    assert tcn[impl]['over_lstm'] == pytest.approx(
+        tcn[impl]['time_steps_per_s'] / tcn['lstm']['time_steps_per_s'])
   rec = [r for r in records if r['case'] == 'recurrent']
   impls = {r['impl'] for r in rec}
   assert {'comparenets_fused', 'comparenets_scan', 'flax', 'flax_LSTMCell'} <= impls
@@ -139,6 +149,13 @@ def test_benchmarks_run_on_tiny_shapes(tmp_path):
                                                                 'comparenets_bf16'}
   cnn = next(r for r in records if r['case'] == 'cnn' and r['impl'] == 'comparenets')
   assert cnn['step_gflop'] > 0 and 0 < cnn['fraction_of_matmul_peak']
+
+
+def test_equal_param_channels_is_the_nearest_width():
+  kwargs = dict(structure.DEFAULT_KWARGS['tcn'])
+  # 56 channels: 66,584 parameters against the structure LSTM's 66,560 (55: 64,240)
+  assert bench.equal_param_channels(66_560, kwargs) == 56
+  assert bench.equal_param_channels(64_240, kwargs) == 55
 
 
 def test_benchmark_loop_case_runs(capsys):

@@ -264,6 +264,11 @@ def test_fused_backward_keeps_weight_products_out_of_the_loop(cell):
   assert sorted(len(d) for d in inside) == [1, 2]
   backward = next(d for d in inside if len(d) == 1)
   assert backward[0].outvars[0].aval.shape == (2, 8)  # dz @ W_h^T: the carry's gradient
+  # the backward loop writes one pre-activation gradient per step, nothing more (the GRU's
+  # hidden-side one is made from it after the loop)
+  loop = next(s for s, d in zip(scans, inside) if len(d) == 1)
+  stacked = [v.aval.shape for v in loop.outvars[loop.params['num_carry']:]]
+  assert stacked == [(16, 2, recurrent.CELLS[cell].gates * 8)]
   big = [e for e in outside if e.primitive.name == 'dot_general'
          and 2 * 16 in e.invars[0].aval.shape + e.invars[1].aval.shape]
   assert big, 'the weight gradients should be products over all 2 x 16 steps'

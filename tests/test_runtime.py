@@ -142,3 +142,14 @@ def test_freed_blocks_are_reused_without_page_faults():
                          capture_output=True, text=True).stdout
     faults[mode] = float(out.split()[-1])
   assert faults['default'] > 0.9 * pages and faults['tuned'] < 0.01 * pages, (faults, pages)
+
+
+def test_default_steps_per_dispatch_is_one_on_a_cpu_and_fills_the_default_intervals():
+  from comparenets.config_utils import TRAIN_DEFAULTS  # pylint: disable=g-import-not-at-top
+  assert runtime.default_steps_per_dispatch('cpu') == 1
+  for backend in ('gpu', 'tpu'):
+    k = runtime.default_steps_per_dispatch(backend)
+    assert k > 1
+    # every call of the default intervals runs k steps: one compiled program
+    for interval in ('log_every', 'eval_every', 'checkpoint_every'):
+      assert TRAIN_DEFAULTS[interval] % k == 0, interval

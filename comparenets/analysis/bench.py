@@ -14,6 +14,11 @@ Cases:
 * ``cnn``: the Flax MNIST example's network (two 3x3 conv + avg-pool blocks, dense 256, dense 10)
   as our backbone + head trained by our own compiled train step, against the same network and
   optimizer in PyTorch; achieved FLOP/s as a fraction of the measured matmul peak.
+* ``tcn``: the TCN's train step in each form of its convolution (``conv_impl``) against the
+  LSTM's at equal backbone parameters (the TCN's width chosen to match the structure defaults'
+  LSTM), time steps per second at ``--tcn_lengths``; achieved FLOP/s as a fraction of the
+  measured matmul peak (with ``matmul`` in the same job), and the form ``conv_impl='auto'``
+  picks on this backend.
 * ``loop``: `train_and_evaluate` with logging and checkpoints (and ``--steps_per_dispatch``)
   against the bare compiled step on the same batches.
 * ``compile``: compile time of a recurrent train step for T = 16 and 1024.
@@ -50,10 +55,11 @@ from comparenets import runtime
 from comparenets import train as train_lib
 from comparenets.analysis import structure
 from comparenets.metric_writers import read_metrics
+from comparenets.models import conv as conv_lib
 from comparenets.models import recurrent
 from comparenets.models.heads import ClassificationHead, TaskModel
 
-CASES = ('matmul', 'recurrent', 'cnn', 'loop', 'compile')
+CASES = ('matmul', 'recurrent', 'cnn', 'tcn', 'loop', 'compile')
 
 
 def _torch():
@@ -345,6 +351,85 @@ def _step_flops(model, params, x, y) -> float:
   return structure.compiled_flops(jax.grad(_cnn_loss(model.apply)), params, x, y)[0]
 
 
+# -- the TCN against the LSTM at equal parameters ----------------------------------------------
+
+
+def equal_param_channels(target: int, kwargs: Mapping[str, Any], features: int = 1) -> int:
+  """The TCN width (``channels``) whose backbone's parameter count is nearest ``target``
+  (ties: the narrower); counted from shapes alone, nothing is initialised."""
+  x = jnp.ones((1, 4, features))
+
+  def count(channels):
+    model = models.build('tcn', **dict(kwargs, channels=channels))
+    return structure.count_params(jax.eval_shape(model.init, jax.random.PRNGKey(0), x))
+
+  low, high = 1, 2
+  while count(high) < target:
+    low, high = high, 2 * high
+  while high - low > 1:  # the count grows with the width: the last width below target
+    middle = (low + high) // 2
+    low, high = (middle, high) if count(middle) < target else (low, middle)
+  return min((low, high), key=lambda c: (abs(count(c) - target), c))
+
+
+def tcn_cases(length: int, batch: int, repeats: int, min_time: float,
+              peak_gflops: float | None, impls: Sequence[str] = ('conv', 'im2col')
+              ) -> Iterator[dict[str, Any]]:
+  """Lines for one sequence length: the structure sweep's train step (`structure.analyze`'s
+  program: a 10-way head, one input feature) of the LSTM at the structure defaults and of the
+  TCN in each form at the LSTM's parameter count, run in turn (`measure`). Each TCN line holds
+  its time steps per second over the LSTM's (``over_lstm``) and over the ``'conv'`` form's
+  (``speedup``), and its gradient's largest difference from the first form's, relative to the
+  gradient's largest value."""
+  lstm_kwargs = dict(structure.DEFAULT_KWARGS['lstm'])
+  xb = jnp.ones((batch,) + structure.example_input('lstm', length, 1).shape[1:])
+  programs = {}
+
+  def add(name, model_name, kwargs):
+    model = structure.build(model_name, kwargs)
+    variables = model.init(jax.random.PRNGKey(0), xb[:1])
+    step = jax.jit(structure._programs(model, variables, xb)[1])  # pylint: disable=protected-access
+    programs[name] = (step, variables, model_name, kwargs)
+
+  add('lstm', 'lstm', lstm_kwargs)
+  lstm_params = structure.count_params(programs['lstm'][1]['params']['backbone'])
+  tcn_kwargs = dict(structure.DEFAULT_KWARGS['tcn'])
+  tcn_kwargs['channels'] = equal_param_channels(lstm_params, tcn_kwargs)
+  for impl in impls:
+    add(impl, 'tcn', dict(tcn_kwargs, conv_impl=impl))
+  grads = {name: jax.tree.leaves(step(variables, xb))
+           for name, (step, variables, _, _) in programs.items() if name != 'lstm'}
+  first = grads[impls[0]]
+  scale = max(float(jnp.max(jnp.abs(g))) for g in first)
+  fns = {name: (lambda step=step, variables=variables: _block(step(variables, xb)))
+         for name, (step, variables, _, _) in programs.items()}
+  samples = measure(fns, repeats, min_time)
+  lstm_t = statistics.median(samples['lstm'])
+  conv_t = statistics.median(samples[impls[0]])
+  auto = conv_lib.conv_impl_for(jax.default_backend())
+  # FLOPs of the model's math, one count for every form (XLA's counts of them differ by the
+  # padding and elementwise work each lowering adds), so the fractions compare times alone
+  flops = {family: structure.xla_flops(programs[name][2], programs[name][3], xb[:1])
+           ['train_step'] * batch for family, name in (('lstm', 'lstm'), ('tcn', impls[0]))}
+  for name, s in samples.items():
+    _, variables, model_name, kwargs = programs[name]
+    t = statistics.median(s)
+    step_flops = flops[model_name]
+    record = {'case': 'tcn', 'impl': name, 'length': length, 'batch': batch,
+              'backbone_params': structure.count_params(variables['params']['backbone']),
+              'time_steps_per_s': batch * length / t, 'over_lstm': lstm_t / t,
+              'achieved_gflops': step_flops / t / 1e9, **_summary(s)}
+    if name != 'lstm':
+      record.update(channels=kwargs['channels'], speedup=conv_t / t, auto=name == auto,
+                    max_rel_grad_diff=max(float(jnp.max(jnp.abs(a - b))) / scale
+                                          for a, b in zip(grads[name], first)))
+    else:
+      record['hidden'] = kwargs['hidden']
+    if peak_gflops:
+      record['fraction_of_matmul_peak'] = step_flops / t / 1e9 / peak_gflops
+    yield record
+
+
 # -- the train loop against its bare step ------------------------------------------------------
 
 
@@ -384,7 +469,8 @@ def loop_cases(experiment: str, arg: str, steps: int, repeats: int, steps_per_di
                       (time.perf_counter() - start))
   loop, bare = statistics.median(loop_rates), statistics.median(bare_rates)
   yield {'case': 'loop', 'experiment': f'{experiment}:{arg}', 'steps': steps,
-         'steps_per_dispatch': steps_per_dispatch, 'batch': batch_size, 'parallel': parallel.mode, 'devices': setup.num_devices,
+         'steps_per_dispatch': steps_per_dispatch, 'batch': batch_size,
+         'parallel': parallel.mode, 'devices': setup.num_devices,
          'loop_examples_per_s': loop, 'bare_step_examples_per_s': bare,
          'fraction_of_bare': loop / bare, 'loop_samples': loop_rates,
          'bare_samples': bare_rates}
@@ -413,8 +499,8 @@ def compile_cases(cell: str, lengths: Sequence[int], hidden: int) -> Iterator[di
 
 def run(cases: Sequence[str], repeats: int, min_time: float, tiny: bool, out=None,
         recurrent_shapes: Sequence[Sequence[int]] = ((64, 128, 32, 256),),
-        steps_per_dispatch: Sequence[int] = (1,), cpu_tuning: Mapping[str, Any] | None = None
-        ) -> list[dict[str, Any]]:
+        steps_per_dispatch: Sequence[int] = (1,), cpu_tuning: Mapping[str, Any] | None = None,
+        tcn_lengths: Sequence[int] = (256,), tcn_batch: int = 32) -> list[dict[str, Any]]:
   records = []
 
   def put(record):
@@ -437,6 +523,10 @@ def run(cases: Sequence[str], repeats: int, min_time: float, tiny: bool, out=Non
   if 'cnn' in cases:
     for rec in cnn_cases(8 if tiny else 128, 28, repeats, min_time, peak):
       put(rec)
+  if 'tcn' in cases:
+    for length in (16,) if tiny else tcn_lengths:
+      for rec in tcn_cases(length, 2 if tiny else tcn_batch, repeats, min_time, peak):
+        put(rec)
   if 'loop' in cases:
     for arg in ('model=cnn', 'model=lstm'):
       for k in steps_per_dispatch:
@@ -468,14 +558,20 @@ def _recurrent_shapes(text: str) -> list[tuple[int, ...]]:
   return shapes
 
 
-def _steps_per_dispatch(text: str) -> list[int]:
-  try:
-    per_dispatch = [int(v) for v in text.split(',')]
-    assert min(per_dispatch) > 0
-  except (ValueError, AssertionError):
-    raise flags.ValidationError(f'--steps_per_dispatch takes positive integers separated by '
-                                f'commas, not {text!r}') from None
-  return per_dispatch
+def _positive_ints(flag: str):
+  def parse(text: str) -> list[int]:
+    try:
+      values = [int(v) for v in text.split(',')]
+      assert min(values) > 0
+    except (ValueError, AssertionError):
+      raise flags.ValidationError(f'--{flag} takes positive integers separated by commas, not '
+                                  f'{text!r}') from None
+    return values
+  return parse
+
+
+_steps_per_dispatch = _positive_ints('steps_per_dispatch')
+_tcn_lengths = _positive_ints('tcn_lengths')
 
 
 def _define_flags() -> None:
@@ -491,8 +587,12 @@ def _define_flags() -> None:
                       'B,T,D,H of the recurrent case; several separated by ":"')
   flags.DEFINE_string('steps_per_dispatch', '1',
                       'train.steps_per_dispatch values of the loop case, e.g. 1,10')
+  flags.DEFINE_string('tcn_lengths', '256', 'sequence lengths T of the tcn case, e.g. 256,4096')
+  flags.DEFINE_integer('tcn_batch', 32, 'batch of the tcn case (the structure sweep\'s)',
+                       lower_bound=1)
   for name, parse in (('cases', _cases), ('recurrent_shapes', _recurrent_shapes),
-                      ('steps_per_dispatch', _steps_per_dispatch)):
+                      ('steps_per_dispatch', _steps_per_dispatch),
+                      ('tcn_lengths', _tcn_lengths)):
     flags.register_validator(name, lambda text, parse=parse: parse(text) is not None)
 
 
@@ -510,7 +610,7 @@ def main(argv: Sequence[str]) -> None:
         else contextlib.nullcontext()) as out:
     run(_cases(opts.cases), opts.repeats, opts.min_time, opts.tiny, out,
         _recurrent_shapes(opts.recurrent_shapes), _steps_per_dispatch(opts.steps_per_dispatch),
-        tuning)
+        tuning, _tcn_lengths(opts.tcn_lengths), opts.tcn_batch)
 
 
 if __name__ == '__main__':

@@ -7,6 +7,7 @@ where every family's output is turned into the task's answer.
 ``TCN`` follows Bai, Kolter & Koltun (2018): residual blocks of two causal, dilated 1-D
 convolutions, dilation ``base**level``, so the receptive field grows exponentially with depth:
 ``1 + 2 (k - 1) sum_i base**i``. Causal means the output at step t depends on steps <= t only.
+Its convolutions take the form each backend runs fastest (`conv_impl_for`).
 """
 
 from __future__ import annotations
@@ -143,17 +144,89 @@ class ConvStack(nn.Module):
     return Features(per_position=x, summary=global_summary(x, self.global_pool))
 
 
+CONV_IMPLS = ('auto', 'conv', 'im2col', 'taps')
+
+
+def conv_impl_for(backend: str) -> str:
+  """The form of the causal convolution (`CausalConv1D.impl`) for ``backend``
+  (``jax.default_backend()``), what ``TCN(conv_impl='auto')`` runs.
+
+  * CPU: ``'conv'``. XLA:CPU's (Eigen) convolution packs the k taps itself in cache-sized
+    tiles; ``'im2col'`` writes and reads a ``[B, T, k C]`` buffer per layer. Measured on 2 cores
+    (`comparenets.analysis.bench --cases=tcn`, the structure sweep's train step at the LSTM's
+    66.6k parameters, BUILD_NOTES.md issue 19): im2col 1.01x the convolution at T=256 and 0.92x
+    at T=1024; ``'taps'`` 0.84x; channels-first convolutions 0.98x (so no such form).
+  * GPU: ``'im2col'``. There the TCN in ``nn.Conv`` form ran at 0.02% of the H200's matmul peak
+    (BUILD_NOTES.md, GPU). Its weight gradient is a convolution whose window spans the whole
+    sequence (``window={size=T stride=d}`` in the compiled program), a shape convolution
+    libraries are not tuned for; im2col makes the forward pass and both gradients plain matrix
+    products over all B T steps, which is what a GPU runs best. Not yet measured on a GPU:
+    ``scripts/bench/gpu.sh`` times every form there.
+  * TPU and anything else: ``'conv'``, today's layer (convolutions are XLA:TPU's own; not
+    measured).
+  """
+  return 'im2col' if backend == 'gpu' else 'conv'
+
+
+def causal_taps(x: jax.Array, kernel_size: int, dilation: int) -> list[jax.Array]:
+  """The ``kernel_size`` views of ``x [B, T, C]`` that a causal dilated convolution weighs:
+  view j holds ``x[t - (k - 1 - j) d]`` at step t (zero before the first step), the input that
+  kernel tap j multiplies, as in ``nn.Conv`` with ``padding=[((k - 1) d, 0)]``."""
+  pad = (kernel_size - 1) * dilation
+  steps = x.shape[1]
+  padded = jnp.pad(x, ((0, 0), (pad, 0), (0, 0)))
+  return [jax.lax.slice_in_dim(padded, j * dilation, j * dilation + steps, axis=1)
+          for j in range(kernel_size)]
+
+
+class _ConvWeights(nn.Module):
+  """``nn.Conv``'s kernel ``[k, C_in, C_out]`` and bias, named and initialised as it does, so
+  every form of `CausalConv1D` has the same parameter tree (and the same initial values)."""
+  features: int
+  kernel_size: int
+
+  @nn.compact
+  def __call__(self, in_features: int):
+    kernel = self.param('kernel', nn.initializers.lecun_normal(),
+                        (self.kernel_size, in_features, self.features))
+    bias = self.param('bias', nn.initializers.zeros_init(), (self.features,))
+    return kernel, bias
+
+
 class CausalConv1D(nn.Module):
-  """1-D convolution over ``[B, T, C]`` padded on the left only, so step t sees steps <= t."""
+  """1-D convolution over ``[B, T, C]`` padded on the left only, so step t sees steps <= t.
+
+  ``impl`` is the form the product takes, all over the same parameters (``conv/kernel
+  [k, C_in, C_out]`` and ``conv/bias``) with the same outputs:
+
+  * ``'conv'``: XLA's dilated convolution (``nn.Conv``);
+  * ``'im2col'``: the k shifted views side by side, ``[B, T, k C_in]``, times the kernel as a
+    ``[k C_in, C_out]`` matrix: one matrix product, whose weight gradient is one more;
+  * ``'taps'``: the k views each times its own ``[C_in, C_out]`` slice, summed (no
+    ``[B, T, k C_in]`` buffer, k smaller products).
+  """
   features: int
   kernel_size: int
   dilation: int = 1
+  impl: str = 'conv'
 
   @nn.compact
   def __call__(self, x):
-    pad = (self.kernel_size - 1) * self.dilation
-    return nn.Conv(self.features, (self.kernel_size,), kernel_dilation=(self.dilation,),
-                   padding=[(pad, 0)], name='conv')(x)
+    k, d = self.kernel_size, self.dilation
+    if self.impl == 'conv':
+      pad = (k - 1) * d
+      return nn.Conv(self.features, (k,), kernel_dilation=(d,), padding=[(pad, 0)],
+                     name='conv')(x)
+    if self.impl not in ('im2col', 'taps'):
+      raise ValueError(f'unknown conv impl {self.impl!r}; choose one of {CONV_IMPLS[1:]}')
+    kernel, bias = _ConvWeights(self.features, k, name='conv')(x.shape[-1])
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
+    views = causal_taps(x, k, d)
+    if self.impl == 'im2col':
+      y = jnp.concatenate(views, axis=-1) @ kernel.reshape(-1, self.features)
+    else:
+      y = sum(view @ kernel[j] for j, view in enumerate(views))
+    return y + bias
 
 
 class TemporalBlock(nn.Module):
@@ -164,13 +237,15 @@ class TemporalBlock(nn.Module):
   dropout: float = 0.0
   norm: str = 'none'
   activation: str = 'relu'
+  conv_impl: str = 'conv'
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
     act = _activation(self.activation)
     y = x
     for i in range(2):
-      y = CausalConv1D(self.features, self.kernel_size, self.dilation, name=f'causal{i}')(y)
+      y = CausalConv1D(self.features, self.kernel_size, self.dilation, self.conv_impl,
+                       name=f'causal{i}')(y)
       if self.norm == 'layer':
         y = nn.LayerNorm(name=f'norm{i}')(y)
       elif self.norm != 'none':
@@ -197,6 +272,11 @@ class TCN(nn.Module):
   Padding must be on the right (real steps first), which is what every task produces: being
   causal, no real step's output can see a padded step. ``Features.summary`` is the output at each
   sequence's last real step.
+
+  ``conv_impl`` is the form of every causal convolution (`CausalConv1D`): ``'auto'`` (the
+  default) picks the backend's fastest (`conv_impl_for`); ``'conv'``, ``'im2col'`` and
+  ``'taps'`` force one. All forms share the parameter tree and compute the same function, so a
+  checkpoint trained in one form restores in any other.
   """
   channels: int = 64
   levels: int = 4
@@ -205,10 +285,12 @@ class TCN(nn.Module):
   dropout: float = 0.0
   norm: str = 'none'
   activation: str = 'relu'
+  conv_impl: str = 'auto'
 
   input_kind = 'sequence'
   causal = True
   config_rules = {
+      'conv_impl': {'choices': CONV_IMPLS},
       'norm': {'choices': ('none', 'layer')},
       'activation': {'choices': tuple(sorted(ACTIVATIONS))},
       'dilation_base': {'min': 1},
@@ -225,10 +307,12 @@ class TCN(nn.Module):
                train: bool = False) -> Features:
     if mask is not None:
       x = x * mask[..., None].astype(x.dtype)
+    impl = (conv_impl_for(jax.default_backend()) if self.conv_impl == 'auto'
+            else self.conv_impl)
     h = x
     for level in range(self.levels):
       h = TemporalBlock(self.channels, self.kernel_size, self.dilation_base ** level,
-                        self.dropout, self.norm, self.activation, name=f'block{level}')(
+                        self.dropout, self.norm, self.activation, impl, name=f'block{level}')(
                             h, train=train)
     if mask is None:
       summary = h[:, -1]

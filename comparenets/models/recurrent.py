@@ -96,10 +96,18 @@ class _Cell(nn.Module):
     return _masked(mask, self.from_tuple(new), carry)
 
   @staticmethod
+  def hidden_preactivation_grad(saved: Array, dxp: Array) -> Array | None:
+    """The gradient of the hidden-side pre-activation (``h @ W_h``) of every step from the
+    input-side one (``dxp``, ``[T, B, gates H]``) and the saved gate values, computed after
+    the backward loop for all steps at once; None where the two are the same (RNN, LSTM)."""
+    del saved, dxp
+    return None
+
+  @staticmethod
   def weight_grads(h_prev: Array, dpre: Array) -> tuple[Array, ...]:
     """Gradients of ``hidden_weights`` from every step's previous hidden state and the
     hidden-side pre-activation gradient (``[T B, H]``, ``[T B, gates H]``), for cells whose
-    ``step_grad`` returns one (GRU): one matrix product over all steps at once."""
+    ``hidden_preactivation_grad`` returns one (GRU): one matrix product over all steps."""
     raise NotImplementedError
 
 
@@ -123,7 +131,7 @@ class SimpleRNNCell(_Cell):
     del saved, prev
     (w_h,), (new_h,), (dh,) = weights, new, dnew
     dz = dh * _tanh_grad(new_h)
-    return (dz @ w_h.T,), dz, None
+    return (dz @ w_h.T,), dz
 
 
 class LSTMCell(_Cell):
@@ -171,7 +179,7 @@ class LSTMCell(_Cell):
     dc = dc + dh * o * _tanh_grad(tc)
     dz = jnp.concatenate([dc * g * _sigmoid_grad(i), dc * c * _sigmoid_grad(f),
                           dc * i * _tanh_grad(g), dh * tc * _sigmoid_grad(o)], axis=-1)
-    return (dc * f, dz @ w_h.T), dz, None
+    return (dc * f, dz @ w_h.T), dz
 
 
 class GRUCell(_Cell):
@@ -205,9 +213,16 @@ class GRUCell(_Cell):
     dn = dh * (1.0 - z) * _tanh_grad(n)
     dr = dn * q * _sigmoid_grad(r)
     dz = dh * (h - n) * _sigmoid_grad(z)
-    dxp = jnp.concatenate([dr, dz, dn], axis=-1)
     dhp = jnp.concatenate([dr, dz, dn * r], axis=-1)
-    return (dhp @ w_h.T + dh * z,), dxp, dhp
+    # only dxp leaves the loop: dhp differs from it by r in the candidate's third, which
+    # hidden_preactivation_grad applies to every step at once after the loop
+    return (dhp @ w_h.T + dh * z,), jnp.concatenate([dr, dz, dn], axis=-1)
+
+  @staticmethod
+  def hidden_preactivation_grad(saved, dxp):
+    hidden = dxp.shape[-1] // 3
+    r = saved[..., :hidden]
+    return jnp.concatenate([dxp[..., :2 * hidden], dxp[..., 2 * hidden:] * r], axis=-1)
 
   @staticmethod
   def weight_grads(h_prev, dpre):
@@ -283,13 +298,14 @@ def _fused_scan_bwd(cell, unroll, residuals, cotangents):
     dnew = dcarry[:-1] + (dcarry[-1] + dout_t,)
     if m_t is not None:  # a masked step passes the carry's gradient through untouched
       dnew = tuple(m_t * d for d in dnew)
-    dprev, dxp, dhp = cell.step_grad(weights, saved_t, prev_t, new_t, dnew)
+    dprev, dxp = cell.step_grad(weights, saved_t, prev_t, new_t, dnew)
     if m_t is not None:
       dprev = tuple(p + (1.0 - m_t) * d for p, d in zip(dprev, dcarry))
-    return dprev, (dxp, dhp)
+    return dprev, dxp
 
-  dcarry0, (dxp, dhp) = jax.lax.scan(step, tuple(dcarry), (m, douts, saved, prevs, carries),
-                                     reverse=True, unroll=unroll)
+  dcarry0, dxp = jax.lax.scan(step, tuple(dcarry), (m, douts, saved, prevs, carries),
+                              reverse=True, unroll=unroll)
+  dhp = cell.hidden_preactivation_grad(saved, dxp)
   features = xs.shape[-1]
   flat = lambda a: a.reshape(-1, a.shape[-1])
   h_prev = prevs[-1]

@@ -23,6 +23,7 @@ SLURM job arrays (``scripts/launch_slurm.sh --suite``) run the shards; nothing h
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import time
@@ -45,16 +46,27 @@ from comparenets.train import train_and_evaluate
 def _define_flags() -> None:
   """The command line's flags, defined when it runs (not on import: a notebook that imports
   this module next to comparenets.main would see a duplicate --workdir)."""
-  flags.DEFINE_string('suite', 'quick', 'Suite name (experiments/suites/NAME.py) or path.')
+  flags.DEFINE_string('suite', 'quick', 'Suite name (experiments/suites/NAME.py) or path, '
+                      'with an argument after a colon where the suite takes one '
+                      '(paper:steps=20).')
   flags.DEFINE_string('workdir', None, 'Directory for the runs and the report.')
   flags.DEFINE_string('shard', None, 'I/N: run only shard I (0-based) of N of the suite\'s '
                       'entries, and write no report (see the module docstring).')
 
 
 def load_suite(suite: str) -> list[tuple[str, str, str, dict[str, Any]]]:
+  """The entries of ``suite``: a name under experiments/suites/ or a path, optionally with an
+  argument for its ``get_suite(arg)`` after a colon (``paper:steps=20``), as experiment files
+  take theirs."""
+  suite, colon, arg = suite.partition(':')
   path = suite if suite.endswith('.py') else os.path.join(experiment.EXPERIMENTS, 'suites',
                                                           f'{suite}.py')
-  return list(experiment.load_module(path, f'suite_{os.path.basename(path)[:-3]}').get_suite())
+  get_suite = experiment.load_module(path, f'suite_{os.path.basename(path)[:-3]}').get_suite
+  if not colon:
+    return list(get_suite())
+  if not inspect.signature(get_suite).parameters:
+    raise ConfigError(f'suite {suite!r} takes no argument (given {arg!r})')
+  return list(get_suite(arg))
 
 
 def with_seeds(entries, seeds: Sequence[int]) -> list[tuple[str, str, str, dict[str, Any]]]:

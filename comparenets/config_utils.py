@@ -30,8 +30,9 @@ TRAIN_DEFAULTS = {
     'compute_dtype': 'float32',  # 'bfloat16': activations and matmuls in bf16, params/loss f32
     # Steps run by one compiled call (lax.scan over as many batches): for accelerators, where a
     # short step waits on the host; on XLA:CPU it sped an LSTM step up 1.3x and slowed a CNN
-    # step down 7x (BUILD_NOTES.md, Performance).
-    'steps_per_dispatch': 1,
+    # step down 7x (BUILD_NOTES.md, Performance). 0: by backend, 1 on a CPU, 25 on an
+    # accelerator (`comparenets.runtime.default_steps_per_dispatch`).
+    'steps_per_dispatch': 0,
 }
 
 

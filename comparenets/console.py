@@ -90,7 +90,9 @@ def finished(results: Mapping[str, Any], seconds: float, workdir: str) -> str:
                        f"{r['test'][metric]:.4g}" for r in done)
     halted = len(results['members']) - len(done)
     return (f'finished {len(done)} of {len(results["members"])} members in {seconds:.1f} s '
-            f'({results["train_time_s"]:.1f} s training, one program): test {metric}: '
+            f'({results["train_time_s"]:.1f} s training, '
+            f'{"one after another" if results["form"] == "separate" else "one program"}): '
+            f'test {metric}: '
             f'{scores}' + (f'; {halted} halted by NaN/Inf (sweep.json)' if halted else '') +
             f'; results in {workdir}')
   scores = ', '.join(f'{split} {metric}={results[split][metric]:.4g}'

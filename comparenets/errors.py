@@ -27,5 +27,10 @@ class WorkdirFullError(UserError, OSError):
 
 
 class NonFiniteError(UserError, FloatingPointError):
-  """The loss or the gradients became NaN or Inf; the last good checkpoint is intact."""
+  """The loss or the gradients became NaN or Inf (at ``step``, where one is named); the last
+  good checkpoint is intact."""
   exit_code = 3
+
+  def __init__(self, message: str, step: int | None = None):
+    super().__init__(message)
+    self.step = step

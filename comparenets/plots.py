@@ -141,10 +141,11 @@ def write_figures(workdir: str, figures: Mapping[str, 'Figure'], *, writer=None,
 
 def write_run_plots(workdir: str, task=None, model=None, input_kind: str | None = None,
                     variables=None, *, writer=None, step: int = 0,
-                    metric: str | None = None) -> list[str]:
+                    metric: str | None = None, apply=None) -> list[str]:
   """A finished run's plots: learning curves, plus the task's figures of the trained model
   (when ``task``, ``model``, ``input_kind`` and ``variables`` are given; also sent to
-  TensorBoard through ``writer``). A figure that fails is logged and skipped, so that a
+  TensorBoard through ``writer``). ``apply``: a `tasks.make_apply` to reuse (a sweep's
+  members share one compilation). A figure that fails is logged and skipped, so that a
   plotting bug never costs a finished run its results. Returns the written paths."""
   written = []
   try:
@@ -154,7 +155,8 @@ def write_run_plots(workdir: str, task=None, model=None, input_kind: str | None 
   if task is None or not hasattr(task, 'figures'):
     return written
   try:
-    figures = task.figures(tasks.make_predict(task, model, input_kind, variables))
+    figures = task.figures(tasks.make_predict(task, model, input_kind, variables,
+                                              apply=apply))
     written += write_figures(workdir, figures, writer=writer, step=step)
   except Exception as e:  # pylint: disable=broad-except
     logging.exception('the figures of task %r failed: %s', getattr(task, 'name', task), e)

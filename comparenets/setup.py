@@ -17,6 +17,7 @@ import optax
 
 from comparenets import models
 from comparenets import parallel as parallels
+from comparenets import runtime
 from comparenets import sweep as sweeps
 from comparenets import tasks
 from comparenets.config_utils import TRAIN_DEFAULTS, check_fields, check_values
@@ -34,7 +35,7 @@ TRAIN_RULES = {
     'warmup_steps': {'min': 0},
     'eval_every': {'min': 0},
     'checkpoint_every': {'min': 0},
-    'steps_per_dispatch': {'min': 1},
+    'steps_per_dispatch': {'min': 0},  # 0: by backend
 }
 
 
@@ -127,6 +128,8 @@ def build_setup(config: ml_collections.ConfigDict) -> Setup:
   head_cfg = dict(config.get('head') or {})
   check_fields('the train section', train, TRAIN_FIELDS)
   train = {**TRAIN_FIELDS, **check_values('train', train, TRAIN_FIELDS, TRAIN_RULES)}
+  if not train['steps_per_dispatch']:
+    train['steps_per_dispatch'] = runtime.default_steps_per_dispatch(jax.default_backend())
   if train['parallel'] == 'none' and jax.process_count() > 1:
     raise ConfigError(f"train.parallel='none' runs on one device, and this run has "
                       f"{jax.process_count()} processes; use 'jit' or 'pmap'")

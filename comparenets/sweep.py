@@ -12,8 +12,10 @@ leaves mostly idle runs several at once, and one Orbax checkpoint holds them all
 * The learning rate is a value in each member's optimizer state (`optax.inject_hyperparams`),
   so members with different rates share one optimizer and one program.
 * ``form='vmap'`` batches the members' steps (`jax.vmap`: one matrix product for all members);
-  ``form='map'`` runs them one after another inside the program (`jax.lax.map`). Which pays
-  depends on the model and the backend; ``'auto'`` picks by measurement (`auto_form`).
+  ``form='map'`` runs them one after another inside the program (`jax.lax.map`);
+  ``form='separate'`` trains them one after another as separate single runs (each with its own
+  checkpoints), where one program would be slower than that. Which pays depends on the model
+  and the backend; ``'auto'`` picks by measurement (`auto_form`).
 * The batch of a step is every member's own batch stacked on axis 1, ``[B, members, ...]``,
   so the data-parallel strategies split axis 0 over devices as they do for one run; the member
   axis is replicated on every device (each device runs every member on its rows).
@@ -47,7 +49,7 @@ from comparenets.config_utils import check_fields, check_values
 from comparenets.errors import ConfigError
 
 SWEEP_DEFAULTS = {'seeds': 1, 'learning_rates': (), 'form': 'auto'}
-FORMS = ('auto', 'vmap', 'map')
+FORMS = ('auto', 'vmap', 'map', 'separate')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,18 +115,21 @@ def members(config: ml_collections.ConfigDict) -> list[Member]:
 
 
 def auto_form(model_name: str, backend: str | None = None) -> str:
-  """How one program runs the members of ``model_name`` on ``backend``, by measurement
-  (BUILD_NOTES.md, "Members in one program"; digits, 3 members, 1,000 steps, 2 CPU cores,
-  members trained per second against 3 separate runs). On XLA:CPU the recurrent families run
-  the members in turn (LSTM 1.38x in turn against 1.26x batched, GRU 1.40x / 1.09x, RNN
-  2.22x / 2.01x): a batched recurrent step gains little on 2 cores, and in turn each member's
-  step keeps its unbatched kernels. Convolutions are batched (CNN 1.12x batched against 0.15x
-  in turn: a convolution inside the program's loop loses XLA:CPU's fast path). On
-  accelerators, where one small model leaves most of the chip idle, every model is batched."""
+  """How a sweep runs the members of ``model_name`` on ``backend``, by measurement
+  (BUILD_NOTES.md, "Members in one program": members trained per second against as many
+  separate runs, 2 CPU cores, the quick suite's tasks). On XLA:CPU the recurrent families run
+  the members in turn inside one program (digits: LSTM 1.38x, GRU 1.40x, RNN 2.22x; 1.04x to
+  1.11x on the quick suite's sequence tasks). Models with convolutions gain nothing there in
+  one program: batched, 0.59x to 1.12x (a batched convolution becomes a grouped one; the 2-D
+  CNN gains 12 % on 8x8 digits and loses on larger inputs, the 3-D CNN, TCN and CNN+LSTM
+  lose), and in turn 0.14x (a convolution inside the program's loop loses XLA:CPU's fast
+  path); so their members train one after another as separate runs. On accelerators, where
+  one small model leaves most of the chip idle, every model is batched (to be measured by
+  ``scripts/bench/gpu.sh``)."""
   backend = backend or jax.default_backend()
-  if backend == 'cpu' and models.family(model_name) == 'recurrent':
-    return 'map'
-  return 'vmap'
+  if backend != 'cpu':
+    return 'vmap'
+  return 'map' if models.family(model_name) == 'recurrent' else 'separate'
 
 
 class StackedSampler:

@@ -39,7 +39,7 @@ from comparenets import window as window_lib
 from comparenets import workdir as workdirs
 from comparenets.checkpointing import Checkpointer
 from comparenets.data import pipeline
-from comparenets.errors import ConfigError
+from comparenets.errors import ConfigError, NonFiniteError
 from comparenets.metric_writers import MetricWriter
 from comparenets.setup import Setup, build_setup, injected_optimizer, make_schedule
 from comparenets.stopping import StopRequest
@@ -227,6 +227,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
 def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
   setup = build_setup(config)
+  if setup.form == 'separate':
+    return _one_after_another(config, setup, workdir, stop)
   train, members = setup.train, setup.members
   splits = setup.task.splits()
   seeds = [m.seed for m in members] or [config.seed]
@@ -343,8 +345,9 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
               'examples': {s: pipeline.split_size(splits[s]) for s in ('validation', 'test')},
               'io_shapes': jax.tree.map(lambda a: list(a.shape[1:]),
                                         {'input': x, 'output': out})}
-    if members:  # the train time is the program's, shared by every member
-      common['sweep'] = {'members': len(members), 'form': setup.form}
+    if members:  # a member's train time is its share of the program's (as its steps_per_s)
+      common.update(train_time_s=train_time / len(members), program_train_time_s=train_time,
+                    sweep={'members': len(members), 'form': setup.form})
     runs = [dict(common, skipped_updates=n) for n in window.skipped]
     for split in ('validation', 'test'):
       for j, (results, metrics_) in enumerate(zip(runs, per_run(evaluate_split(split)))):
@@ -357,6 +360,7 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
         sweeps.save_member(view(final, j), str(workdirs.join(run_dir, 'checkpoints')),
                            total_steps)
     if jax.process_index() == 0:
+      plot_apply = eval_apply or tasks.make_apply(setup.task, setup.model, setup.input_kind)
       for j, (results, run_dir, writer) in enumerate(zip(runs, run_dirs, writers)):
         if j in window.halted:
           continue
@@ -367,7 +371,7 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
             jax.random.fold_in(view(step_rng, j), total_steps)))
         results['plots'] = plots.write_run_plots(  # plots/*.png, and images in TensorBoard
             run_dir, setup.task, setup.model, setup.input_kind, variables, writer=writer,
-            step=total_steps, metric=setup.task.target_metric)
+            step=total_steps, metric=setup.task.target_metric, apply=plot_apply)
   finally:
     if calls is not None:
       calls.close()  # stops the batches made ahead
@@ -391,6 +395,36 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
             'target_metric': setup.task.target_metric, 'train_time_s': train_time,
             'form': setup.form, 'workdir': workdir}
   return runs[0]
+
+
+def _one_after_another(config, setup: Setup, workdir, stop: StopRequest) -> dict[str, Any]:
+  """A sweep whose members train one after another, each as its own single run in its
+  directory (``sweep.form='separate'``); a member finished before is read, not trained."""
+  workdir = workdirs.prepare_workdir(workdir, config)
+  runs, ended = [], []
+  for member in setup.members:
+    run_dir = str(workdirs.join(workdir, member.subdir))
+    text = workdirs.read_text(workdirs.join(run_dir, 'results.json'))
+    try:
+      results = json.loads(text) if text else _train_and_evaluate(member.config, run_dir, stop)
+    except NonFiniteError as e:  # that member only: the others train on
+      logging.warning('member %s: %s', member.subdir, e)
+      runs.append(None)
+      ended.append({'halted_at_step': e.step})
+      continue
+    if results.get('preempted'):
+      return results
+    runs.append(dict(results, workdir=run_dir))
+    ended.append({'finished': True, 'skipped_updates': results['skipped_updates']})
+  if not any(runs):
+    raise NonFiniteError('the loss or the gradients became NaN or Inf in every member of the '
+                         'sweep; lower the learning rates, set train.grad_clip, or set '
+                         'train.on_nonfinite=skip')
+  if jax.process_index() == 0:
+    sweeps.write_summary(workdirs.join(workdir, 'sweep.json'), setup.members, ended, 'separate',
+                         workdirs.write_text)
+  return {'members': runs, 'target_metric': setup.task.target_metric, 'form': 'separate',
+          'train_time_s': sum(r['train_time_s'] for r in runs if r), 'workdir': workdir}
 
 
 def _fmt(metrics: Mapping[str, float]) -> str:

@@ -58,7 +58,7 @@ class Window:
         raise NonFiniteError(
             f'the loss or the gradients became NaN or Inf at step {bad[0]}; the run stopped '
             f'without saving anything after it, and {kept}. Lower train.learning_rate, set '
-            'train.grad_clip, or set train.on_nonfinite=skip to skip such updates')
+            'train.grad_clip, or set train.on_nonfinite=skip to skip such updates', bad[0])
       else:
         self.skipped[j] += len(bad)
         logging.warning('%sskipped %d update(s) with a NaN/Inf loss or gradient, at steps %s',
@@ -70,15 +70,22 @@ class Window:
           'learning rates, set train.grad_clip, or set train.on_nonfinite=skip')
 
   def summaries(self, train: Mapping[str, Any], elapsed: float) -> list[dict[str, float]]:
-    """The window's mean metrics and speed, one dict per member (one for a single run)."""
+    """The window's mean metrics and speed, one dict per member (one for a single run).
+
+    A sweep's members share one program, so each member's speed is its share of it: the
+    program's steps per second times the number of members (``steps_per_s``: what the member
+    costs, comparable with a single run's and with members trained one after another), and the
+    program's own rate as ``program_steps_per_s``."""
     host = self.parallel.host_metrics(self.metrics)
     per_step = {k: self._steps([m[k] for m in host]) for k in host[0] if k != 'halted'}
-    steps = len(per_step['loss'])
+    steps, count = len(per_step['loss']), len(self.skipped)
     out = []
-    for j in range(len(self.skipped)):
+    for j in range(count):
       summary = {k: float(v.reshape(steps, -1)[:, j].mean()) for k, v in per_step.items()}
-      summary['steps_per_s'] = steps / elapsed
-      summary['examples_per_s'] = steps * train['batch_size'] / elapsed
+      summary['steps_per_s'] = count * steps / elapsed
+      summary['examples_per_s'] = count * steps * train['batch_size'] / elapsed
+      if self.members:
+        summary['program_steps_per_s'] = steps / elapsed
       out.append(summary)
     return out
 

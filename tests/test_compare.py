@@ -163,11 +163,12 @@ def test_with_seeds_and_top_level_overrides():
 
 
 def _fake_run(root, workdir, model, test, seed=None, metric='accuracy', validation=None,
-              learning_rate=None, examples=None):
+              learning_rate=None, examples=None, task=None):
   path = root / workdir
   path.mkdir(parents=True)
   validation = test - 0.1 if validation is None else validation
-  result = {'model': model, 'task': {'name': workdir.split('/')[0]}, 'input_kind': 'sequence',
+  result = {'model': model, 'task': {'name': task or workdir.split('/')[0]},
+            'input_kind': 'sequence',
             'steps': 100, 'params': {'total': 1000}, 'train_time_s': 2.0,
             'target_metric': metric, 'validation': {metric: validation}, 'test': {metric: test}}
   if examples is not None:
@@ -407,3 +408,33 @@ def test_a_report_over_shards_is_the_one_process_report(tmp_path, monkeypatch):
   texts = [open(report.write_report(str(root), structure_lengths=())).read().replace(
       str(root), 'ROOT') for root in (sharded, single)]
   assert texts[0] == texts[1] and '`digits/lstm/seed{0,1,2}` | 3 |' in texts[0]
+
+
+def test_report_sets_the_paper_rows_beside_the_published_table(tmp_path):
+  """The paper suite's rows (named as it names them) get a section with the mean and t
+  interval per family beside Bai et al.'s number, in the table's unit (accuracy in %)."""
+  for seed, value in zip((0, 1, 2), (0.95, 0.96, 0.97)):
+    _fake_run(tmp_path, f'seq_digits/lstm/lr0.002/seed{seed}', 'lstm', value, seed=seed,
+              learning_rate=2e-3, task='digits')
+    _fake_run(tmp_path, f'seq_digits/lstm/lr0.004/seed{seed}', 'lstm', value - 0.5, seed=seed,
+              learning_rate=4e-3, validation=value - 0.6, task='digits')  # worse: not chosen
+  _fake_run(tmp_path, 'adding_T600/gru/seed0', 'gru', 0.0123, seed=0, metric='mse')
+  _fake_run(tmp_path, 'adding_T50/gru/seed0', 'gru', 0.5, seed=0, metric='mse')  # no such row
+  text = open(report.write_report(str(tmp_path), structure_lengths=())).read()
+  section = text.split('## Against the published table')[1].split('\n## ')[0]
+  # 96 +- 4.3027 * 1 / sqrt(3) = [93.5, 98.5]
+  assert '| seq_digits | lstm | 3 | 1,000 | 96 [93.5, 98.5] | 87.2 |' in section
+  assert '| adding_T600 | gru | 1 | 1,000 | 0.0123 | 5.30e-05 |' in section
+  assert 'adding_T50' not in section and '8x8 digits read pixel by pixel' in section
+  assert '## Against the published table' not in open(report.write_report(
+      str(tmp_path / 'seq_digits' / 'lstm'), structure_lengths=())).read()
+
+
+def test_a_suite_argument_reaches_get_suite_and_a_suite_without_one_refuses_it():
+  entries = compare.load_suite('paper:steps=20')
+  assert len(entries) == 20 and {e[0].split('/')[0] for e in entries} == {
+      'adding_T600', 'copy_memory_T1000', 'seq_digits', 'seq_digits_permuted', 'char_lm'}
+  assert all(e[3]['train.steps'] == 20 and e[3]['sweep.seeds'] == 3 for e in entries)
+  assert 'train.steps' not in compare.load_suite('paper')[0][3]
+  with pytest.raises(ConfigError, match="suite 'quick' takes no argument"):
+    compare.load_suite('quick:steps=20')

@@ -82,3 +82,20 @@ def test_every_model_field_is_in_the_config_so_the_command_line_can_set_it(exper
   assert config.model.impl == 'fused'  # a model default the experiment does not mention
   config.model.impl = 'scan'  # what --config.model.impl=scan does
   assert train.build_setup(config).model.backbone.impl == 'scan'
+
+
+def test_paper_suite_widths_give_the_tables_parameter_counts():
+  """Each family of each paper row within 5 % of Bai et al.'s size (70k; copy memory 16k),
+  counted from parameter shapes (nothing initialised)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from comparenets import compare  # pylint: disable=g-import-not-at-top
+  from comparenets.analysis import structure  # pylint: disable=g-import-not-at-top
+  from comparenets.experiment import load_config  # pylint: disable=g-import-not-at-top
+  for name, experiment_file, arg, overrides in compare.load_suite('paper'):
+    setup = train.build_setup(load_config(experiment_file, arg, overrides))
+    batch = setup.task.train_sampler(1, 0).batch(0)
+    x, mask = setup.task.adapt(batch, setup.input_kind)
+    shapes = jax.eval_shape(lambda r: setup.model.init({'params': r, 'dropout': r}, x, mask,
+                                                       train=False), jax.random.PRNGKey(0))
+    target = 16_000 if name.startswith('copy_memory') else 70_000
+    assert abs(structure.count_params(shapes['params']) / target - 1) < 0.05, name

@@ -126,9 +126,10 @@ def test_each_member_equals_its_single_run(tmp_path, reference):
 
 
 def test_batched_members_equal_their_single_runs(tmp_path):
-  """form='vmap' (the members batched, the CPU's choice for convolutions): member 1 equals
-  the single run of seed 1."""
+  """form='vmap' (the members batched, the accelerators' choice): member 1 equals the single
+  run of seed 1."""
   config = _config('cnn', seeds=2, steps=4)
+  config.sweep.form = 'vmap'
   workdir = str(tmp_path / 'sweep')
   out = train.train_and_evaluate(config, workdir)
   assert out['form'] == 'vmap'
@@ -136,6 +137,23 @@ def test_batched_members_equal_their_single_runs(tmp_path):
   single, params = _single(member, str(tmp_path))
   assert out['members'][1]['test'] == pytest.approx(single['test'], abs=1e-4)
   _close(_member_params(workdir, 1), params)
+
+
+def test_separate_members_are_their_single_runs_and_nan_halts_one(tmp_path):
+  """form='separate' (the CPU's choice for convolutions): each member is a single run in its
+  directory; a NaN in one stops that member only; a finished member is not trained again."""
+  config = _config('cnn', seeds=1, learning_rates=(1e-2, 1e30), steps=4)
+  assert sweeps.auto_form('cnn', 'cpu') == 'separate' and sweeps.auto_form('cnn', 'gpu') == 'vmap'
+  workdir = tmp_path / 'sweep'
+  out = train.train_and_evaluate(config, str(workdir))
+  assert out['form'] == 'separate' and out['members'][1] is None
+  summary = json.loads((workdir / 'sweep.json').read_text())['members']
+  assert summary[0]['finished'] and 1 <= summary[1]['halted_at_step'] <= 4
+  assert faults.checkpoint_steps(str(workdir / 'lr0.01' / 'seed0')) == [2, 4]
+  single = train.train_and_evaluate(sweeps.members(config)[0].config, str(tmp_path / 'single'))
+  assert out['members'][0]['test'] == single['test']
+  again = train.train_and_evaluate(config, str(workdir))  # the finished member is read back
+  assert again['members'][0]['test'] == single['test']
 
 
 @pytest.mark.parametrize('parallel', ['jit', 'pmap'])

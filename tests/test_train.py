@@ -356,7 +356,9 @@ def test_a_sweeps_window_names_each_members_steps():
   assert window.halted == {1: 13}
   first, second = window.summaries({'batch_size': 8}, elapsed=1.5)
   assert first['loss'] == pytest.approx(3.0) and second['loss'] == pytest.approx(4.0)
-  assert first['steps_per_s'] == second['steps_per_s'] == 2.0
+  # each member's share of the program: 3 steps of 2 members in 1.5 s
+  assert first['steps_per_s'] == second['steps_per_s'] == 4.0
+  assert first['program_steps_per_s'] == 2.0
   window.add({'loss': np.array([7.0, 8.0]), 'nonfinite': np.array([1.0, 1.0])})      # step 14
   with pytest.raises(NonFiniteError, match=r'in every member of the sweep \(at steps 14, 13\)'):
     window.check_finite()

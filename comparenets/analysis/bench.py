@@ -22,6 +22,10 @@ Cases:
 * ``loop``: `train_and_evaluate` with logging and checkpoints (and ``--steps_per_dispatch``)
   against the bare compiled step on the same batches.
 * ``compile``: compile time of a recurrent train step for T = 16 and 1024.
+* ``members``: the train step of a sweep's members in one program (`comparenets.sweep`), 3 and 8
+  members of the digits CNN and LSTM, batched (``vmap``) and in turn (``map``), against one
+  member's own step: members trained per second relative to as many separate runs, and the
+  form ``sweep.form='auto'`` picks on this backend.
 
 Speed is a ratio within one job (``speedup``: our examples/s over the reference's), the median of
 ``--repeats`` interleaved repeats, each at least ``--min_time`` seconds. PyTorch is an optional
@@ -52,6 +56,7 @@ from comparenets import console
 from comparenets import experiment as experiment_lib
 from comparenets import models
 from comparenets import runtime
+from comparenets import sweep as sweep_lib
 from comparenets import train as train_lib
 from comparenets.analysis import structure
 from comparenets.metric_writers import read_metrics
@@ -59,7 +64,7 @@ from comparenets.models import conv as conv_lib
 from comparenets.models import recurrent
 from comparenets.models.heads import ClassificationHead, TaskModel
 
-CASES = ('matmul', 'recurrent', 'cnn', 'tcn', 'loop', 'compile')
+CASES = ('matmul', 'recurrent', 'cnn', 'tcn', 'loop', 'compile', 'members')
 
 
 def _torch():
@@ -476,6 +481,51 @@ def loop_cases(experiment: str, arg: str, steps: int, repeats: int, steps_per_di
          'bare_samples': bare_rates}
 
 
+# -- members in one program ----------------------------------------------------------------------
+
+
+def _step_caller(config) -> Callable[[], Any]:
+  """One compiled train step of ``config`` (a single run or a sweep) on a fixed batch, as a
+  function that runs it once and waits; the state is carried from call to call."""
+  setup = train_lib.build_setup(config)
+  seeds = [m.seed for m in setup.members] or [config.seed]
+  samplers = [setup.task.train_sampler(setup.train['batch_size'], s) for s in seeds]
+  sampler = sweep_lib.StackedSampler(samplers) if setup.members else samplers[0]
+  keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+  rng = keys if setup.members else keys[0]
+  parallel = train_lib.make_parallel(setup)
+  state = [parallel.place(train_lib.create_state(setup, rng, samplers[0].batch(0)))]
+  batch = parallel.feed(sampler.batch(0))
+
+  def call():
+    state[0], metrics = parallel.train_step(state[0], batch, rng)
+    return _block(metrics)
+  return call
+
+
+def members_cases(model: str, counts: Sequence[int], repeats: int, min_time: float
+                  ) -> Iterator[dict[str, Any]]:
+  """The digits ``model``'s step with ``counts`` members, batched and in turn, against one
+  member's (`measure`: interleaved repeats)."""
+  over = {'train.parallel': 'none'}
+  fns = {'separate': _step_caller(experiment_lib.load_config('digits.py', f'model={model}',
+                                                             over))}
+  for count in counts:
+    for form in ('vmap', 'map'):
+      fns[f'{count}:{form}'] = _step_caller(experiment_lib.load_config(
+          'digits.py', f'model={model}', {**over, 'sweep.seeds': count, 'sweep.form': form}))
+  samples = measure(fns, repeats, min_time)
+  single = statistics.median(samples['separate'])
+  for name, times in samples.items():
+    if name == 'separate':
+      continue
+    count, form = name.split(':')
+    yield {'case': 'members', 'model': model, 'members': int(count), 'form': form,
+           'auto_form': sweep_lib.auto_form(model), 'separate_step_s': single,
+           'members_per_s_vs_separate': int(count) * single / statistics.median(times),
+           **_summary(times)}
+
+
 # -- compile time --------------------------------------------------------------------------------
 
 
@@ -533,6 +583,11 @@ def run(cases: Sequence[str], repeats: int, min_time: float, tiny: bool, out=Non
         for rec in loop_cases('digits.py', arg, 30 if tiny else 2000,
                               1 if tiny else repeats, k):
           put(rec)
+  if 'members' in cases:
+    for model in ('cnn', 'lstm'):
+      for rec in members_cases(model, (2,) if tiny else (3, 8), repeats,
+                               0.01 if tiny else min_time):
+        put(rec)
   if 'compile' in cases:
     for rec in compile_cases('lstm', (16, 64) if tiny else (16, 1024), 8 if tiny else 128):
       put(rec)

@@ -27,6 +27,7 @@ from comparenets import figures
 from comparenets import tasks
 from comparenets.analysis import bench
 from comparenets.analysis import claims
+from comparenets.analysis import published
 from comparenets.analysis import selection
 from comparenets.analysis import structure
 from comparenets.errors import ConfigError
@@ -401,6 +402,7 @@ def write_report(root: str, structure_lengths: Sequence[int] = (16, 64, 256),
                    f"{r['time_steps_per_s']:.3g} | {achieved / 1e9:.3g} | "
                    f"{achieved / (peak['gflops'] * 1e9):.1%} |")
     parts += ['', '![structure](structure.png)', '']
+  parts += published.section(chosen)
   parts += ['## Claims audit', '',
             f"The claims of {claims.ARTICLE} (the section column is the article's), each "
             'restated in our own words and checked against the measurements above.', '',

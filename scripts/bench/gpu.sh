@@ -13,8 +13,8 @@
 #      digits CNN and LSTM (issue 19, item 2), and the compile time;
 #   3. runs.jsonl: training smoke runs in float32 and bfloat16;
 #   4. memory.txt: the train step's memory of the two recurrent implementations;
-#   5. members.jsonl: `members_hook`, 8 seeds of the digits LSTM and CNN as one program, run only
-#      where the config has a `sweep` section (it says so and moves on where it has none).
+#   5. members.jsonl: a sweep's members in one program (3 and 8 members of the digits CNN and
+#      LSTM, batched and in turn) against one member's step (issue 19, item 4).
 # Runs without nvidia-smi and without torch (both are reported as missing).
 set -u
 cd "$(dirname "$0")/../.."
@@ -32,12 +32,14 @@ if [ "$tiny" = 1 ]; then
   t_bench=300 t_loop=300 t_run=90 t_mem=60 t_members=120  # a loaded 2-core CPU
   bench_sizes=(--tiny --repeats=1 --min_time=0)
   loop_sizes=(--tiny --repeats=1 --steps_per_dispatch=1,5)
+  members_sizes=(--tiny --repeats=1)
   run_extra=--config.train.steps=20 mem_len=16 mem_hidden=16
 else  # 170 + 110 + 4 x 30 + 30 + 50 = 480 s at most
   t_bench=170 t_loop=110 t_run=30 t_mem=30 t_members=50
   bench_sizes=(--repeats=5 --min_time=0.1 --recurrent_shapes=64,128,32,256:256,512,128,512
                --tcn_lengths=256,4096 --tcn_batch=128)
   loop_sizes=(--repeats=2 --steps_per_dispatch=1,5,25,100)
+  members_sizes=(--repeats=3 --min_time=0.1)
   run_extra= mem_len=1024 mem_hidden=512
 fi
 
@@ -103,34 +105,9 @@ for impl in ('fused', 'scan'):
 PY
 cat "$out/memory.txt"
 
-# 8 members (seeds) of one config as one program, where the config has a `sweep` section (the
-# evidence issue's members-in-one-program); without one it records the skip and returns.
-members_hook() {
-  local model=$1 name="members_$1"
-  if ! "$py" - "$model" <<'PY' 2>/dev/null
-import sys
-from comparenets import experiment
-sys.exit(0 if 'sweep' in experiment.load_config('digits.py', f'model={sys.argv[1]}') else 1)
-PY
-  then
-    echo "{\"run\": \"$name\", \"skipped\": \"digits.py has no sweep section\"}" \
-      >> "$out/members.jsonl"
-    return 0
-  fi
-  local start rc
-  start=$(date +%s)
-  rm -rf "/tmp/gpu_runs/$name"
-  timeout "$((t_members / 2))" "$py" -m comparenets.main \
-    --config="experiments/digits.py:model=$model" --workdir="/tmp/gpu_runs/$name" \
-    --config.sweep.seeds=8 $run_extra > "$out/run_$name.log" 2>&1
-  rc=$?
-  echo "{\"run\": \"$name\", \"exit\": $rc, \"wall_s\": $(( $(date +%s) - start ))}" \
-    >> "$out/members.jsonl"
-}
-
-echo "== 5. members in one program (8 seeds)"
-members_hook lstm
-members_hook cnn
+echo "== 5. members in one program: 3 and 8 members of the digits CNN and LSTM, batched and in turn"
+timeout "$t_members" "$py" -m comparenets.analysis.bench --cases=members "${members_sizes[@]}" \
+  --out="$out/members.jsonl" > "$out/members.log" 2>&1 || echo "members exit $?"
 cat "$out/members.jsonl"
 
 echo "== done in $(( $(date +%s) - start_all )) s; $(grep -c . "$out/bench.jsonl") bench lines in $out"

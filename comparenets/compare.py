@@ -128,6 +128,7 @@ def main(argv: Sequence[str]) -> None:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   console.setup_logging(logging.INFO)  # before JAX starts: its start-up lines stay out
   runtime.configure_cpu()
+  runtime.enable_compilation_cache()
   suite, workdir, shard = flags.FLAGS.suite, flags.FLAGS.workdir, flags.FLAGS.shard
   if not workdir:
     print('comparenets.compare: error: --workdir is required', file=sys.stderr)

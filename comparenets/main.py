@@ -49,6 +49,7 @@ def main(argv):
   opts = flags.FLAGS
   console.setup_logging(logging.INFO)  # before JAX's backend starts: its start-up lines stay out
   runtime.configure_cpu()
+  runtime.enable_compilation_cache()
   distributed.initialize(opts.coordinator_address, opts.num_processes, opts.process_id)
   if jax.process_index() != 0:
     console.setup_logging(logging.WARNING)

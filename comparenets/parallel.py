@@ -21,6 +21,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import itertools
+import time
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import flax.jax_utils
@@ -119,14 +120,7 @@ class Parallel:
     host runs ahead. Close the generator to stop the batches made ahead.
     """
     calls = dispatches(start, total, self.steps_per_dispatch, every)
-
-    def produce(call):  # only this process's rows, as the step takes them (`feed`)
-      first, last = call
-      if first == last:
-        return self.feed(sampler.batch(first - 1, *this_process()))
-      rows = [sampler.batch(s - 1, *this_process()) for s in range(first, last + 1)]
-      return self.feed_steps({k: np.stack([r[k] for r in rows]) for k in rows[0]})
-
+    produce = functools.partial(self._produce, sampler)
     # The next batches are put on the devices ahead, on a thread, so that the transfer
     # overlaps the step. Where the host is the device there is no transfer to hide, and on a
     # few cores the thread only competes with the step (BUILD_NOTES.md): batches come inline.
@@ -138,6 +132,27 @@ class Parallel:
         yield first, last, state, metrics
     finally:
       batches.close()
+
+  def _produce(self, sampler, call: tuple[int, int]):
+    """The batches of one call (first, last): this process's rows, as the step takes them."""
+    first, last = call
+    if first == last:
+      return self.feed(sampler.batch(first - 1, *this_process()))
+    rows = [sampler.batch(s - 1, *this_process()) for s in range(first, last + 1)]
+    return self.feed_steps({k: np.stack([r[k] for r in rows]) for k in rows[0]})
+
+  def warm_up(self, state, rng: jax.Array, sampler, start: int, total: int,
+              every: Iterable[int]) -> float:
+    """Compiles (or reads from JAX's compilation cache) the program of `run_steps`' first call
+    and runs it once on a copy of ``state`` (the run's own state is untouched), so that a clock
+    started afterwards times training, not compilation; returns the seconds it took."""
+    calls = dispatches(start, total, self.steps_per_dispatch, every)[:1]
+    began = time.perf_counter()
+    for first, last in calls:
+      step = self.train_step if first == last else self.train_steps
+      copy = jax.tree.map(lambda x: x.copy() if isinstance(x, jax.Array) else x, state)
+      jax.block_until_ready(step(copy, self._produce(sampler, (first, last)), rng))
+    return time.perf_counter() - began
 
   def place(self, state):
     return jax.device_put(state, jax.devices()[0])

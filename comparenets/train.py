@@ -276,16 +276,17 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
     window.last_good_checkpoint = start or None
     if members:  # halted before a resume: known from the restored state
       window.halted = {int(j): int(host.step[j]) + 1 for j in np.flatnonzero(host.halted)}
-    previous, window_start, train_time = None, time.perf_counter(), 0.0
     if stop.signal:  # asked to stop while starting up: the workdir is as it was
       return {'preempted': True, 'signal': stop.signal, 'step': start, 'saved': False,
               'workdir': workdir}
+    every = (train['log_every'], train['eval_every'], train['checkpoint_every'])
+    # compiled before the clock starts: train_time_s and steps_per_s time training only
+    compile_s = parallel.warm_up(state, step_rng, sampler, start, total_steps, every)
+    previous, window_start, train_time = None, time.perf_counter(), 0.0
     progress = console.progress(total=total_steps, initial=start, unit='step',
                                 dynamic_ncols=True, mininterval=1.0)
     # one compiled call per item, ending on every step where something below happens
-    calls = parallel.run_steps(state, step_rng, sampler, start, total_steps,
-                               (train['log_every'], train['eval_every'],
-                                train['checkpoint_every']))
+    calls = parallel.run_steps(state, step_rng, sampler, start, total_steps, every)
     for first, step, state, metrics in calls:
       # At most two calls in flight: the device always has the next one queued and the
       # host never runs further ahead. Unbounded async dispatch of steps with collectives
@@ -337,7 +338,7 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
     common = {'model': setup.model_name, 'task': setup.task.describe(),
               'input_kind': setup.input_kind, 'steps': total_steps, 'resumed_from': start,
               'params': params, 'devices': setup.num_devices, 'parallel': parallel.mode,
-              'train_time_s': train_time,
+              'train_time_s': train_time, 'compile_s': compile_s,
               'receptive_field': getattr(setup.model.backbone, 'receptive_field',
                                          lambda: None)(),
               'target_metric': setup.task.target_metric,

@@ -386,7 +386,8 @@ def test_a_kind_learned_only_to_chance_makes_it_depend_and_missing_kinds_are_nam
   assert v.verdict == claims.DEPENDS  # 0.40 is under 0.125 + 0.875 / 2
   assert v.evidence.startswith('Not read (below halfway from chance to 1): single-channel '
                                'multi-frame input.')
-  assert 'Not in this suite: grayscale images, RGB images.' in v.evidence
+  assert ('Not in this suite: grayscale images, RGB images (the full suite, '
+          'experiments/suites/full.py, runs them).') in v.evidence
   assert claims.cnn_reads_input_kinds(Evidence([run('adding/lstm', 'lstm')])).verdict == \
       claims.NOT_MEASURED
 
@@ -417,7 +418,7 @@ def test_cnn_scenarios_that_beat_their_baselines_are_supported_and_a_failing_one
   v = claims.cnn_vision_scenarios(Evidence([digits, worse]))
   assert v.verdict == claims.DEPENDS
   assert v.evidence.startswith('Did not work here: image super-resolution.')
-  assert 'Not in this suite: object detection, edge detection.' in v.evidence
+  assert 'Not in this suite: object detection, edge detection (the full suite' in v.evidence
   assert claims.cnn_vision_scenarios(Evidence([lstm])).verdict == claims.NOT_MEASURED
 
 

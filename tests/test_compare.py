@@ -327,9 +327,12 @@ def test_full_suite_entries_exist_and_build():
   entries = compare.load_suite('full')
   names = [e[0] for e in entries]
   assert len(names) == len(set(names))
-  bases = {n.rsplit('/', 1)[0] for n in names}
-  assert all(names.count(f'{b}/seed{s}') == 1 for b in bases for s in (0, 1, 2))
-  assert len(entries) == 3 * len(bases)
+  bases = set(names)
+  # every entry a sweep: three seeds at half, one and two times its experiment's rate
+  for name, experiment, arg, overrides in entries:
+    rate = load_config(experiment, arg).train.learning_rate
+    assert overrides['sweep.seeds'] == 3, name
+    assert overrides['sweep.learning_rates'] == pytest.approx((rate / 2, rate, 2 * rate)), name
   groups = {b.split('/')[0] for b in bases}
   assert {'digits', 'seq_digits', 'seq_digits_permuted', 'adding_T50', 'adding_T200',
           'copy_memory_T30', 'copy_memory_T100', 'forecasting', 'forecasting_lorenz',
@@ -343,7 +346,6 @@ def test_full_suite_entries_exist_and_build():
   for name, experiment, arg, overrides in entries:
     assert os.path.exists(os.path.join(EXPERIMENTS, experiment)), experiment
     config = load_config(experiment, arg, overrides)
-    assert config.seed == int(name.rsplit('seed', 1)[1])
     if (experiment, arg) not in built:
       built[(experiment, arg)] = build_setup(config)
   assert built[('adding.py', 'model=lstm,length=200')].task.length == 200

@@ -121,19 +121,6 @@ def test_two_processes_train_like_one(tmp_path, references, parallel, started):
   assert results['devices'] == 8
 
 
-def _slurm_job_id():
-  """A job id whose coordinator port (JAX: 61440 + id % 4096, slurm_cluster.py) is free here."""
-  for _ in range(100):
-    port = random.randrange(61440, 65536)
-    with socket.socket() as s:
-      try:
-        s.bind(('127.0.0.1', port))
-      except OSError:
-        continue
-    return port - 61440 + 4096
-  raise RuntimeError('no free port in 61440..65535')
-
-
 def test_checkpoint_of_two_processes_resumes_in_one(tmp_path):
   workdir = str(tmp_path / 'two')
   _two_processes(workdir, 'jit')

@@ -47,6 +47,8 @@ ARTICLE = ('a Chinese blog article comparing CNNs and RNNs by model structure (s
            'input and output (3) and uses (4), by 禅与计算机程序设计艺术')
 
 SUPPORTED, REFUTED, DEPENDS, NOT_MEASURED = 'supported', 'refuted', 'depends', 'not measured'
+# where the runs a quick report lacks are: the verdict reads only what its suite ran
+FULL_SUITE = 'the full suite, experiments/suites/full.py, runs them'
 NOT_DISTINGUISHABLE = 'not distinguishable'
 
 
@@ -912,7 +914,7 @@ def _describe_input_kinds(found: InputKinds, verdict: str, rules: Rules) -> str:
                  'is the chance level the stacked frames must beat.')
   missing = [k for k in CNN_INPUT_KINDS if k not in found]
   if missing:
-    evidence += f' Not in this suite: {", ".join(missing)}.'
+    evidence += f' Not in this suite: {", ".join(missing)} ({FULL_SUITE}).'
   if verdict == SUPPORTED:
     return 'Read = test accuracy at least halfway from chance to 1. ' + evidence
   return (f'Not read (below halfway from chance to 1): {", ".join(_unread(found, rules))}. '
@@ -1006,7 +1008,7 @@ def _describe_scenarios(found: list[ScenarioRun], verdict: str, rules: Rules) ->
   evidence += '.'
   missing = [x for x in SCENARIOS if not any(s.scenario == x for s in found)]
   if missing:
-    evidence += f' Not in this suite: {", ".join(missing)}.'
+    evidence += f' Not in this suite: {", ".join(missing)} ({FULL_SUITE}).'
   if verdict == DEPENDS:
     return f'Did not work here: {", ".join(_failed_scenarios(found, rules))}. ' + evidence
   return evidence

@@ -8,16 +8,18 @@ suite's shorter ones, every family that reads video on grayscale and coloured mo
 with one, super-resolution x2/x3/x4, edges at two noise levels), and the TFDS tasks (MNIST, permuted MNIST, IMDB sentiment, tiny
 Shakespeare), which need their datasets prepared first (the run's error message says how;
 ``task.data_dir`` points at them). Each entry is (run name, experiment file, experiment argument,
-config overrides); `with_seeds` makes it ``<run name>/seed<N>`` for N in SEEDS, and the report
-shows the mean and standard deviation over those seeds.
+config overrides), each a sweep of three seeds and three learning rates (`swept`): its members
+land in ``<run name>/lr<value>/seed<N>``, and the report keeps each family's best rate by mean
+validation metric and shows the mean, standard deviation and interval over the seeds.
 
     python -m comparenets.compare --suite=full --workdir=runs/full
 """
 
-from comparenets.compare import with_seeds
+from comparenets.experiment import load_config
 
 SEQUENCE = ('tcn', 'rnn', 'lstm', 'gru')
 SEEDS = (0, 1, 2)
+LEARNING_RATE_FACTORS = (0.5, 1.0, 2.0)
 
 # Entries that read a TFDS dataset (prepared in the array_record format before the suite runs).
 TFDS_EXPERIMENTS = ('tfds_images.py', 'sentiment.py')
@@ -74,5 +76,17 @@ def tfds():
   return runs
 
 
+def swept(entries):
+  """Each entry as a sweep (`comparenets.sweep`): three seeds and learning rates of half, one
+  and two times its experiment's, so every (task, family) is reported at its tuned rate."""
+  out = []
+  for name, experiment_file, arg, overrides in entries:
+    rate = load_config(experiment_file, arg).train.learning_rate
+    out.append((name, experiment_file, arg, {
+        **overrides, 'sweep.seeds': len(SEEDS),
+        'sweep.learning_rates': tuple(f * rate for f in LEARNING_RATE_FACTORS)}))
+  return out
+
+
 def get_suite():
-  return with_seeds(embedded() + tfds(), SEEDS)
+  return swept(embedded() + tfds())

@@ -400,12 +400,19 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
 
 def _one_after_another(config, setup: Setup, workdir, stop: StopRequest) -> dict[str, Any]:
   """A sweep whose members train one after another, each as its own single run in its
-  directory (``sweep.form='separate'``); a member finished before is read, not trained."""
+  directory (``sweep.form='separate'``); a member finished (or halted by a NaN) before is read
+  from its results.json (or sweep.json), not trained again."""
   workdir = workdirs.prepare_workdir(workdir, config)
+  summary = workdirs.read_text(workdirs.join(workdir, 'sweep.json'))  # halted before: stays so
+  before = {m['workdir']: m for m in json.loads(summary)['members']} if summary else {}
   runs, ended = [], []
   for member in setup.members:
     run_dir = str(workdirs.join(workdir, member.subdir))
     text = workdirs.read_text(workdirs.join(run_dir, 'results.json'))
+    if not text and 'halted_at_step' in before.get(member.subdir, {}):
+      runs.append(None)
+      ended.append({'halted_at_step': before[member.subdir]['halted_at_step']})
+      continue
     try:
       results = json.loads(text) if text else _train_and_evaluate(member.config, run_dir, stop)
     except NonFiniteError as e:  # that member only: the others train on

@@ -3,6 +3,7 @@ the command lines' CPU settings (`comparenets.runtime`), so the tests run what t
 
 import os
 import sys
+import tempfile
 
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_force_host_platform_device_count=8').strip()
@@ -15,3 +16,10 @@ if ROOT not in sys.path:
 from comparenets import runtime  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 runtime.configure_cpu()
+# JAX's persistent compilation cache, as the command lines use it (`runtime.enable_compilation_
+# cache`): a test session compiles the same small programs in many tests; here they are
+# compiled once. Its own directory, shared by the xdist workers and the command lines the tests
+# start, so that the tests never read or fill a user's cache.
+os.environ.setdefault('COMPARENETS_COMPILATION_CACHE',
+                      os.path.join(tempfile.gettempdir(), f'comparenets-tests-xla-{os.getuid()}'))
+runtime.enable_compilation_cache()

@@ -112,18 +112,24 @@ def test_report_without_runs_is_a_clear_error(tmp_path):
     report.write_report(str(tmp_path))
 
 
-def test_quick_suite_covers_every_family_on_every_embedded_task():
+def test_quick_suite_has_three_seeds_on_every_row_and_sweeps_digits_rates():
   entries = compare.load_suite('quick')
   names = [e[0] for e in entries]
   assert len(names) == len(set(names))
-  assert {n.split('/')[1] for n in names} == {'cnn', 'tcn', 'rnn', 'lstm', 'gru', 'cnn3d',
-                                              'cnn_lstm'}
+  assert {n.split('/')[1] for n in names} == {'cnn', 'tcn', 'rnn', 'lstm', 'gru', 'cnn_lstm'}
   experiments = {e[1] for e in entries}
+  # the long-run scenarios (vision, coloured video) and TFDS / wheel data are the full suite's
   assert experiments == {f for f in os.listdir(os.path.join(ROOT, 'experiments'))
                          if f.endswith('.py')} - {'char_lm.py', 'sentiment.py', 'tfds_images.py',
-                                                  'song.py'}
-  for _, experiment, arg, overrides in entries:
-    load_config(experiment, arg, overrides)  # every entry builds a config
+                                                  'song.py', 'detection.py',
+                                                  'super_resolution.py', 'edges.py'}
+  assert {n.split('/')[1] for n in names if n.startswith('digits/')} == {
+      'cnn', 'tcn', 'rnn', 'lstm', 'gru'}
+  for name, experiment, arg, overrides in entries:
+    config = load_config(experiment, arg, overrides)  # every entry builds a config
+    assert config.sweep.seeds == 3, name
+    rates = config.sweep.learning_rates
+    assert len(rates) >= 3 if name.startswith('digits/') else rates == (), name
 
 
 def _without_time(table: str) -> list[list[str]]:

@@ -152,8 +152,10 @@ def test_separate_members_are_their_single_runs_and_nan_halts_one(tmp_path):
   assert faults.checkpoint_steps(str(workdir / 'lr0.01' / 'seed0')) == [2, 4]
   single = train.train_and_evaluate(sweeps.members(config)[0].config, str(tmp_path / 'single'))
   assert out['members'][0]['test'] == single['test']
-  again = train.train_and_evaluate(config, str(workdir))  # the finished member is read back
-  assert again['members'][0]['test'] == single['test']
+  # run again: the finished member is read back, the halted one stays halted, none retrains
+  again = train.train_and_evaluate(config, str(workdir))
+  assert again['members'][0]['test'] == single['test'] and again['members'][1] is None
+  assert json.loads((workdir / 'sweep.json').read_text())['members'] == summary
 
 
 @pytest.mark.parametrize('parallel', ['jit', 'pmap'])
@@ -229,15 +231,15 @@ def test_a_changed_sweep_is_refused_in_the_same_workdir(reference):
 def test_sigterm_mid_sweep_checkpoints_and_the_rerun_matches(tmp_path):
   """The command line: SIGTERM checkpoints the stacked state and exits 0; the same command
   resumes and ends with the parameters of an uninterrupted sweep."""
-  overrides = ['--config.train.steps=120', '--config.train.checkpoint_every=20',
-               '--config.train.log_every=20', '--config.train.eval_every=0',
+  overrides = ['--config.train.steps=60', '--config.train.checkpoint_every=10',
+               '--config.train.log_every=10', '--config.train.eval_every=0',
                '--config.model.hidden=16', '--config.sweep.seeds=2',
                '--config.train.parallel=none']
   command = lambda w: faults.command('experiments/digits.py:model=lstm,quick', w, overrides)
   reference = str(tmp_path / 'reference')
   assert faults.run(command(reference), devices=1, timeout=300).returncode == 0
   workdir = str(tmp_path / 'run')
-  code, err = faults.start_and_signal(command(workdir), workdir, signal.SIGTERM, after_steps=20,
+  code, err = faults.start_and_signal(command(workdir), workdir, signal.SIGTERM, after_steps=10,
                                       devices=1)
   assert code == 0, err[-2000:]
   assert 'stopped by SIGTERM' in err and not os.path.exists(os.path.join(workdir, 'sweep.json'))

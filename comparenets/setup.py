@@ -155,7 +155,7 @@ def build_setup(config: ml_collections.ConfigDict) -> Setup:
   check_fields(f'the head of task {task_name!r}', head_cfg, head_fields)
   head = task.head(**check_values('head', head_cfg, head_fields, task.head_rules))
   sweep = sweeps.check_sweep(config)
-  swept = sweeps.is_sweep(config)
+  swept = sweep['seeds'] > 1 or bool(sweep['learning_rates'])  # `sweeps.is_sweep`
   tx, schedule = make_optimizer(train, injected=swept)
   form = 'single'
   if swept:

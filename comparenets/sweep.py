@@ -132,6 +132,19 @@ def auto_form(model_name: str, backend: str | None = None) -> str:
   return 'map' if models.family(model_name) == 'recurrent' else 'separate'
 
 
+def run_inputs(setup: Any, seed: int):
+  """``(samplers, sampler, init_rng, step_rng)`` of a run: one sampler per member (its own
+  seed's batch order; the run's own for a single run), the sampler the steps read (the
+  members' stacked, `StackedSampler`), and the keys a single run with that seed splits from
+  ``PRNGKey(seed)``, stacked over the members of a sweep."""
+  seeds = [m.seed for m in setup.members] or [seed]
+  samplers = [setup.task.train_sampler(setup.train['batch_size'], s) for s in seeds]
+  keys = jnp.stack([jax.random.split(jax.random.PRNGKey(s)) for s in seeds])
+  if setup.members:
+    return samplers, StackedSampler(samplers), keys[:, 0], keys[:, 1]
+  return samplers, samplers[0], keys[0, 0], keys[0, 1]
+
+
 class StackedSampler:
   """Each member's own batches (its own seed's order), stacked on axis 1: ``[B, members,
   ...]``. Axis 0 stays the batch, which the data-parallel strategies split over devices."""
@@ -205,5 +218,5 @@ def write_summary(path, members_: Sequence[Member], ended: Sequence[dict[str, An
 
 
 __all__ = ['SWEEP_DEFAULTS', 'FORMS', 'Member', 'check_sweep', 'is_sweep', 'members',
-           'rate_name', 'auto_form', 'StackedSampler', 'member_steps', 'member_tree',
+           'rate_name', 'auto_form', 'run_inputs', 'StackedSampler', 'member_steps', 'member_tree',
            'save_member', 'write_summary']

@@ -231,11 +231,7 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
     return _one_after_another(config, setup, workdir, stop)
   train, members = setup.train, setup.members
   splits = setup.task.splits()
-  seeds = [m.seed for m in members] or [config.seed]
-  samplers = [setup.task.train_sampler(train['batch_size'], seed) for seed in seeds]
-  sampler = sweeps.StackedSampler(samplers) if members else samplers[0]
-  keys = jnp.stack([jax.random.split(jax.random.PRNGKey(seed)) for seed in seeds])
-  init_rng, step_rng = (keys[:, 0], keys[:, 1]) if members else keys[0]
+  samplers, sampler, init_rng, step_rng = sweeps.run_inputs(setup, config.seed)
   # shape errors surface here
   state = create_state(setup, init_rng, samplers[0].batch(0, *parallels.this_process()))
   workdirs.check_free_space(workdir, state)
@@ -355,7 +351,8 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
         results[split] = metrics_
         writers[j].write(total_steps, split, metrics_)
       logging.info('%s: %s', split, _fmt(runs[0][split]))
-    final = jax.device_get(parallel.savable(state))
+    final = (jax.device_get(parallel.savable(state))  # a sweep's members: every process
+             if members or jax.process_index() == 0 else None)
     for j, run_dir in enumerate(run_dirs[:len(members)]):
       if j not in window.halted:  # each member's final state where its single run has it
         sweeps.save_member(view(final, j), str(workdirs.join(run_dir, 'checkpoints')),

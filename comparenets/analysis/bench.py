@@ -488,11 +488,7 @@ def _step_caller(config) -> Callable[[], Any]:
   """One compiled train step of ``config`` (a single run or a sweep) on a fixed batch, as a
   function that runs it once and waits; the state is carried from call to call."""
   setup = train_lib.build_setup(config)
-  seeds = [m.seed for m in setup.members] or [config.seed]
-  samplers = [setup.task.train_sampler(setup.train['batch_size'], s) for s in seeds]
-  sampler = sweep_lib.StackedSampler(samplers) if setup.members else samplers[0]
-  keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
-  rng = keys if setup.members else keys[0]
+  samplers, sampler, rng, _ = sweep_lib.run_inputs(setup, config.seed)
   parallel = train_lib.make_parallel(setup)
   state = [parallel.place(train_lib.create_state(setup, rng, samplers[0].batch(0)))]
   batch = parallel.feed(sampler.batch(0))

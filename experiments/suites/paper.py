@@ -4,6 +4,8 @@ learning rate swept.
 
     python -m comparenets.compare --suite=paper --workdir=runs/paper
     python -m comparenets.compare --suite=paper:steps=20 --workdir=/tmp/paper   # a proof run
+    python -m comparenets.compare \
+        --suite=paper:rows=adding_T600+copy_memory_T1000,rates=1,steps=1000 --workdir=runs/p
 
 Rows (run name: what the paper ran / what runs here):
 
@@ -20,11 +22,17 @@ Sizes: each family's width chosen for about 70k parameters in all (backbone and 
 copy memory, as the paper's row), found by counting parameter shapes (tests/test_experiments.py
 checks each within 5 %). Steps: each experiment's default (adding 3000, copy memory 4000,
 digits 3000, char LM 3000) with its warmup and clipping; ``steps=N`` runs every entry N steps
-(a proof of the pipeline, not of the numbers). Learning rates: half, equal to and double each
+(below 200 steps a proof of the pipeline, not of the numbers: no warmup, no validation or
+checkpoints before the end; from 200 steps on the experiment's warmup and clipping are kept and
+a checkpoint is written every quarter of the run). ``rows=A+B`` runs only those rows (``+``
+between run names), ``rates=1`` only each experiment's own learning rate (``rates=3``, the
+default, all three), ``seeds=N`` N seeds: a CPU fits a share of the suite in an afternoon
+(BUILD_NOTES, "The paper suite on the CPU"). Learning rates: half, equal to and double each
 experiment's 2e-3; the report keeps the best by mean validation metric and sets each row
 beside the paper's number (`comparenets.analysis.published`, "Against the published table").
 """
 
+from comparenets.errors import ConfigError
 from comparenets.experiment import parse_arg
 
 SEQUENCE = ('tcn', 'rnn', 'lstm', 'gru')
@@ -51,16 +59,34 @@ def width_field(model: str) -> str:
 
 
 def get_suite(arg=None):
-  arg = parse_arg(arg, steps=0)
+  arg = parse_arg(arg, steps=0, rows='', rates=len(LEARNING_RATES), seeds=SEEDS)
+  names = [row[0] for row in ROWS]
+  chosen = [r for r in arg.rows.split('+') if r] or names
+  unknown = sorted(set(chosen) - set(names))
+  if unknown:
+    raise ConfigError(f'paper suite: unknown row {", ".join(unknown)}; rows are '
+                      f'{"+".join(names)}')
+  if arg.rates not in (1, len(LEARNING_RATES)):
+    raise ConfigError(f'paper suite: rates={arg.rates}; it is 1 (each experiment\'s own '
+                      f'learning rate) or {len(LEARNING_RATES)} (all of {LEARNING_RATES})')
+  if arg.seeds < 1:
+    raise ConfigError(f'paper suite: seeds={arg.seeds}; it is at least 1')
+  rates = LEARNING_RATES if arg.rates > 1 else ()
   runs = []
   for name, experiment_file, experiment_arg, widths in ROWS:
+    if name not in chosen:
+      continue
     for model in SEQUENCE:
-      overrides = {width_field(model): widths[model], 'sweep.seeds': SEEDS,
-                   'sweep.learning_rates': LEARNING_RATES}
-      if arg.steps:
+      overrides = {width_field(model): widths[model], 'sweep.seeds': arg.seeds,
+                   'sweep.learning_rates': rates}
+      if 0 < arg.steps < 200:
         overrides.update({'train.steps': arg.steps, 'train.warmup_steps': 0,
                           'train.eval_every': 0, 'train.checkpoint_every': 0,
                           'train.log_every': max(1, arg.steps // 2)})
+      elif arg.steps:
+        overrides.update({'train.steps': arg.steps, 'train.eval_every': arg.steps // 4,
+                          'train.checkpoint_every': arg.steps // 4,
+                          'train.log_every': max(1, arg.steps // 20)})
       runs.append((f'{name}/{model}', experiment_file, f'model={model},{experiment_arg}',
                    overrides))
   return runs

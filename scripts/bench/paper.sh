@@ -5,6 +5,8 @@
 #
 #   bash scripts/bench/paper.sh [WORKDIR]           # default: runs/paper; at most PAPER_SH_S s
 #   PAPER_SH_STEPS=20 bash scripts/bench/paper.sh /tmp/paper   # every entry 20 steps: a proof
+#   PAPER_SH_S=5400 PAPER_SH_STEPS=800 PAPER_SH_ARG=rows=adding_T600+copy_memory_T1000,rates=1 \
+#     bash scripts/bench/paper.sh runs/paper_cpu    # the share a CPU runs in 90 minutes
 #
 # The suite trains until PAPER_SH_S seconds (default 420) have passed, then SIGTERM makes the
 # run in progress save a checkpoint and stop (exit 0); the report is written over every run
@@ -16,7 +18,9 @@ py=${PYTHON:-python3}
 workdir=${1:-runs/paper}
 limit=${PAPER_SH_S:-420}
 steps=${PAPER_SH_STEPS:-}
-suite=paper${steps:+:steps=$steps}
+extra=${PAPER_SH_ARG:-}   # more of the suite's arguments (experiments/suites/paper.py)
+args=${steps:+steps=$steps}${extra:+${steps:+,}$extra}
+suite=paper${args:+:$args}
 export PYTHONUNBUFFERED=1
 mkdir -p "$workdir"
 start=$(date +%s)

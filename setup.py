@@ -25,6 +25,9 @@ setup(
         'scikit-image>=0.24,<1',  # sample photographs, bicubic/Sobel/Canny baselines, SSIM
         'tensorboardX>=2.6.2,<3',
         'tqdm>=4.66,<5',
+        # JAX's persistent compilation cache reads nothing back without it once a size limit
+        # is set (runtime.enable_compilation_cache): every entry was a warning and a recompile
+        'filelock>=3.12,<5',
         'matplotlib>=3.8,<4',
         'music21>=10.5,<11',  # the Bach chorales of the song task ship in its wheel
         'statsmodels>=0.14.2,<0.16',  # the sunspots series of the forecasting task

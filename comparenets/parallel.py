@@ -109,6 +109,25 @@ class Parallel:
     self.train_steps = jax.jit(scan_steps(train_step), donate_argnums=0)
     self.eval_step = jax.jit(eval_step)
 
+  def memory_need(self, state, rng: jax.Array, sampler, start: int, total: int,
+                  every: Iterable[int]) -> int | None:
+    """Bytes on one device of the program of `run_steps`' first call, from XLA's own account
+    of the compiled program (arguments, outputs and temporaries, less what the outputs reuse
+    of the donated arguments). Compiles it without running it; ``state`` as `place` gives it.
+    None where the backend gives no account.
+    """
+    (first, last), = dispatches(start, total, self.steps_per_dispatch, every)[:1]
+    step = self.train_step if first == last else self.train_steps
+    stats = step.lower(state, self._produce(sampler, (first, last)), rng).compile()
+    stats = stats.memory_analysis()
+    if isinstance(stats, (list, tuple)):  # one per device (pmap): they are the same program
+      stats = stats[0] if stats else None
+    if stats is None:
+      return None
+    return int(stats.argument_size_in_bytes + stats.output_size_in_bytes
+               + stats.temp_size_in_bytes - stats.alias_size_in_bytes
+               + stats.generated_code_size_in_bytes)
+
   def run_steps(self, state, rng: jax.Array, sampler, start: int, total: int,
                 every: Iterable[int]) -> Iterator[tuple[int, int, Any, Any]]:
     """Trains from step ``start + 1`` to ``total`` on ``sampler``'s batches, yielding

@@ -159,3 +159,26 @@ def default_steps_per_dispatch(backend: str) -> int:
     100.
   """
   return 1 if backend == 'cpu' else ACCELERATOR_STEPS_PER_DISPATCH
+
+
+def device_memory_limit() -> tuple[int, str] | None:
+  """How many bytes one program may use on each of this process's devices, and what that is.
+
+  An accelerator reports its own limit (``memory_stats()['bytes_limit']``). On a CPU the devices
+  are the host, so the host's available memory (``MemAvailable`` in /proc/meminfo) is shared by
+  every local device. None where neither is known.
+  """
+  import jax  # pylint: disable=import-outside-toplevel  (this module configures JAX first)
+  device = jax.local_devices()[0]
+  stats = device.memory_stats() if device.platform != 'cpu' else None
+  if stats and stats.get('bytes_limit'):
+    return int(stats['bytes_limit']), f'{device.device_kind} memory'
+  try:
+    with open('/proc/meminfo') as f:
+      fields = dict(line.split(':', 1) for line in f)
+    available = int(fields['MemAvailable'].split()[0]) * 1024
+  except (OSError, KeyError, ValueError):
+    return None
+  return available // jax.local_device_count(), (
+      f'the host\'s available memory shared by {jax.local_device_count()} CPU devices'
+      if jax.local_device_count() > 1 else "the host's available memory")

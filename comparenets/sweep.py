@@ -86,6 +86,23 @@ def check_sweep(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return sweep
 
 
+def check_fits(need: int | None, limit: tuple[int, str] | None, count: int, form: str) -> None:
+  """Raises `ConfigError` when the compiled program of ``count`` members needs more than the
+  memory ``limit`` (bytes per device, and what it is; `runtime.device_memory_limit`) has.
+
+  ``need`` is XLA's account of the program on one device (`Parallel.memory_need`); unknown
+  need or limit passes (XLA's own out-of-memory error is then what a user sees).
+  """
+  if need is None or limit is None or need <= limit[0]:
+    return
+  gib = lambda n: f'{n / 2**30:.2f} GiB' if n >= 2**30 else f'{n / 2**20:.1f} MiB'
+  raise ConfigError(
+      f'the sweep\'s {count} members ({form}) need {gib(need)} per device for one train '
+      f'step, more than the {gib(limit[0])} of {limit[1]}: train fewer members per run '
+      f'(sweep.seeds, sweep.learning_rates), sweep.form=separate (one member at a time), or '
+      f'a smaller train.batch_size')
+
+
 def is_sweep(config: ml_collections.ConfigDict) -> bool:
   """Whether the config trains several members (or names its learning rates in a sweep)."""
   sweep = check_sweep(config)

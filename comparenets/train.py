@@ -33,6 +33,7 @@ import optax
 from comparenets import console
 from comparenets import parallel as parallels
 from comparenets import plots
+from comparenets import runtime
 from comparenets import sweep as sweeps
 from comparenets import tasks
 from comparenets import window as window_lib
@@ -235,13 +236,18 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
   # shape errors surface here
   state = create_state(setup, init_rng, samplers[0].batch(0, *parallels.this_process()))
   workdirs.check_free_space(workdir, state)
+  parallel = make_parallel(setup)
+  if members:  # every member in one program: does it fit? (compiled here, nothing run)
+    need = parallel.memory_need(parallel.place(state), step_rng, sampler, 0, train['steps'],
+                                (train['log_every'], train['eval_every'],
+                                 train['checkpoint_every']))
+    sweeps.check_fits(need, runtime.device_memory_limit(), len(members), setup.form)
   workdir = workdirs.prepare_workdir(workdir, config)  # the first write, after every check
   # each member an ordinary run directory, with the config of the single run it equals
   run_dirs = [workdirs.prepare_workdir(str(workdirs.join(workdir, m.subdir)), m.config)
               for m in members] or [workdir]
   view = ((lambda tree, i: sweeps.member_tree(tree, i)) if members else
           (lambda tree, i: tree))
-  parallel = make_parallel(setup)
   checkpointer = Checkpointer(str(workdirs.join(workdir, 'checkpoints')),
                               every=train['checkpoint_every'], keep=train['keep_checkpoints'],
                               async_save=train['async_checkpoints'])

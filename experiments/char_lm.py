@@ -5,7 +5,8 @@
     python -m comparenets.main --config=experiments/char_lm.py:model=tcn,corpus=tiny_shakespeare \
         --workdir=/tmp/shakespeare
 
-Arguments: ``model`` (tcn, rnn, lstm, gru), ``corpus`` (stdlib, tiny_shakespeare), ``quick``.
+Arguments: ``model`` (tcn, rnn, lstm, gru), ``corpus`` (stdlib, tiny_shakespeare), ``length``
+(characters per window, default 128; the TCN's depth follows it), ``quick``.
 The run writes samples.txt (continuations of ``task.seed_text``) next to results.json.
 """
 
@@ -17,8 +18,8 @@ QUICK_LENGTH = 32
 
 
 def get_config(arg=None):
-  arg = parse_arg(arg, model='lstm', corpus='stdlib', quick=False)
-  length = QUICK_LENGTH if arg.quick else LENGTH
+  arg = parse_arg(arg, model='lstm', corpus='stdlib', length=0, quick=False)
+  length = arg.length or (QUICK_LENGTH if arg.quick else LENGTH)
   models = {
       'tcn': dict(channels=256, levels=tcn_levels_for(length, 3), kernel_size=3),
       'rnn': dict(hidden=256, layers=1),

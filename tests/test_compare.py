@@ -120,11 +120,13 @@ def test_quick_suite_has_three_seeds_on_every_row_and_sweeps_digits_rates():
   experiments = {e[1] for e in entries}
   # the long-run scenarios (vision, coloured video) and TFDS / wheel data are the full suite's
   assert experiments == {f for f in os.listdir(os.path.join(ROOT, 'experiments'))
-                         if f.endswith('.py')} - {'char_lm.py', 'sentiment.py', 'tfds_images.py',
+                         if f.endswith('.py')} - {'sentiment.py', 'tfds_images.py',
                                                   'song.py', 'detection.py',
                                                   'super_resolution.py', 'edges.py'}
   assert {n.split('/')[1] for n in names if n.startswith('digits/')} == {
       'cnn', 'tcn', 'rnn', 'lstm', 'gru'}
+  # text generation for every causal family (issue 20)
+  assert {n.split('/')[1] for n in names if n.startswith('char_lm/')} == {'tcn', 'rnn', 'lstm', 'gru'}
   for name, experiment, arg, overrides in entries:
     config = load_config(experiment, arg, overrides)  # every entry builds a config
     assert config.sweep.seeds == 3, name

@@ -83,6 +83,33 @@ def test_a_bad_sweep_is_one_config_error_before_anything_is_written(tmp_path, sw
   assert not (tmp_path / 'run').exists()
 
 
+def test_members_that_do_not_fit_are_one_error_before_anything_is_written(tmp_path,
+                                                                         monkeypatch):
+  from comparenets import parallel as parallels  # pylint: disable=import-outside-toplevel
+  from comparenets import runtime  # pylint: disable=import-outside-toplevel
+  needs, real = {}, parallels.Parallel.memory_need
+  def recorded(self, state, *args):
+    needs[len(jax.tree.leaves(state.params)[0])] = need = real(self, state, *args)
+    return need
+  monkeypatch.setattr(parallels.Parallel, 'memory_need', recorded)
+  monkeypatch.setattr(runtime, 'device_memory_limit', lambda: (2**16, 'a 64 KiB test device'))
+  for seeds in (2, 4):
+    config = _config(seeds=seeds)
+    config.sweep.form = 'vmap'
+    with pytest.raises(ConfigError, match=(
+        rf"the sweep's {seeds} members \(vmap\) need [0-9.]+ MiB per device for one train "
+        r'step, more than the 0.1 MiB of a 64 KiB test device: train fewer members per run')):
+      train.train_and_evaluate(config, str(tmp_path / 'run'))
+    assert not (tmp_path / 'run').exists()
+  # XLA's account of the program holds at least the stacked parameters and Adam's two moments,
+  # and grows with the members
+  setup = train.build_setup(_config(seeds=1))
+  samplers, _, init_rng, _ = sweeps.run_inputs(setup, 0)
+  state = train.create_state(setup, init_rng, samplers[0].batch(0, 0, 1))
+  one = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(state.params))
+  assert needs[2] >= 2 * 3 * one and needs[4] > needs[2] + 2 * 3 * one
+
+
 # two learning rates x two seeds, batched with vmap on one device: the sweep most tests read
 SWEEP = dict(seeds=2, learning_rates=(3e-3, 1e-2))
 

@@ -4,7 +4,8 @@ Everything a run writes besides its checkpoints (``config.json``, ``metrics.json
 ``results.json``, artifacts) goes through these helpers, so ``--workdir=gs://bucket/run`` works
 like a local directory; Orbax writes the checkpoints to the same place by itself. ``gs://``
 paths need ``gcsfs`` (``pip install comparenets[gcs]``) when TensorFlow is not installed: epath
-reads and writes them through fsspec.
+reads and writes them through fsspec. A suite's workdir is read the same way: `find` gives the
+runs below it (local or on a bucket) to the report, `summary` and `load_results`.
 
 The checks a run makes on its workdir live here too: `check_free_space` and `prepare_workdir`
 refuse, before the first write, a filesystem too small for two checkpoints and a workdir of

@@ -23,11 +23,12 @@ import json
 import os
 import posixpath
 import shutil
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from etils import epath
-import jax
-import ml_collections
+
+if TYPE_CHECKING:
+  import ml_collections
 
 from comparenets.errors import ConfigError, UserError, WorkdirFullError
 
@@ -143,6 +144,7 @@ def check_free_space(workdir: str, state) -> None:
   """Refuses a workdir whose filesystem cannot hold two checkpoints of ``state``."""
   if not is_local(workdir):
     return  # a bucket has no free space to ask for
+  import jax  # pylint: disable=g-import-not-at-top  (on first use: `summary` needs no JAX)
   need = 2 * sum(x.nbytes for x in jax.tree.leaves(state) if hasattr(x, 'nbytes'))
   existing = os.path.abspath(workdir)
   while not os.path.exists(existing):
@@ -159,6 +161,7 @@ def check_free_space(workdir: str, state) -> None:
 
 def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> str:
   """Creates ``workdir`` and saves the config there, refusing a workdir of another experiment."""
+  import jax  # pylint: disable=g-import-not-at-top  (on first use: `summary` needs no JAX)
   workdir = resolve(workdir)
   path = join(workdir, 'config.json')
   text = read_text(path)

@@ -14,6 +14,7 @@ import ml_collections
 
 from comparenets import summary
 from comparenets import train
+from comparenets import workdir as workdirs
 from comparenets.analysis import claims
 from comparenets.analysis import report
 from comparenets.errors import ConfigError
@@ -55,7 +56,7 @@ def audit_claims(root: str, structure_lengths: Sequence[int] = (),
   if not runs:
     raise ConfigError(f'no finished runs (results.json) below {root}; run a suite first')
   rows = []
-  if structure_lengths or os.path.exists(os.path.join(root, 'structure.jsonl')):
+  if structure_lengths or workdirs.join(root, 'structure.jsonl').exists():
     rows = report.measure_structure(root, tuple(structure_lengths))
   if rows and peak is None:
     peak = report.cached_peak(root)
@@ -69,8 +70,8 @@ def claims_table(verdicts: Sequence[claims.Verdict]) -> str:
 
 def read_report(root: str) -> str:
   """The text of ``root/REPORT.md`` (written by `write_report` or ``comparenets.compare``)."""
-  path = os.path.join(root, 'REPORT.md')
-  if not os.path.exists(path):
+  workdirs.require_bucket_support(root, 'root')
+  text = workdirs.read_text(workdirs.join(root, 'REPORT.md'))
+  if text is None:
     raise ConfigError(f'no REPORT.md in {root}; write it with comparenets.write_report(root)')
-  with open(path, encoding='utf-8') as f:
-    return f.read()
+  return text

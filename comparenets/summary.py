@@ -1,27 +1,28 @@
 """A table of the finished runs under a directory: ``python -m comparenets.summary DIR``.
 
 Reads every ``results.json`` below DIR and prints one Markdown row per run: model, task setting,
-parameters, steps, training time and the task's target metric on validation and test.
+parameters, steps, training time and the task's target metric on validation and test. DIR may be
+a bucket (``gs://bucket/suite``): everything is read through `etils.epath` (`comparenets.workdir`).
 """
 
 from __future__ import annotations
 
-import glob
 import json
-import os
 import sys
 from typing import Any
 
 from comparenets import console
+from comparenets import workdir as workdirs
+from comparenets.errors import UserError
 
 
 def load_results(root: str) -> list[dict[str, Any]]:
   """Every run's results.json below ``root``, each with its 'workdir' added."""
+  workdirs.require_bucket_support(root, 'root')  # one line, not an ImportError from fsspec
   runs = []
-  for path in sorted(glob.glob(os.path.join(root, '**', 'results.json'), recursive=True)):
-    with open(path, encoding='utf-8') as f:
-      result = json.load(f)
-    result['workdir'] = os.path.relpath(os.path.dirname(path), root)
+  for run_dir in workdirs.find(root, 'results.json'):
+    result = json.loads(workdirs.join(root, run_dir, 'results.json').read_text())
+    result['workdir'] = run_dir
     runs.append(result)
   return runs
 
@@ -49,7 +50,12 @@ def main(argv: list[str]) -> int:
   if len(argv) != 2:
     print('usage: python -m comparenets.summary DIR', file=sys.stderr)
     return 2
-  runs = load_results(argv[1])
+  try:
+    workdirs.require_bucket_support(argv[1], 'DIR')
+    runs = load_results(argv[1])
+  except UserError as e:
+    print(f'comparenets: error: {e}', file=sys.stderr)
+    return e.exit_code
   if not runs:
     print(f'no results.json below {argv[1]}', file=sys.stderr)
     return 1

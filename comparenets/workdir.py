@@ -4,7 +4,8 @@ Everything a run writes besides its checkpoints (``config.json``, ``metrics.json
 ``results.json``, artifacts) goes through these helpers, so ``--workdir=gs://bucket/run`` works
 like a local directory; Orbax writes the checkpoints to the same place by itself. ``gs://``
 paths need ``gcsfs`` (``pip install comparenets[gcs]``) when TensorFlow is not installed: epath
-reads and writes them through fsspec.
+reads and writes them through fsspec. A suite's workdir is read the same way: `find` gives the
+runs below it (local or on a bucket) to the report, `summary` and `load_results`.
 
 The checks a run makes on its workdir live here too: `check_free_space` and `prepare_workdir`
 refuse, before the first write, a filesystem too small for two checkpoints and a workdir of
@@ -16,15 +17,18 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import importlib
 import json
 import os
+import posixpath
 import shutil
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from etils import epath
-import jax
-import ml_collections
+
+if TYPE_CHECKING:
+  import ml_collections
 
 from comparenets.errors import ConfigError, UserError, WorkdirFullError
 
@@ -79,9 +83,49 @@ def write_text(path: epath.Path, text: str) -> None:
   os.replace(tmp, path)
 
 
+def write_bytes(path: epath.Path, data: bytes) -> None:
+  """`write_text` for bytes (a PNG): all or nothing, locally and on a bucket."""
+  if not is_local(path):
+    path.write_bytes(data)
+    return
+  tmp = path.parent / (path.name + '.tmp')
+  tmp.write_bytes(data)
+  os.replace(tmp, path)
+
+
 def read_text(path: epath.Path) -> str | None:
   """The file's contents, or None when it does not exist."""
   return path.read_text() if path.exists() else None
+
+
+# What a run keeps beside its results.json, none of which holds runs: `find` does not look
+# inside them on a bucket, where every directory walked costs a listing (a request) and an
+# Orbax checkpoint has dozens.
+RUN_OUTPUTS = frozenset({'checkpoints', 'tensorboard', 'plots'})
+
+
+def find(root: str | os.PathLike, name: str) -> list[str]:
+  """The directories below ``root`` (itself included) that hold a file ``name``, relative to
+  ``root`` (``'.'`` for itself), in the sorted order of the files' paths.
+
+  Locally by glob, as always (symlinked directories followed, hidden ones skipped). On a bucket
+  by walking it through epath (which refuses a ``**`` glob there), hidden directories and a
+  run's own outputs (`RUN_OUTPUTS`) skipped.
+  """
+  root = os.fspath(root)
+  if is_local(root):
+    paths = sorted(glob.glob(os.path.join(root, '**', name), recursive=True))
+    return [os.path.relpath(os.path.dirname(p), root) for p in paths]
+  top = join(root)
+  # walk yields its directories without the scheme through fsspec ('/bucket/dir'), with it
+  # through TensorFlow's gfile: compare what follows the scheme
+  base = str(top).split('://', 1)[-1].strip('/')
+  found = []
+  for directory, dirs, files in top.walk():
+    dirs[:] = [d for d in dirs if not d.startswith('.') and d not in RUN_OUTPUTS]
+    if name in files:
+      found.append(posixpath.relpath(str(directory).split('://', 1)[-1].strip('/'), base))
+  return sorted(found, key=lambda rel: posixpath.join(rel, name) if rel != '.' else name)
 
 
 def _identity(as_dict: dict[str, Any]) -> dict[str, Any]:
@@ -100,6 +144,7 @@ def check_free_space(workdir: str, state) -> None:
   """Refuses a workdir whose filesystem cannot hold two checkpoints of ``state``."""
   if not is_local(workdir):
     return  # a bucket has no free space to ask for
+  import jax  # pylint: disable=g-import-not-at-top  (on first use: `summary` needs no JAX)
   need = 2 * sum(x.nbytes for x in jax.tree.leaves(state) if hasattr(x, 'nbytes'))
   existing = os.path.abspath(workdir)
   while not os.path.exists(existing):
@@ -116,6 +161,7 @@ def check_free_space(workdir: str, state) -> None:
 
 def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> str:
   """Creates ``workdir`` and saves the config there, refusing a workdir of another experiment."""
+  import jax  # pylint: disable=g-import-not-at-top  (on first use: `summary` needs no JAX)
   workdir = resolve(workdir)
   path = join(workdir, 'config.json')
   text = read_text(path)

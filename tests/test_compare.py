@@ -5,17 +5,23 @@ import json
 import os
 import re
 
+from etils import epath
+from fsspec.implementations.memory import MemoryFileSystem
 import numpy as np
 import pytest
 
+from comparenets import api
 from comparenets import compare
 from comparenets import models
+from comparenets import summary
+from comparenets import workdir as workdirs
 from comparenets.analysis import report
 from comparenets.analysis import selection
 from comparenets.errors import ConfigError
 from comparenets.experiment import EXPERIMENTS, load_config
 from comparenets.summary import load_results
 from comparenets.train import build_setup
+from fake_gcs import FakeGCS, bucket, upload  # pylint: disable=unused-import  (bucket: a fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -448,3 +454,100 @@ def test_a_suite_argument_reaches_get_suite_and_a_suite_without_one_refuses_it()
   assert 'train.steps' not in compare.load_suite('paper')[0][3]
   with pytest.raises(ConfigError, match="suite 'quick' takes no argument"):
     compare.load_suite('quick:steps=20')
+
+
+# A suite in a bucket (tests/fake_gcs.py stands in for gs://): the runner, the report, summary
+# and load_results read and write it through epath, and say what they said of a local copy.
+
+def _structure_row(model, length, params):
+  return {'model': model, 'length': length, 'backbone_params': params, 'batch': 32,
+          'flops_forward_per_example': 1e5 * length, 'flops_train_per_example': 3e5 * length,
+          'train_step_temp_bytes': 1e4 * length, 'compile_s': 0.5, 'train_step_s': 0.01,
+          'time_steps_per_s': 1e5 / params}
+
+
+def _suite_of_fake_runs(root):
+  """Runs whose report reads every kind of file below its root: config.json (seeds, a learning
+  rate), metrics.jsonl (curves, convergence), samples.txt (the generation claim), and the
+  cached structure.jsonl and matmul_peak.json."""
+  for seed, losses in enumerate(([1.0, 0.5, 0.2], [3.0, 1.5, 0.4], [2.0, 1.0, 0.3])):
+    _fake_run(root, f'digits/lstm/seed{seed}', 'lstm', 0.8 + seed / 100, seed=seed)
+    _curve(root, f'digits/lstm/seed{seed}', losses)
+  for rate, value in ((0.01, 0.9), (0.1, 0.7)):  # no config.json: seed and rate from the name
+    _fake_run(root, f'digits/cnn/lr{rate:g}/seed0', 'cnn', value)
+    _curve(root, f'digits/cnn/lr{rate:g}/seed0', [1.0, 0.1, 0.05], rate=5.0)
+  for seed, rate, validation in ((0, 0.01, 0.3), (1, 0.001, 0.1), (2, 0.001, 0.2)):
+    _fake_run(root, f'adding/gru/seed{seed}', 'gru', 0.5, seed=seed, metric='mse',
+              validation=validation, learning_rate=rate)  # the rate in config.json only
+  _fake_run(root, 'char_lm/rnn', 'rnn', 4.0, seed=7, metric='bpc', validation=4.1)
+  results = json.loads((root / 'char_lm/rnn/results.json').read_text())
+  results['io_shapes'] = {'input': [128], 'output': [128, 256]}
+  (root / 'char_lm/rnn/results.json').write_text(json.dumps(results))
+  (root / 'char_lm/rnn/samples.txt').write_text('=== sample 0\ndef f')
+  rows = [_structure_row(m, t, p) for m, p in (('tcn', 900), ('lstm', 600), ('gru', 450))
+          for t in (8, 16)]
+  (root / 'structure.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
+  (root / 'matmul_peak.json').write_text(json.dumps({'gflops': 100.0, 'n': 1024,
+                                                     'device': 'cpu'}))
+
+
+def test_a_report_from_a_bucket_is_the_local_report(bucket, tmp_path, capsys, monkeypatch):
+  local, remote = tmp_path / 'suite', 'gs://bucket/suite'
+  _suite_of_fake_runs(local)
+  upload(str(local), remote)
+  (epath.Path(remote) / 'digits/cnn/lr0.01/seed0/checkpoints/10/x').write_text('')
+  listed = []
+  monkeypatch.setattr(FakeGCS, 'ls', lambda self, path, *a, **k: listed.append(path) or
+                      MemoryFileSystem.ls(self, path, *a, **k))
+  runs = load_results(remote)
+  assert listed and not [p for p in listed if 'checkpoints' in p]  # a listing each: not walked
+  assert runs == load_results(str(local)) and len(runs) == 9
+  assert runs[0]['workdir'] == 'adding/gru/seed0' and runs[-1]['workdir'] == 'digits/lstm/seed2'
+  assert summary.main(['summary', remote]) == 0
+  assert capsys.readouterr().out == summary.table(load_results(str(local))) + '\n'
+  texts, pngs = [], []
+  for root in (str(local), remote):
+    assert report.write_report(root) == f'{root}/REPORT.md'  # structure and peak: cached
+    texts.append(api.read_report(root).replace(root, 'ROOT'))
+    pngs.append({name: epath.Path(root, name).read_bytes() for name in (
+        'metric_vs_params.png', 'learning_curves_digits.png', 'structure.png')})
+  assert texts[0] == texts[1]
+  assert pngs[0] == pngs[1] and all(len(png) > 10_000 for png in pngs[1].values())
+  text = texts[1]
+  assert '9 runs below `ROOT`' in text and '`digits/lstm/seed{0,1,2}` | 3 |' in text  # seeds
+  assert 'swept 0.001 (0.1500, 2 seeds), 0.01 (0.3000, 1 seed)' in text  # config.json's rates
+  assert 'Learning rate of cnn (`digits/cnn`)' in text and 'chosen 0.01' in text
+  assert "generation: char_lm/rnn (samples.txt, one step's output 256)" in text
+  assert '| rnn | `char_lm/rnn` (7) | 1 |' in text  # the seed in config.json alone
+  assert 'Matmul peak: 100 GFLOP/s' in text and '| gru | 16 | 450 |' in text
+  assert not (epath.Path(remote) / 'REPORT.md.tmp').exists()
+  assert api.claims_table(api.audit_claims(remote)) == api.claims_table(
+      api.audit_claims(str(local)))
+
+
+def test_a_suite_sharded_into_a_bucket_reports_as_one_process_locally(bucket, tmp_path,
+                                                                       monkeypatch):
+  """`compare --shard=I/3` three times into one gs:// workdir, then the report from there: the
+  report of the same runs trained by one process into a local directory."""
+  suite = tmp_path / 'seeded.py'
+  suite.write_text(SEEDED_SUITE)
+
+  def fake_train(config, run_dir):
+    value = 0.5 + 0.1 * config.seed + len(config.model.name) / 100
+    results = {'model': config.model.name, 'task': {'name': config.task.name},
+               'input_kind': 'sequence', 'steps': 100, 'params': {'total': 1000},
+               'train_time_s': 1.0, 'target_metric': 'accuracy',
+               'validation': {'accuracy': value - 0.05}, 'test': {'accuracy': value}}
+    workdirs.join(run_dir).mkdir(parents=True, exist_ok=True)
+    workdirs.write_text(workdirs.join(run_dir, 'config.json'), json.dumps({'seed': config.seed}))
+    workdirs.write_text(workdirs.join(run_dir, 'results.json'), json.dumps(results))
+    return results
+  monkeypatch.setattr(compare, 'train_and_evaluate', fake_train)
+  sharded, single = 'gs://bucket/suite', str(tmp_path / 'single')
+  names = [n for i in range(3) for n in compare.run_suite(str(suite), sharded, (i, 3))]
+  assert sorted(names) == sorted(compare.run_suite(str(suite), single))
+  assert len(set(names)) == 9 and compare.run_suite(str(suite), sharded) == []
+  texts = [open(report.write_report(single, structure_lengths=())).read().replace(single, 'R'),
+           workdirs.join(report.write_report(sharded, structure_lengths=())).read_text()
+           .replace(sharded, 'R')]
+  assert texts[0] == texts[1] and '`digits/lstm/seed{0,1,2}` | 3 |' in texts[1]

@@ -1,5 +1,6 @@
 """Workdirs on a bucket: config.json, metrics.jsonl, results and TensorBoard events through
-`etils.epath`, on an in-memory fsspec filesystem standing in for ``gs://`` (no network).
+`etils.epath`, on an in-memory fsspec filesystem standing in for ``gs://`` (tests/fake_gcs.py,
+no network).
 
 Checkpoints are not covered here: Orbax writes ``gs://`` arrays through tensorstore's GCS
 driver, which needs the real service.
@@ -13,50 +14,21 @@ import shutil
 import subprocess
 import sys
 
-import fsspec
-from fsspec.implementations.memory import MemoryFileSystem
-from fsspec.registry import _registry  # pylint: disable=g-importing-member
 import ml_collections
 import numpy as np
 import pytest
 
+from comparenets import api
 from comparenets import checkpointing
 from comparenets import metric_writers
+from comparenets import summary
 from comparenets import workdir as workdirs
+from comparenets.analysis import report
 from comparenets.errors import ConfigError, NonFiniteError, WorkdirFullError
+from fake_gcs import bucket  # pylint: disable=unused-import  (a fixture)
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-class FakeGCS(MemoryFileSystem):
-  """fsspec's in-memory filesystem answering to ``gs://`` (what epath asks fsspec for)."""
-  protocol = ('gs', 'gcs')
-  store = {}
-  pseudo_dirs = ['']
-
-  @classmethod
-  def _strip_protocol(cls, path):
-    for prefix in ('gs://', 'gcs://'):
-      if path.startswith(prefix):
-        path = path[len(prefix):]
-    return MemoryFileSystem._strip_protocol(path)
-
-
-@pytest.fixture
-def bucket(monkeypatch, tmp_path):
-  from etils.epath import backend  # pylint: disable=g-import-not-at-top
-  monkeypatch.setattr(FakeGCS, 'store', {})
-  monkeypatch.setattr(FakeGCS, 'pseudo_dirs', [''])
-  monkeypatch.chdir(tmp_path)  # a gs:// path mistaken for a local one would appear here
-  for name in ('gs', 'gcs'):
-    fsspec.register_implementation(name, FakeGCS, clobber=True)
-  backend.fsspec_backend._get_filesystem.cache_clear()  # pylint: disable=protected-access
-  yield 'gs://bucket/runs/one'
-  for name in ('gs', 'gcs'):
-    _registry.pop(name, None)
-  backend.fsspec_backend._get_filesystem.cache_clear()  # pylint: disable=protected-access
-  assert not os.listdir(tmp_path), 'something was written locally'
 
 
 def _config(seed=0):
@@ -203,6 +175,31 @@ def test_the_command_line_says_so_before_compiling(tmp_path, flag):
   assert lines[0].startswith(f'comparenets: error: {flag} is on a bucket')
   assert lines[0].endswith('pip install gcsfs (or pip install -e .[gcs])')
   assert not (tmp_path / 'run').exists()  # nothing written, nothing compiled
+
+
+def test_the_suite_runner_says_so_before_running(tmp_path):
+  """`compare` with a gs:// workdir, gcsfs and TensorFlow unimportable: one line, exit 2, and
+  no suite entry started."""
+  argv = ['comparenets.compare', '--suite=quick', '--workdir=gs://my-bucket/suite', '--shard=0/2']
+  code = ('import sys; sys.modules["gcsfs"] = sys.modules["tensorflow"] = None; '
+          f'sys.argv = {argv!r}; from comparenets.compare import run; run()')
+  proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                        timeout=120, cwd=ROOT)
+  lines = [l for l in proc.stderr.splitlines() if l.strip()]
+  assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+  assert lines[0].startswith('comparenets: error: --workdir=gs://my-bucket/suite is on a bucket')
+  assert not proc.stdout
+
+
+def test_the_report_summary_and_load_results_say_so(monkeypatch, capsys):
+  _without(monkeypatch, 'gcsfs', 'tensorflow')
+  assert summary.main(['summary', 'gs://b/suite']) == 2
+  assert capsys.readouterr().err.splitlines() == [
+      'comparenets: error: DIR=gs://b/suite is on a bucket, and reading or writing gs:// needs '
+      'gcsfs, which is not installed: pip install gcsfs (or pip install -e .[gcs])']
+  for call in (summary.load_results, report.write_report, api.read_report):
+    with pytest.raises(ConfigError, match=r'^root=gs://b/suite is on a bucket.*pip install gcsfs'):
+      call('gs://b/suite')
 
 
 def test_only_process_0_moves_an_unreadable_checkpoint_aside(tmp_path, monkeypatch):

@@ -36,6 +36,7 @@ import numpy as np
 
 from comparenets import models
 from comparenets import tasks
+from comparenets import workdir as workdirs
 from comparenets.analysis import invariance
 from comparenets.analysis import selection
 from comparenets.analysis import structure as structure_lib
@@ -1162,8 +1163,8 @@ def io_pattern(run: dict[str, Any]) -> str:
 
 def _generated(ev: Evidence, run: dict[str, Any]) -> bool:
   """Whether the run sampled text (the character LM writes samples.txt)."""
-  return bool(run.get('samples')) or os.path.exists(
-      os.path.join(ev.root, run['workdir'], 'samples.txt'))
+  return bool(run.get('samples')) or workdirs.join(ev.root, run['workdir'],
+                                                    'samples.txt').exists()  # or gs://...
 
 
 def _io_runs(ev: Evidence, rules: Rules) -> list[IoRun]:

@@ -18,6 +18,7 @@ import ml_collections
 import numpy as np
 
 from comparenets import train
+from comparenets import workdir as workdirs
 from comparenets.checkpointing import Checkpointer
 from comparenets.errors import CheckpointError, ConfigError
 
@@ -63,8 +64,9 @@ def rescale_centred(images: np.ndarray, size: int) -> np.ndarray:
 
 def restore(run_dir: str):
   """(setup, state) of a finished run: its config.json rebuilt, its newest checkpoint read."""
-  with open(os.path.join(run_dir, 'config.json'), encoding='utf-8') as f:
-    config = ml_collections.ConfigDict(json.load(f))
+  # a missing config.json is a FileNotFoundError here too: `measure` names the run as skipped
+  config = ml_collections.ConfigDict(json.loads(workdirs.join(run_dir, 'config.json')
+                                                .read_text()))
   setup = train.build_setup(config)
   test = setup.task.splits()['test']
   target = train.create_state(setup, jax.random.PRNGKey(0), test)

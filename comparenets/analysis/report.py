@@ -9,11 +9,15 @@ A results row is one (task setting, model) at its chosen learning rate
 metric's mean, sample standard deviation and 95 % Student-t interval over its seeds
 (`comparenets.metrics.intervals`), and for accuracies, each run's 95 % Wilson interval on its
 test split's size. Learning curves are the mean over seeds with a min-to-max band.
+
+The workdir may be a bucket (``gs://bucket/suite``): every file is read and written through
+`etils.epath` (`comparenets.workdir`), the plots as PNG bytes.
 """
 
 from __future__ import annotations
 
 import collections
+import io
 import json
 import math
 import os
@@ -25,6 +29,7 @@ import numpy as np
 from comparenets import models
 from comparenets import figures
 from comparenets import tasks
+from comparenets import workdir as workdirs
 from comparenets.analysis import bench
 from comparenets.analysis import claims
 from comparenets.analysis import published
@@ -38,7 +43,13 @@ from comparenets.summary import load_results
 
 def _save(fig, path: str) -> None:
   fig.tight_layout()
-  fig.savefig(path, dpi=110)  # a detached Figure renders with Agg: no pyplot, no backend switch
+  # a detached Figure renders with Agg: no pyplot, no backend switch
+  if workdirs.is_local(path):
+    fig.savefig(path, dpi=110)
+    return
+  buffer = io.BytesIO()  # matplotlib writes local files only: a bucket gets the PNG's bytes
+  fig.savefig(buffer, dpi=110, format='png')
+  workdirs.write_bytes(workdirs.join(path), buffer.getvalue())
 
 
 def group_runs(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -56,10 +67,9 @@ SEED_SUFFIX = selection.SEED_PART  # a run directory's '/seedN' ending
 def run_seed(run: dict[str, Any], root: str | None = None) -> int | None:
   """A run's seed: its config.json's, else a ``/seedN`` ending of its directory, else None."""
   if root is not None:
-    path = os.path.join(root, run['workdir'], 'config.json')
-    if os.path.exists(path):
-      with open(path, encoding='utf-8') as f:
-        seed = json.load(f).get('seed')
+    text = workdirs.read_text(workdirs.join(root, run['workdir'], 'config.json'))
+    if text is not None:
+      seed = json.loads(text).get('seed')
       if seed is not None:
         return int(seed)
   match = SEED_SUFFIX.search(run['workdir'].replace(os.sep, '/'))
@@ -306,14 +316,13 @@ def plot_structure(rows: list[dict[str, Any]], path: str) -> None:
 def measure_structure(root: str, lengths=(16, 64, 256), batch: int = 32) -> list[dict]:
   """Structure rows of the sequence backbones (`structure.sequence_models`, at their default
   sizes), cached in ``structure.jsonl``."""
-  path = os.path.join(root, 'structure.jsonl')
-  if os.path.exists(path):
-    with open(path, encoding='utf-8') as f:
-      return [json.loads(l) for l in f if l.strip()]
+  path = workdirs.join(root, 'structure.jsonl')
+  text = workdirs.read_text(path)
+  if text is not None:
+    return [json.loads(l) for l in text.splitlines() if l.strip()]
   rows = [structure.analyze(m, structure.DEFAULT_KWARGS[m], t, batch=batch)
           for m in structure.sequence_models() for t in lengths]
-  with open(path, 'w', encoding='utf-8') as f:
-    f.writelines(json.dumps(r) + '\n' for r in rows)
+  workdirs.write_text(path, ''.join(json.dumps(r) + '\n' for r in rows))
   return rows
 
 
@@ -330,13 +339,12 @@ def measure_peak(n: int = 1024, repeats: int = 3, min_time: float = 0.2) -> dict
 def cached_peak(root: str) -> dict[str, Any]:
   """`measure_peak` once per workdir, kept in ``root/matmul_peak.json`` beside
   ``structure.jsonl``, so a report rewritten later compares with the same peak as its rows."""
-  path = os.path.join(root, 'matmul_peak.json')
-  if os.path.exists(path):
-    with open(path, encoding='utf-8') as f:
-      return json.load(f)
+  path = workdirs.join(root, 'matmul_peak.json')
+  text = workdirs.read_text(path)
+  if text is not None:
+    return json.loads(text)
   peak = measure_peak()
-  with open(path, 'w', encoding='utf-8') as f:
-    json.dump(peak, f)
+  workdirs.write_text(path, json.dumps(peak))
   return peak
 
 
@@ -410,7 +418,6 @@ def write_report(root: str, structure_lengths: Sequence[int] = (16, 64, 256),
   parts += ['## Which family reads which input', '',
             'From the task and model registries: the reading each family gets, or - where the '
             'pair cannot work (the run would stop with a ConfigError).', '', io_table(), '']
-  path = os.path.join(root, 'REPORT.md')
-  with open(path, 'w', encoding='utf-8') as f:
-    f.write('\n'.join(parts))
+  path = os.path.join(root, 'REPORT.md')  # as given: relative, absolute or gs://...
+  workdirs.write_text(workdirs.join(path), '\n'.join(parts))
   return path

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from comparenets import tasks
+from comparenets import workdir as workdirs
 from comparenets.errors import ConfigError
 
 SEED_PART = re.compile(r'/seed(\d+)$')
@@ -50,10 +51,9 @@ def learning_rate(run: dict[str, Any], root: str | None = None) -> float | None:
     except ValueError:
       pass  # a directory named like 'lrfoo' is no learning rate: ask the config
   if root is not None:
-    path = os.path.join(root, run['workdir'], 'config.json')
-    if os.path.exists(path):
-      with open(path, encoding='utf-8') as f:
-        rate = (json.load(f).get('train') or {}).get('learning_rate')
+    text = workdirs.read_text(workdirs.join(root, run['workdir'], 'config.json'))
+    if text is not None:
+      rate = (json.loads(text).get('train') or {}).get('learning_rate')
       if rate is not None:
         return float(rate)
   return None

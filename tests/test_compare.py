@@ -51,7 +51,10 @@ def test_suite_runs_skips_finished_runs_and_reports(tiny_suite):
   assert '| char_lm | - | - | sequence | sequence | sequence | sequence | - | - | - |' in text
   claims = text.split('## Claims audit')[1].split('## Which family')[0]
   rows = [l for l in claims.splitlines() if l.startswith('| 2.')]
-  assert len(rows) == 9
+  assert len(rows) == 10
+  # no run on part of the digits' training split: the data-size claim names the full suite
+  assert 'CNNs suit large datasets' in rows[-1] and '**not measured**' in rows[-1]
+  assert 'experiments/suites/full.py, runs them: digits_frac*' in rows[-1]
   assert '| 3.1 | A CNN takes input of one fixed size' in claims and '**depends**' in claims
   assert "parameter count grows exponentially" in rows[0]
   assert '**not measured**' in rows[0]  # one length: growth needs two (tests/test_claims.py)

@@ -53,8 +53,8 @@ def check_values(what: str, given: Mapping[str, Any], defaults: Mapping[str, Any
   """Checks each given value against the type of its default and the field's rules.
 
   The type comes from the default: bool, int, float (ints accepted), str, or a tuple of ints
-  (lists accepted). ``rules[field]`` may give ``min`` (inclusive), ``max`` (exclusive) and
-  ``choices``. Without a rule an int or a tuple element must be positive, a float finite and
+  (lists accepted). ``rules[field]`` may give ``min`` (inclusive), ``max`` (exclusive),
+  ``at_most`` (inclusive, for a range such as a fraction that may be all of it) and ``choices``. Without a rule an int or a tuple element must be positive, a float finite and
   not negative. Returns the values with lists turned into tuples; raises `ConfigError`.
   """
   rules = rules or {}
@@ -99,3 +99,6 @@ def _check_range(field: str, value, rule, default_min):
     raise ConfigError(f'{field} must be at least {low}, not {value!r}')
   if high is not None and value >= high:
     raise ConfigError(f'{field} must be below {high}, not {value!r}')
+  most = rule.get('at_most')
+  if most is not None and value > most:
+    raise ConfigError(f'{field} must be at most {most}, not {value!r}')

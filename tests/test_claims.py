@@ -224,8 +224,8 @@ def test_speed_states_the_fraction_of_a_given_matmul_peak():
   assert 'T=16' in v.evidence and 'tcn 9.0%, lstm 3.2%' in v.evidence
   assert 'CPU only' in v.evidence
   assert 'matmul' not in claims.rnns_train_slower(Evidence(structure=structure)).evidence  # no peak
-  by_claim = {v.section: v for v in claims.audit([], structure, '', peak)}  # audit passes it
-  assert 'tcn 25.0%' in by_claim['2.3.2'].evidence
+  by_claim = {v.claim: v for v in claims.audit([], structure, '', peak)}  # audit passes it
+  assert 'tcn 25.0%' in by_claim[claims.rnns_train_slower.claim].evidence
 
 
 # 2.3.3: CNN parameters.
@@ -344,12 +344,14 @@ def test_invariance_leaves_out_runs_without_checkpoints(tmp_path):
 
 def test_audit_runs_every_check_on_an_empty_suite():
   verdicts = claims.audit([], [], '')
-  assert len(verdicts) == len(claims.CHECKS) == 14
+  assert len(verdicts) == len(claims.CHECKS) == 15
   assert [v.section for v in verdicts].count('3.1') == 2
   assert [v.section for v in verdicts].count('2.3.3') == 3
-  assert claims.table(verdicts).count('\n| ') == 14  # one row per claim
-  assert {v.section: v.verdict for v in verdicts[-3:]} == {
-      '4.2': claims.NOT_MEASURED, '3.2': claims.NOT_MEASURED, '2.3.3': claims.NOT_MEASURED}
+  assert [v.section for v in verdicts].count('2.3.2') == 2
+  assert claims.table(verdicts).count('\n| ') == 15  # one row per claim
+  assert {v.section: v.verdict for v in verdicts[-4:]} == {
+      '4.2': claims.NOT_MEASURED, '3.2': claims.NOT_MEASURED, '2.3.3': claims.NOT_MEASURED,
+      '2.3.2': claims.NOT_MEASURED}
 
 
 # 3.1: the input kinds a CNN reads.
@@ -763,3 +765,86 @@ def test_time_to_target_moves_with_the_fraction_and_needs_two_seeds(tmp_path):
                                                          root=str(tmp_path))).evidence
   assert claims.rnns_take_longer(Evidence(runs[:3], root=str(tmp_path))).verdict == \
       claims.NOT_MEASURED  # one model: no race
+
+
+# 2.3.2, second half: CNNs suit large datasets.
+
+FRACTIONS = (0.125, 0.25, 0.5, 1.0)
+
+
+def sized_runs(setting, model, gains, full=0.9, task='digits', fractions=FRACTIONS):
+  """One run per (fraction, seed): seed i's test metric is ``full + gains[i] * log2(f)``, in
+  ``<setting>_frac<f>/<model>/seed<i>`` (all of the data: ``<setting>/<model>/seed<i>``)."""
+  out = []
+  for f in fractions:
+    group = setting if f == 1.0 else f'{setting}_frac{f:g}'
+    for i, g in enumerate(gains):
+      out.append(seq_run(f'{group}/{model}/seed{i}', {'name': task, 'train_fraction': f},
+                         full + g * np.log2(f)))
+  return out
+
+
+def test_log2_slope_is_the_least_squares_slope():
+  assert claims.log2_slope(FRACTIONS, [1.0, 2.0, 2.0, 4.0]) == pytest.approx(0.9)  # 4.5 / 5
+  assert claims.log2_slope((0.25, 1.0), [0.5, 0.7]) == pytest.approx(0.1)  # two doublings
+  assert claims.train_fraction({'workdir': 'digits_frac0.25/cnn/seed0'}) == 0.25  # older runs
+  assert claims.train_fraction({'workdir': 'digits/cnn', 'task': {'train_fraction': 0.5}}) == 0.5
+  assert claims.train_fraction({'workdir': 'digits/cnn'}) == 1.0
+
+
+CNN_GAINS = (0.050, 0.052, 0.048)
+
+
+@pytest.mark.parametrize('lstm_gains, verdict', [
+    ((0.020, 0.022, 0.018), claims.SUPPORTED),  # the cnn gains more per doubling
+    ((0.080, 0.082, 0.078), claims.REFUTED),  # the lstm does
+    ((0.050, 0.051, 0.049), claims.NOT_DISTINGUISHABLE),  # level
+    ((0.020, 0.120, -0.080), claims.NOT_DISTINGUISHABLE),  # a mean of 0.02, a wide spread
+])
+def test_data_size_verdict_flips_with_the_slopes_and_the_spread(lstm_gains, verdict):
+  runs = (sized_runs('digits', 'cnn', CNN_GAINS, full=0.95)
+          + sized_runs('digits', 'lstm', lstm_gains, full=0.93)
+          # gains the most, but the lstm is the best recurrent model with all of the data
+          + sized_runs('digits', 'rnn', (0.2, 0.21, 0.19), full=0.65))
+  v = claims.cnns_suit_large_data(Evidence(runs))
+  assert v.verdict == verdict, v.evidence
+  assert ('digits (digits, digits_frac0.125, digits_frac0.25, digits_frac0.5): test accuracy at '
+          'training fractions 1/8 / 1/4 / 1/2 / 1 (mean over seeds): cnn 0.800 / 0.850 / 0.900 / '
+          '0.950') in v.evidence
+  assert 'cnn +0.0500' in v.evidence and "cnn's gain is" in v.evidence
+  assert "(the best recurrent model at the largest fraction)" in v.evidence and 'rnn +0.2000' \
+      in v.evidence
+
+
+def test_data_size_mixed_over_tasks_depends_and_lower_is_better_turns_the_sign():
+  digits = sized_runs('digits', 'cnn', CNN_GAINS) + sized_runs('digits', 'gru', (0.01,) * 3)
+  # the adding problem's MSE falls with more data: the tcn's faster (a gain of 0.05 a doubling)
+  adding = (sized_runs('adding_T50', 'tcn', (-0.05, -0.051, -0.049), full=0.01, task='adding')
+            + sized_runs('adding_T50', 'gru', (-0.01, -0.011, -0.009), full=0.02, task='adding'))
+  assert claims.cnns_suit_large_data(Evidence(digits + adding)).verdict == claims.SUPPORTED
+  worse = sized_runs('adding_T50', 'tcn', (-0.001, -0.0011, -0.0009), full=0.01, task='adding')
+  v = claims.cnns_suit_large_data(Evidence(digits + adding[12:] + worse))
+  assert v.verdict == claims.DEPENDS, v.evidence
+  assert 'sign turned: lower is better): tcn +0.0010, gru +0.0100' in v.evidence
+  assert 'gains more in 1 of 2 task settings, less in 1' in v.evidence
+
+
+def test_data_size_needs_four_fractions_of_both_families():
+  three = sized_runs('digits', 'cnn', CNN_GAINS, fractions=FRACTIONS[1:]) + \
+      sized_runs('digits', 'lstm', (0.01,) * 3, fractions=FRACTIONS[1:])
+  v = claims.cnns_suit_large_data(Evidence(three))
+  assert v.verdict == claims.NOT_MEASURED
+  assert 'training fractions 1/4 / 1/2 / 1' in v.evidence
+  assert 'experiments/suites/full.py, runs them: digits_frac*' in v.evidence
+  assert claims.cnns_suit_large_data(Evidence(three), claims.Rules(min_fractions=3)).verdict == \
+      claims.SUPPORTED
+  # the quick suite: every run on all of its data
+  quick = [r for r in three if r['task']['train_fraction'] == 1.0]
+  v = claims.cnns_suit_large_data(Evidence(quick))
+  assert v.verdict == claims.NOT_MEASURED and v.evidence.startswith('no run on part of a ')
+  # a seed missing at one fraction has no slope: one seed a side is not distinguishable
+  four = sized_runs('digits', 'cnn', CNN_GAINS) + sized_runs('digits', 'lstm', (0.01,) * 3)
+  gaps = [r for r in four if not (r['workdir'].endswith(('seed1', 'seed2'))
+                                  and r['task']['train_fraction'] == 0.25)]
+  v = claims.cnns_suit_large_data(Evidence(gaps))
+  assert v.verdict == claims.NOT_DISTINGUISHABLE and 'one seed each' in v.evidence

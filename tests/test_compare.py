@@ -57,7 +57,10 @@ def test_suite_runs_skips_finished_runs_and_reports(tiny_suite):
   assert '| char_lm | - | - | sequence | sequence | sequence | sequence | - | - | - |' in text
   claims = text.split('## Claims audit')[1].split('## Which family')[0]
   rows = [l for l in claims.splitlines() if l.startswith('| 2.')]
-  assert len(rows) == 9
+  assert len(rows) == 10
+  # no run on part of the digits' training split: the data-size claim names the full suite
+  assert 'CNNs suit large datasets' in rows[-1] and '**not measured**' in rows[-1]
+  assert 'experiments/suites/full.py, runs them: digits_frac*' in rows[-1]
   assert '| 3.1 | A CNN takes input of one fixed size' in claims and '**depends**' in claims
   assert "parameter count grows exponentially" in rows[0]
   assert '**not measured**' in rows[0]  # one length: growth needs two (tests/test_claims.py)
@@ -354,7 +357,9 @@ def test_full_suite_entries_exist_and_build():
           'mnist', 'permuted_mnist', 'imdb', 'tiny_shakespeare', 'moving_digits',
           'moving_digits_frame', 'moving_digits_rgb', 'moving_digits_rgb_frame', 'detection',
           'detection_one_class', 'super_resolution_x2', 'super_resolution_x3',
-          'super_resolution_x4', 'edges', 'edges_noise02'} == groups
+          'super_resolution_x4', 'edges', 'edges_noise02'} | {
+              f'{task}_frac{f}' for task in ('digits', 'seq_digits')
+              for f in ('0.125', '0.25', '0.5')} == groups
   assert {b.split('/')[1] for b in bases} == set(models.names())
   built = {}
   for name, experiment, arg, overrides in entries:
@@ -369,6 +374,10 @@ def test_full_suite_entries_exist_and_build():
   assert load_config('adding.py', 'model=lstm,length=200', {}).train.steps == 3000
   assert built[('forecasting.py', 'model=gru,series=sunspots')].task.context == 12
   assert built[('song.py', 'model=tcn')].task.steps_per_quarter == 2
+  # the data-size entries (2.3.2): every family on an eighth of the digits' training split
+  eighth = {e[0].split('/')[1]: e for e in entries if e[0].startswith('digits_frac0.125/')}
+  assert set(eighth) == {'cnn', 'tcn', 'rnn', 'lstm', 'gru'}
+  assert build_setup(load_config(*eighth['gru'][1:])).task.train_fraction == 0.125
 
 
 @pytest.mark.parametrize('count', [1, 2, 7, 300])

@@ -103,3 +103,47 @@ def test_eval_batches_count_every_example_once():
   assert total == len(split['label'])
   labels = np.concatenate([b['label'][b['weight'] > 0] for b in batches])
   np.testing.assert_array_equal(labels, split['label'])
+
+
+def _rows(split):
+  return [img.tobytes() for img in split['inputs']]
+
+
+def test_train_fraction_is_a_nested_stratified_part_of_train_only():
+  whole = tasks.build('digits').splits()
+  per_class = np.bincount(whole['train']['label'], minlength=10)
+  previous = None
+  for fraction in (0.125, 0.25, 0.5):
+    part = tasks.build('digits', train_fraction=fraction).splits()
+    counts = np.bincount(part['train']['label'], minlength=10)
+    # stratified: every class keeps its share, to the nearest example
+    assert np.all(np.abs(counts - per_class * fraction) <= 0.5), (fraction, counts)
+    assert abs(len(part['train']['label']) - fraction * len(whole['train']['label'])) <= 5
+    # a subset of the training rows, labels kept with their images
+    train = dict(zip(_rows(whole['train']), whole['train']['label']))
+    assert all(train[r] == y for r, y in zip(_rows(part['train']), part['train']['label']))
+    for split in ('validation', 'test'):  # untouched: metrics stay comparable
+      for key in ('inputs', 'label'):
+        np.testing.assert_array_equal(part[split][key], whole[split][key])
+    # the same (split_seed, fraction) gives the same rows; a smaller fraction's lie inside
+    again = tasks.build('digits', train_fraction=fraction).splits()
+    np.testing.assert_array_equal(again['train']['inputs'], part['train']['inputs'])
+    if previous is not None:
+      assert set(previous) <= set(_rows(part['train'])) and len(previous) < len(part['train'][
+          'label'])
+    previous = _rows(part['train'])
+  other = tasks.build('digits', train_fraction=0.5, split_seed=1).splits()['train']
+  assert set(_rows(other)) != set(previous)  # another split seed, another subset
+  assert len(tasks.build('digits', train_fraction=1.0).splits()['train']['label']) == \
+      per_class.sum()
+
+
+@pytest.mark.parametrize('value,message', [
+    (0.0, 'task \'digits\' field train_fraction must be at least 0.01, not 0.0'),
+    (1.5, 'task \'digits\' field train_fraction must be at most 1.0, not 1.5'),
+    (-0.25, 'must be at least 0.01'),
+    ('half', 'task \'digits\' field train_fraction must be a finite number'),
+])
+def test_bad_train_fractions_are_one_config_error(value, message):
+  with pytest.raises(ConfigError, match=message):
+    tasks.build('digits', train_fraction=value)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from typing import Any, Callable, Sequence
 
 import jax
@@ -89,6 +90,9 @@ class Rules:
   # value the task's runs logged to the best any of them reached: one target for every model
   # of a task, that any model that learns reaches, on the task's own metric and direction
   time_target_fraction: float = 0.5
+  # 2.3.2, second half: CNNs suit large datasets. A slope against the training-set size needs
+  # sizes enough that one odd size does not make it: four, 1/8 to all of it, three doublings
+  min_fractions: int = 4
 
 
 RULES = Rules()
@@ -1311,11 +1315,192 @@ rnns_take_longer = Check(
     _times_per_task, decide_time_to_target, _describe_time_to_target)
 
 
+# -- 2.3.2, second half: CNNs suit large datasets --------------------------------------------------
+
+# A task setting trained on part of its training split: `<setting>_frac<fraction>` (full.py).
+FRACTION_SUFFIX = re.compile(r'_frac([0-9.]+)$')
+
+
+def train_fraction(run: dict[str, Any]) -> float:
+  """The part of its training split a run trained on: its task's recorded ``train_fraction``,
+  else a ``_frac<value>`` ending of its task setting, else all of it."""
+  recorded = (run.get('task') or {}).get('train_fraction')
+  if recorded is not None:
+    return float(recorded)
+  match = FRACTION_SUFFIX.search(_group(run))
+  return float(match.group(1)) if match else 1.0
+
+
+def log2_slope(fractions: Sequence[float], values: Sequence[float]) -> float:
+  """The least-squares slope of ``values`` against log2 of ``fractions``: the change of the
+  metric per doubling of the training set."""
+  return float(np.polyfit(np.log2(np.asarray(fractions, float)), np.asarray(values, float),
+                          1)[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSize:
+  """One task setting at several training-set sizes."""
+  task: str  # the setting on all of its data ('digits'); its parts are '<task>_frac<f>'
+  settings: tuple[str, ...]  # the task settings read, the full one and its parts
+  metric: str
+  higher_is_better: bool
+  values: dict[str, dict[float, dict[str | None, float]]]  # {model: {fraction: {seed: test}}}
+
+  def fractions(self, model: str) -> list[float]:
+    return sorted(self.values[model])
+
+  def gains(self, model: str, rules: Rules = RULES) -> list[float]:
+    """Per seed with runs at `Rules.min_fractions` fractions or more: the `log2_slope` of its
+    test metric, its sign turned where lower is better, so a larger gain is always more
+    benefit from more data."""
+    by_seed: dict[str | None, dict[float, float]] = {}
+    for fraction, seeds in self.values[model].items():
+      for seed, value in seeds.items():
+        by_seed.setdefault(seed, {})[fraction] = value
+    sign = 1.0 if self.higher_is_better else -1.0
+    return [sign * log2_slope(list(points), list(points.values()))
+            for _, points in sorted(by_seed.items(), key=lambda kv: str(kv[0]))
+            if len(points) >= rules.min_fractions]
+
+  def mean_at(self, model: str, fraction: float) -> float:
+    return float(np.mean(list(self.values[model][fraction].values())))
+
+  def pair(self, rules: Rules = RULES) -> tuple[str, str] | None:
+    """(the convolutional model, the best recurrent one) of those with gains: the first
+    convolutional model of the registry's order (the image CNN where it ran, else the TCN),
+    and the recurrent model with the best mean test metric at its largest fraction (the one a
+    large dataset would pick); None without both."""
+    measured = [m for m in self.values if self.gains(m, rules)]
+    conv = next((m for m in CONV if m in measured), None)
+    rivals = [m for m in RECURRENT if m in measured]
+    if conv is None or not rivals:
+      return None
+    best = lambda m: self.mean_at(m, max(self.values[m]))
+    return conv, (max if self.higher_is_better else min)(rivals, key=best)
+
+
+def _data_sizes(ev: Evidence, rules: Rules) -> list[DataSize]:
+  """Every task setting with runs on part of its training split (`train_fraction` below 1),
+  joined with its runs on all of it; each seed (the ``/seedN`` ending) is followed across the
+  fractions."""
+  found: dict[str, dict[str, Any]] = {}
+  for r in ev.runs:
+    name = (r.get('task') or {}).get('name')
+    if name not in tasks.REGISTRY:
+      continue
+    task = FRACTION_SUFFIX.sub('', _group(r))
+    seed = selection.SEED_PART.search(r['workdir'].replace(os.sep, '/'))
+    t = found.setdefault(task, {'settings': set(), 'metric': r['target_metric'],
+                                'higher': _higher_is_better(name), 'values': {}})
+    t['settings'].add(_group(r))
+    t['values'].setdefault(r['model'], {}).setdefault(train_fraction(r), {})[
+        seed.group(1) if seed else None] = r['test'][r['target_metric']]
+  return [DataSize(task, tuple(sorted(t['settings'], key=lambda g: (g != task, g))),
+                   t['metric'], t['higher'], t['values'])
+          for task, t in sorted(found.items())
+          if any(f < 1.0 for v in t['values'].values() for f in v)]
+
+
+def data_size_race(t: DataSize, rules: Rules = RULES) -> Difference | None:
+  """The convolutional model's per-seed gains against the best recurrent model's (a = conv);
+  None where the setting lacks either at `Rules.min_fractions` fractions."""
+  pair = t.pair(rules)
+  if pair is None:
+    return None
+  conv, rival = pair
+  return difference(conv, t.gains(conv, rules), rival, t.gains(rival, rules), rules)
+
+
+def _gains_more(t: DataSize, rules: Rules) -> str | None:
+  """'conv' or 'recurrent': whose gain per doubling is larger beyond the seed spread;
+  NOT_DISTINGUISHABLE within it; None where not measured."""
+  race = data_size_race(t, rules)
+  if race is None:
+    return None
+  if not race.distinguishable:
+    return NOT_DISTINGUISHABLE
+  return 'conv' if race.b_smaller else 'recurrent'
+
+
+def decide_data_size(found: list[DataSize], rules: Rules = RULES) -> str:
+  """Supported when the convolutional model gains more per doubling of the training set than
+  the best recurrent one, beyond the seed spread, on every task setting measured; refuted
+  when it gains less beyond the spread on every one; not distinguishable when no setting's
+  difference is beyond the spread; else it depends on the task. Not measured without a
+  setting that has both at `Rules.min_fractions` fractions."""
+  outcomes = [o for o in (_gains_more(t, rules) for t in found) if o is not None]
+  if not outcomes:
+    return NOT_MEASURED
+  for outcome, verdict in (('conv', SUPPORTED), ('recurrent', REFUTED),
+                           (NOT_DISTINGUISHABLE, NOT_DISTINGUISHABLE)):
+    if all(o == outcome for o in outcomes):
+      return verdict
+  return DEPENDS
+
+
+def _fraction_text(f: float) -> str:
+  """1/8 for 0.125, 1 for all of it, else the number."""
+  whole = round(1 / f)
+  return '1' if f == 1 else f'1/{whole}' if abs(1 / f - whole) < 1e-9 else f'{f:g}'
+
+
+def _describe_data_size(found: list[DataSize], verdict: str, rules: Rules) -> str:
+  needs = (f'runs of a convolutional and a recurrent model at {rules.min_fractions} training-set '
+           'sizes or more (task.train_fraction); '
+           f"{FULL_SUITE}: digits_frac* and seq_digits_frac*, 1/8, 1/4 and 1/2 of the digits' "
+           'training split beside all of it')
+  if not found:
+    return f'no run on part of a training split: the check needs {needs}'
+
+  def task_text(t: DataSize) -> str:
+    fractions = sorted({f for v in t.values.values() for f in v})
+    table = ', '.join(f'{m} ' + ' / '.join(f'{t.mean_at(m, f):.3f}' if f in t.values[m] else '-'
+                                           for f in fractions)
+                      for m in sorted(t.values, key=models.rank))
+    text = (f"{t.task} ({', '.join(t.settings)}): test {t.metric} at training fractions "
+            f"{' / '.join(map(_fraction_text, fractions))} (mean over seeds): {table}")
+    gains = {m: t.gains(m, rules) for m in sorted(t.values, key=models.rank)}
+    gains = {m: g for m, g in gains.items() if g}
+    if gains:
+      turned = '' if t.higher_is_better else ', sign turned: lower is better'
+      text += ("; gain per doubling of the data (mean over seeds of each seed's slope against "
+               f'log2 of the fraction{turned}): '
+               + ', '.join(f'{m} {np.mean(g):+.4f}' for m, g in gains.items()))
+    race = data_size_race(t, rules)
+    if race is None:
+      return text + (f' (not measured: no convolutional and recurrent model both at '
+                     f'{rules.min_fractions} fractions)')
+    said = {'conv': 'larger than', 'recurrent': 'smaller than',
+            NOT_DISTINGUISHABLE: 'level with'}[_gains_more(t, rules)]
+    return text + (f"; {race.a}'s gain is {said} {race.b}'s (the best recurrent model at the "
+                   f'largest fraction): {spread_text(race, rules)}')
+
+  evidence = '; '.join(task_text(t) for t in found)
+  outcomes = [o for o in (_gains_more(t, rules) for t in found) if o is not None]
+  if not outcomes:
+    return evidence + f'. Not measured: the check needs {needs}.'
+  return evidence + (
+      f'. Rule: per seed, the least-squares slope of the test metric against log2 of the '
+      'training fraction; the convolutional model (the image CNN where it ran, else the TCN) '
+      "against the best recurrent one by Welch's t-test over the per-seed slopes. The "
+      f'convolutional model gains more in {outcomes.count("conv")} of {len(outcomes)} task '
+      f'settings, less in {outcomes.count("recurrent")}, and in '
+      f'{outcomes.count(NOT_DISTINGUISHABLE)} the difference is not beyond the seed spread. '
+      'Validation and test are the same at every fraction; each fraction has its own chosen '
+      'learning rate.')
+
+
+cnns_suit_large_data = Check(
+    '2.3.2', 'CNNs suit large datasets better than RNNs: they gain more from more training '
+    'data.', _data_sizes, decide_data_size, _describe_data_size)
+
+
 CHECKS: tuple[Check, ...] = (
     params_grow_with_steps, gru_only_update_gate, lstm_gates, simple_rnn_previous_step_only,
     rnns_converge_with_difficulty, rnns_train_slower, cnn_fewer_params, cnn_needs_fixed_size,
     cnn_size_position_invariant, cnn_reads_input_kinds, cnn_vision_scenarios,
-    rnns_handle_sequences, rnn_sequence_io, rnns_take_longer)
+    rnns_handle_sequences, rnn_sequence_io, rnns_take_longer, cnns_suit_large_data)
 
 
 def audit(runs: list[dict[str, Any]], structure: list[dict[str, Any]], root: str,

@@ -120,8 +120,11 @@ class ImageClassification(Task):
                                                self.class_names(), title=title)}
 
 
-def holdout(images: np.ndarray, labels: np.ndarray, fraction: float, seed: int):
-  """A seeded, stratified split of one array pair into (kept, held out)."""
+def holdout(images: np.ndarray, labels: np.ndarray, fraction: float,
+            seed: int | np.random.SeedSequence):
+  """A seeded, stratified split of one array pair into (kept, held out). Per class the held-out
+  part is a prefix of one seeded order, so for one seed a smaller fraction's held-out part lies
+  inside a larger one's."""
   rng = np.random.default_rng(seed)
   held = []
   for c in np.unique(labels):

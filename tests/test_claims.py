@@ -620,6 +620,11 @@ def test_sequence_uses_flip_at_the_trivial_levels(gru_mse, lstm_recall, verdict)
       'predicting 1 0.167' in v.evidence
   assert 'copy_memory_T30: best recurrent lstm' in v.evidence and 'guessing 0.125' in v.evidence
   assert 'digits' not in v.evidence and 'no tcn run' in v.evidence
+  # a setting trained on part of its data is the data-size check's, not one more task here
+  part = seq_run('copy_memory_T30_frac0.125/lstm', {'name': 'copy_memory', 'train_fraction':
+                                                    0.125}, 0.1)
+  assert claims.rnns_handle_sequences(Evidence(runs + [part])).verdict == verdict
+  assert 'frac0.125' not in claims.rnns_handle_sequences(Evidence(runs + [part])).evidence
 
 
 def test_sequence_uses_read_recorded_baselines_and_weigh_the_tcn_over_seeds():
@@ -772,15 +777,18 @@ def test_time_to_target_moves_with_the_fraction_and_needs_two_seeds(tmp_path):
 FRACTIONS = (0.125, 0.25, 0.5, 1.0)
 
 
-def sized_runs(setting, model, gains, full=0.9, task='digits', fractions=FRACTIONS):
-  """One run per (fraction, seed): seed i's test metric is ``full + gains[i] * log2(f)``, in
-  ``<setting>_frac<f>/<model>/seed<i>`` (all of the data: ``<setting>/<model>/seed<i>``)."""
+def sized_runs(setting, model, gains, error=0.1, task='digits', fractions=FRACTIONS):
+  """One run per (fraction, seed): seed i's test error is ``error * f ** -gains[i]`` (accuracy:
+  one minus it), in ``<setting>_frac<f>/<model>/seed<i>`` (all of the data:
+  ``<setting>/<model>/seed<i>``)."""
   out = []
+  higher = claims.tasks.REGISTRY[task].higher_is_better
   for f in fractions:
     group = setting if f == 1.0 else f'{setting}_frac{f:g}'
     for i, g in enumerate(gains):
+      e = error * f ** -g
       out.append(seq_run(f'{group}/{model}/seed{i}', {'name': task, 'train_fraction': f},
-                         full + g * np.log2(f)))
+                         1 - e if higher else e))
   return out
 
 
@@ -790,48 +798,53 @@ def test_log2_slope_is_the_least_squares_slope():
   assert claims.train_fraction({'workdir': 'digits_frac0.25/cnn/seed0'}) == 0.25  # older runs
   assert claims.train_fraction({'workdir': 'digits/cnn', 'task': {'train_fraction': 0.5}}) == 0.5
   assert claims.train_fraction({'workdir': 'digits/cnn'}) == 1.0
+  # the error a metric leaves: a perfect accuracy keeps half an example of the test split
+  assert claims.error_of(0.9, True, 269) == pytest.approx(0.1)
+  assert claims.error_of(1.0, True, 269) == pytest.approx(0.5 / 269)
+  assert claims.error_of(0.02, False, 269) == 0.02
 
 
-CNN_GAINS = (0.050, 0.052, 0.048)
+CNN_GAINS = (0.50, 0.52, 0.48)
 
 
 @pytest.mark.parametrize('lstm_gains, verdict', [
-    ((0.020, 0.022, 0.018), claims.SUPPORTED),  # the cnn gains more per doubling
-    ((0.080, 0.082, 0.078), claims.REFUTED),  # the lstm does
-    ((0.050, 0.051, 0.049), claims.NOT_DISTINGUISHABLE),  # level
-    ((0.020, 0.120, -0.080), claims.NOT_DISTINGUISHABLE),  # a mean of 0.02, a wide spread
+    ((0.20, 0.22, 0.18), claims.SUPPORTED),  # the cnn's error falls faster per doubling
+    ((0.80, 0.82, 0.78), claims.REFUTED),  # the lstm's does
+    ((0.50, 0.51, 0.49), claims.NOT_DISTINGUISHABLE),  # level
+    ((0.20, 1.20, -0.80), claims.NOT_DISTINGUISHABLE),  # a mean of 0.2, a wide spread
 ])
 def test_data_size_verdict_flips_with_the_slopes_and_the_spread(lstm_gains, verdict):
-  runs = (sized_runs('digits', 'cnn', CNN_GAINS, full=0.95)
-          + sized_runs('digits', 'lstm', lstm_gains, full=0.93)
+  runs = (sized_runs('digits', 'cnn', CNN_GAINS, error=0.05)
+          + sized_runs('digits', 'lstm', lstm_gains, error=0.07)
           # gains the most, but the lstm is the best recurrent model with all of the data
-          + sized_runs('digits', 'rnn', (0.2, 0.21, 0.19), full=0.65))
+          + sized_runs('digits', 'rnn', (1.0, 1.05, 0.95), error=0.1))
   v = claims.cnns_suit_large_data(Evidence(runs))
   assert v.verdict == verdict, v.evidence
   assert ('digits (digits, digits_frac0.125, digits_frac0.25, digits_frac0.5): test accuracy at '
-          'training fractions 1/8 / 1/4 / 1/2 / 1 (mean over seeds): cnn 0.800 / 0.850 / 0.900 / '
+          'training fractions 1/8 / 1/4 / 1/2 / 1 (mean over seeds): cnn 0.858 / 0.900 / 0.929 / '
           '0.950') in v.evidence
-  assert 'cnn +0.0500' in v.evidence and "cnn's gain is" in v.evidence
-  assert "(the best recurrent model at the largest fraction)" in v.evidence and 'rnn +0.2000' \
+  assert 'cnn +0.500' in v.evidence and "cnn's gain is" in v.evidence
+  assert "(the best recurrent model at the largest fraction)" in v.evidence and 'rnn +1.000' \
       in v.evidence
 
 
 def test_data_size_mixed_over_tasks_depends_and_lower_is_better_turns_the_sign():
-  digits = sized_runs('digits', 'cnn', CNN_GAINS) + sized_runs('digits', 'gru', (0.01,) * 3)
-  # the adding problem's MSE falls with more data: the tcn's faster (a gain of 0.05 a doubling)
-  adding = (sized_runs('adding_T50', 'tcn', (-0.05, -0.051, -0.049), full=0.01, task='adding')
-            + sized_runs('adding_T50', 'gru', (-0.01, -0.011, -0.009), full=0.02, task='adding'))
+  digits = sized_runs('digits', 'cnn', CNN_GAINS) + sized_runs('digits', 'gru', (0.1,) * 3)
+  # the adding problem's MSE (lower is better) halves per doubling for the tcn: a gain of 1
+  adding = (sized_runs('adding_T50', 'tcn', (1.0, 1.01, 0.99), error=0.01, task='adding')
+            + sized_runs('adding_T50', 'gru', (0.1, 0.11, 0.09), error=0.02, task='adding'))
   assert claims.cnns_suit_large_data(Evidence(digits + adding)).verdict == claims.SUPPORTED
-  worse = sized_runs('adding_T50', 'tcn', (-0.001, -0.0011, -0.0009), full=0.01, task='adding')
+  worse = sized_runs('adding_T50', 'tcn', (0.01, 0.011, 0.009), error=0.01, task='adding')
   v = claims.cnns_suit_large_data(Evidence(digits + adding[12:] + worse))
   assert v.verdict == claims.DEPENDS, v.evidence
-  assert 'sign turned: lower is better): tcn +0.0010, gru +0.0100' in v.evidence
+  assert 'the test error, mse, against log2 of the fraction; the error divides by 2 ** gain): ' \
+      'tcn +0.010, gru +0.100' in v.evidence
   assert 'gains more in 1 of 2 task settings, less in 1' in v.evidence
 
 
 def test_data_size_needs_four_fractions_of_both_families():
   three = sized_runs('digits', 'cnn', CNN_GAINS, fractions=FRACTIONS[1:]) + \
-      sized_runs('digits', 'lstm', (0.01,) * 3, fractions=FRACTIONS[1:])
+      sized_runs('digits', 'lstm', (0.1,) * 3, fractions=FRACTIONS[1:])
   v = claims.cnns_suit_large_data(Evidence(three))
   assert v.verdict == claims.NOT_MEASURED
   assert 'training fractions 1/4 / 1/2 / 1' in v.evidence
@@ -843,7 +856,7 @@ def test_data_size_needs_four_fractions_of_both_families():
   v = claims.cnns_suit_large_data(Evidence(quick))
   assert v.verdict == claims.NOT_MEASURED and v.evidence.startswith('no run on part of a ')
   # a seed missing at one fraction has no slope: one seed a side is not distinguishable
-  four = sized_runs('digits', 'cnn', CNN_GAINS) + sized_runs('digits', 'lstm', (0.01,) * 3)
+  four = sized_runs('digits', 'cnn', CNN_GAINS) + sized_runs('digits', 'lstm', (0.1,) * 3)
   gaps = [r for r in four if not (r['workdir'].endswith(('seed1', 'seed2'))
                                   and r['task']['train_fraction'] == 0.25)]
   v = claims.cnns_suit_large_data(Evidence(gaps))

@@ -141,6 +141,11 @@ def test_quick_suite_has_three_seeds_on_every_row_and_sweeps_digits_rates():
     assert config.sweep.seeds == 3, name
     rates = config.sweep.learning_rates
     assert len(rates) >= 3 if name.startswith('digits/') else rates == (), name
+  # training-set size: the four fractions of digits for a convolutional and a recurrent model
+  fractions = {(n.split('/')[1], load_config(e, a, o).task.get('train_fraction', 1.0))
+               for n, e, a, o in entries if n.startswith('digits')}
+  assert {f for m, f in fractions if m == 'cnn'} == {f for m, f in fractions if m == 'gru'} == {
+      0.125, 0.25, 0.5, 1.0}
 
 
 def _without_time(table: str) -> list[list[str]]:

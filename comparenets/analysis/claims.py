@@ -127,8 +127,15 @@ class Check:
   gather: Callable[[Evidence, Rules], Any]
   decide: Callable[[Any, Rules], str]
   describe: Callable[[Any, str, Rules], str]
+  # whether it reads runs trained on part of their training split (`train_fraction`); the
+  # other checks see each task setting on all of its data only, so that 1/8 of digits is not
+  # counted as one more task
+  reads_parts: bool = False
 
   def __call__(self, evidence: Evidence, rules: Rules = RULES) -> Verdict:
+    if not self.reads_parts:
+      evidence = dataclasses.replace(
+          evidence, runs=[r for r in evidence.runs if train_fraction(r) >= 1.0])
     findings = self.gather(evidence, rules)
     verdict = self.decide(findings, rules)
     return Verdict(self.section, self.claim, verdict, self.describe(findings, verdict, rules))
@@ -1331,6 +1338,16 @@ def train_fraction(run: dict[str, Any]) -> float:
   return float(match.group(1)) if match else 1.0
 
 
+def error_of(value: float, higher_is_better: bool, n_test: int | None = None) -> float:
+  """What a test metric leaves to learn, on a scale where halving it is the same progress
+  anywhere: one minus the metric where higher is better (accuracy), floored at half an example
+  of the test split (a run without a test error would otherwise have none left to halve); the
+  metric itself where lower is better (MSE, loss, bits per character)."""
+  if not higher_is_better:
+    return max(float(value), 1e-12)
+  return max(1.0 - float(value), 0.5 / n_test if n_test else 1e-4)
+
+
 def log2_slope(fractions: Sequence[float], values: Sequence[float]) -> float:
   """The least-squares slope of ``values`` against log2 of ``fractions``: the change of the
   metric per doubling of the training set."""
@@ -1346,20 +1363,23 @@ class DataSize:
   metric: str
   higher_is_better: bool
   values: dict[str, dict[float, dict[str | None, float]]]  # {model: {fraction: {seed: test}}}
+  n_test: int | None = None  # examples in the test split (the same at every fraction)
 
   def fractions(self, model: str) -> list[float]:
     return sorted(self.values[model])
 
   def gains(self, model: str, rules: Rules = RULES) -> list[float]:
-    """Per seed with runs at `Rules.min_fractions` fractions or more: the `log2_slope` of its
-    test metric, its sign turned where lower is better, so a larger gain is always more
-    benefit from more data."""
+    """Per seed with runs at `Rules.min_fractions` fractions or more: minus the `log2_slope`
+    of log2 of its test error (`error_of`) against log2 of the fraction, the exponent of a
+    power law ``error ~ fraction ** -gain``: each doubling of the data divides the error by
+    ``2 ** gain``. A ratio, not a difference, so that a model already near a perfect score
+    (the digits CNN at 0.996) is not read as gaining little for having little left to gain."""
     by_seed: dict[str | None, dict[float, float]] = {}
     for fraction, seeds in self.values[model].items():
       for seed, value in seeds.items():
         by_seed.setdefault(seed, {})[fraction] = value
-    sign = 1.0 if self.higher_is_better else -1.0
-    return [sign * log2_slope(list(points), list(points.values()))
+    error = lambda v: np.log2(error_of(v, self.higher_is_better, self.n_test))
+    return [-log2_slope(list(points), [error(v) for v in points.values()])
             for _, points in sorted(by_seed.items(), key=lambda kv: str(kv[0]))
             if len(points) >= rules.min_fractions]
 
@@ -1392,12 +1412,13 @@ def _data_sizes(ev: Evidence, rules: Rules) -> list[DataSize]:
     task = FRACTION_SUFFIX.sub('', _group(r))
     seed = selection.SEED_PART.search(r['workdir'].replace(os.sep, '/'))
     t = found.setdefault(task, {'settings': set(), 'metric': r['target_metric'],
-                                'higher': _higher_is_better(name), 'values': {}})
+                                'higher': _higher_is_better(name), 'values': {},
+                                'n_test': (r.get('examples') or {}).get('test')})
     t['settings'].add(_group(r))
     t['values'].setdefault(r['model'], {}).setdefault(train_fraction(r), {})[
         seed.group(1) if seed else None] = r['test'][r['target_metric']]
   return [DataSize(task, tuple(sorted(t['settings'], key=lambda g: (g != task, g))),
-                   t['metric'], t['higher'], t['values'])
+                   t['metric'], t['higher'], t['values'], t['n_test'])
           for task, t in sorted(found.items())
           if any(f < 1.0 for v in t['values'].values() for f in v)]
 
@@ -1463,10 +1484,11 @@ def _describe_data_size(found: list[DataSize], verdict: str, rules: Rules) -> st
     gains = {m: t.gains(m, rules) for m in sorted(t.values, key=models.rank)}
     gains = {m: g for m, g in gains.items() if g}
     if gains:
-      turned = '' if t.higher_is_better else ', sign turned: lower is better'
-      text += ("; gain per doubling of the data (mean over seeds of each seed's slope against "
-               f'log2 of the fraction{turned}): '
-               + ', '.join(f'{m} {np.mean(g):+.4f}' for m, g in gains.items()))
+      error = f'1 - {t.metric}' if t.higher_is_better else t.metric
+      text += ('; gain per doubling of the data (mean over seeds of each seed\'s exponent: '
+               f'minus the slope of log2 of the test error, {error}, against log2 of the '
+               'fraction; the error divides by 2 ** gain): '
+               + ', '.join(f'{m} {np.mean(g):+.3f}' for m, g in gains.items()))
     race = data_size_race(t, rules)
     if race is None:
       return text + (f' (not measured: no convolutional and recurrent model both at '
@@ -1481,8 +1503,9 @@ def _describe_data_size(found: list[DataSize], verdict: str, rules: Rules) -> st
   if not outcomes:
     return evidence + f'. Not measured: the check needs {needs}.'
   return evidence + (
-      f'. Rule: per seed, the least-squares slope of the test metric against log2 of the '
-      'training fraction; the convolutional model (the image CNN where it ran, else the TCN) '
+      f'. Rule: per seed, the least-squares slope of log2 of the test error against log2 of '
+      'the training fraction (how fast the error falls as the data doubles: a ratio, so a '
+      'model near a perfect score is not read as gaining little); the convolutional model (the image CNN where it ran, else the TCN) '
       "against the best recurrent one by Welch's t-test over the per-seed slopes. The "
       f'convolutional model gains more in {outcomes.count("conv")} of {len(outcomes)} task '
       f'settings, less in {outcomes.count("recurrent")}, and in '
@@ -1493,7 +1516,7 @@ def _describe_data_size(found: list[DataSize], verdict: str, rules: Rules) -> st
 
 cnns_suit_large_data = Check(
     '2.3.2', 'CNNs suit large datasets better than RNNs: they gain more from more training '
-    'data.', _data_sizes, decide_data_size, _describe_data_size)
+    'data.', _data_sizes, decide_data_size, _describe_data_size, reads_parts=True)
 
 
 CHECKS: tuple[Check, ...] = (

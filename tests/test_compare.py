@@ -341,6 +341,7 @@ def test_full_suite_entries_exist_and_build():
     assert overrides['sweep.learning_rates'] == pytest.approx((rate / 2, rate, 2 * rate)), name
   groups = {b.split('/')[0] for b in bases}
   assert {'digits', 'seq_digits', 'seq_digits_permuted', 'adding_T50', 'adding_T200',
+          'adding_lengths',
           'copy_memory_T30', 'copy_memory_T100', 'forecasting', 'forecasting_lorenz',
           'forecasting_sunspots', 'song', 'char_lm',
           'mnist', 'permuted_mnist', 'imdb', 'tiny_shakespeare', 'moving_digits',
@@ -355,6 +356,8 @@ def test_full_suite_entries_exist_and_build():
     if (experiment, arg) not in built:
       built[(experiment, arg)] = build_setup(config)
   assert built[('adding.py', 'model=lstm,length=200')].task.length == 200
+  lengths = built[('adding.py', 'model=gru,length=75,min_length=25,test_lengths=10+50+150')].task
+  assert (lengths.min_length, lengths.length, lengths.test_lengths) == (25, 75, (10, 50, 150))
   assert built[('copy_memory.py', 'model=tcn,length=100')].task.length == 100
   assert built[('tfds_images.py', 'model=lstm,dataset=mnist,reading=pixels,order=permuted')] \
       .task.order == 'permuted'

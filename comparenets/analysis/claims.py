@@ -508,6 +508,103 @@ rnns_converge_with_difficulty = Check(
     _steps_per_task, decide_convergence, _describe_convergence)
 
 
+# -- 2.3.1, second half: sequences of other lengths ------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class LengthGap:
+  """How much worse each model does at one length it never trained on than at the lengths it
+  trained on, on one task setting."""
+  group: str  # the task setting
+  length: int  # the unseen test length
+  trained: tuple[int, int]  # the range of training lengths
+  reference: str  # what the gap is measured from: in-range test lengths, or the training mix
+  metric: str
+  gaps: dict[str, list[float]]  # {model: per-seed (value at `length` - reference), worse > 0}
+  workdirs: dict[str, str]  # {model: its runs}
+
+
+def _length_gaps(ev: Evidence, rules: Rules) -> list[LengthGap]:
+  """One `LengthGap` per unseen test length of every task setting whose runs were tested at
+  lengths outside their training range (`AddingProblem.test_lengths`; results.json holds
+  ``<metric>_T<length>``). The reference is the test lengths inside the range (their mean),
+  else the test metric on the training lengths' own mix."""
+  out = []
+  for group, members in _groups_all(ev.runs).items():
+    first = next(iter(members.values()))[0]
+    task = first.get('task', {})
+    tested = tuple(task.get('test_lengths') or ())
+    if not tested or task.get('name') not in tasks.REGISTRY:
+      continue
+    high = int(task['length'])
+    low = int(task.get('min_length') or high)
+    inside = [n for n in tested if low <= n <= high]
+    metric = first['target_metric']
+    sign = -1.0 if _higher_is_better(task['name']) else 1.0  # worse is > 0 either way
+
+    def reference(r):
+      if inside:
+        return float(np.mean([r['test'][f'{metric}_T{n}'] for n in inside]))
+      return float(r['test'][metric])
+
+    for length in (n for n in tested if not low <= n <= high):
+      key = f'{metric}_T{length}'
+      gaps = {m: [sign * (float(r['test'][key]) - reference(r)) for r in rs
+                  if key in r.get('test', {})] for m, rs in members.items()}
+      gaps = {m: v for m, v in gaps.items() if v and np.all(np.isfinite(v))}
+      if gaps:
+        out.append(LengthGap(
+            group, length, (low, high),
+            ('T=' + '/'.join(map(str, inside))) if inside else 'the training lengths',
+            metric, gaps, {m: _runs_text(members[m]) for m in gaps}))
+  return out
+
+
+def decide_length_adaptation(found: list[LengthGap], rules: Rules = RULES) -> str:
+  """Per unseen length of each setting, the convolutional model that degrades least against
+  the recurrent one that degrades least, on their per-seed gaps by Welch's test (as
+  `decide_convergence`, the gap in the place of the steps): supported when the recurrent
+  family degrades more beyond the seed spread at every unseen length, refuted when it degrades
+  less at every one, not distinguishable when no difference is beyond the spread, else it
+  depends on the length; not measured without runs tested at unseen lengths."""
+  return decide_convergence({(g.group, g.length): g.gaps for g in found}, rules)
+
+
+def _describe_length_adaptation(found: list[LengthGap], verdict: str, rules: Rules) -> str:
+  if not found:
+    return ('no run trained on some sequence lengths and tested at others (adding_lengths: '
+            f'{FULL_SUITE})')
+
+  def text(g: LengthGap) -> str:
+    side = 'shorter' if g.length < g.trained[0] else 'longer'
+    ordered = sorted(g.gaps.items(), key=lambda kv: _median(kv[1]))
+    out = (f'{g.group} (trained on T={g.trained[0]}..{g.trained[1]}) at T={g.length} '
+           f'({side}): test {g.metric} worse than at {g.reference} by ' +
+           ', '.join(f'{m} {_median(v):.3g}' for m, v in ordered))
+    race = family_race(g.gaps, rules)
+    if race is not None:
+      out += f' ({race.a} vs {race.b}: {spread_text(race, rules)})'
+    return out
+
+  evidence = '; '.join(text(g) for g in found) + ' (the median over seeds)'
+  outcomes = [o for o in (_first_family(g.gaps, rules) for g in found) if o is not None]
+  if not outcomes:
+    return evidence + '. No setting has a convolutional and a recurrent run.'
+  return evidence + (
+      f'. Rule: per seed, the test {found[0].metric} at a length outside the training range '
+      'minus that at the lengths inside it; the convolutional model with the smallest gap '
+      f"against the recurrent one with the smallest, Welch's t-test at {rules.significance:g} "
+      f'over {rules.min_seeds} seeds or more a side. The recurrent family degrades more at '
+      f'{outcomes.count("conv")} of {len(outcomes)} unseen lengths, less at '
+      f'{outcomes.count("recurrent")}, and at {outcomes.count(NOT_DISTINGUISHABLE)} the '
+      'difference is not beyond the seed spread.')
+
+
+rnns_adapt_to_lengths_slowly = Check(
+    '2.3.1', 'RNNs need many time steps to adapt to sequences of different lengths: trained on '
+    'some lengths, they degrade more than the convolutional sequence model (the TCN) at lengths '
+    'they never saw.', _length_gaps, decide_length_adaptation, _describe_length_adaptation)
+
+
 # -- 2.3.2: speed and use of the hardware ----------------------------------------------------------
 
 def achieved_flops(row: dict[str, Any]) -> float:
@@ -1312,7 +1409,8 @@ rnns_take_longer = Check(
 
 CHECKS: tuple[Check, ...] = (
     params_grow_with_steps, gru_only_update_gate, lstm_gates, simple_rnn_previous_step_only,
-    rnns_converge_with_difficulty, rnns_train_slower, cnn_fewer_params, cnn_needs_fixed_size,
+    rnns_converge_with_difficulty, rnns_adapt_to_lengths_slowly,
+    rnns_train_slower, cnn_fewer_params, cnn_needs_fixed_size,
     cnn_size_position_invariant, cnn_reads_input_kinds, cnn_vision_scenarios,
     rnns_handle_sequences, rnn_sequence_io, rnns_take_longer)
 

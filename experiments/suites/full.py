@@ -3,9 +3,10 @@
 Every family on every embedded task (the Bach chorales of the song task and the sunspots series
 ship in the music21 and statsmodels wheels) at the experiments' default step counts, at the longer
 sequences the experiments default to (adding T=200, copy memory T=100) as well as the quick
-suite's shorter ones, every family that reads video on grayscale and coloured moving digits
-(with the single-frame control), the CNN's vision scenarios (detection with 10 classes and
-with one, super-resolution x2/x3/x4, edges at two noise levels), and the TFDS tasks (MNIST, permuted MNIST, IMDB sentiment, tiny
+suite's shorter ones, the adding problem trained on lengths from 25 to 75 in one batch and
+tested at 10, 50 and 150 (``adding_lengths``, claim 2.3.1's second half), every family that
+reads video on grayscale and coloured moving digits (with the single-frame control), the CNN's
+vision scenarios (detection with 10 classes and with one, super-resolution x2/x3/x4, edges at two noise levels), and the TFDS tasks (MNIST, permuted MNIST, IMDB sentiment, tiny
 Shakespeare), which need their datasets prepared first (the run's error message says how;
 ``task.data_dir`` points at them). Each entry is (run name, experiment file, experiment argument,
 config overrides), each a sweep of three seeds and three learning rates (`swept`): its members
@@ -19,6 +20,8 @@ from comparenets.experiment import load_config
 
 SEQUENCE = ('tcn', 'rnn', 'lstm', 'gru')
 SEEDS = (0, 1, 2)
+# the adding problem at lengths that differ (`AddingProblem.min_length`, `test_lengths`)
+ADDING_LENGTHS = 'length=75,min_length=25,test_lengths=10+50+150'
 LEARNING_RATE_FACTORS = (0.5, 1.0, 2.0)
 
 # Entries that read a TFDS dataset (prepared in the array_record format before the suite runs).
@@ -37,6 +40,10 @@ def embedded():
     for length in (50, 200):
       runs.append((f'adding_T{length}/{model}', 'adding.py', f'model={model},length={length}',
                    {}))
+    # sequences of different lengths (claim 2.3.1, second half): trained on lengths drawn from
+    # [25, 75], tested at 10 and 150 (unseen) and at 50 (inside the range)
+    runs.append((f'adding_lengths/{model}', 'adding.py',
+                 f'model={model},{ADDING_LENGTHS}', {}))
     for length in (30, 100):
       runs.append((f'copy_memory_T{length}/{model}', 'copy_memory.py',
                    f'model={model},length={length}', {}))

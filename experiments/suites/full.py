@@ -6,7 +6,8 @@ sequences the experiments default to (adding T=200, copy memory T=100) as well a
 suite's shorter ones, the adding problem trained on lengths from 25 to 75 in one batch and
 tested at 10, 50 and 150 (``adding_lengths``, claim 2.3.1's second half), every family that
 reads video on grayscale and coloured moving digits (with the single-frame control), the CNN's
-vision scenarios (detection with 10 classes and with one, super-resolution x2/x3/x4, edges at two noise levels), and the TFDS tasks (MNIST, permuted MNIST, IMDB sentiment, tiny
+vision scenarios (detection with 10 classes and with one, super-resolution x2/x3/x4, edges at
+two noise levels), and the TFDS tasks (MNIST, permuted MNIST, IMDB sentiment, tiny
 Shakespeare), which need their datasets prepared first (the run's error message says how;
 ``task.data_dir`` points at them). Each entry is (run name, experiment file, experiment argument,
 config overrides), each a sweep of three seeds and three learning rates (`swept`): its members

@@ -5,7 +5,7 @@
 
 Arguments: ``model`` (cnn, tcn, rnn, lstm, gru), ``reading`` (auto: the CNN reads the image,
 sequence models read it row by row; or rows / pixels), ``order`` (sequential / permuted) and
-``quick`` (a seconds-long run for CPU debugging). ``--config.task.train_fraction=0.125``
+``quick`` (a seconds-long run for CPU debugging). ``--config.task.train_subset=0.125``
 trains on a nested, class-stratified eighth of the training split (validation and test whole).
 """
 
@@ -26,7 +26,7 @@ def get_config(arg=None):
   return experiment_config(
       arg, MODELS, what='digits',
       task=dict(name='digits', reading=arg.reading, order=arg.order, split_seed=0,
-                train_fraction=1.0),
+                train_subset=1.0),
       head=dict(hidden=(128,), dropout=0.0),
       train=dict(steps=2000, learning_rate=2e-3, warmup_steps=100, weight_decay=1e-4,
                  grad_clip=1.0))

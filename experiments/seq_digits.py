@@ -6,7 +6,7 @@ offline cousin of sequential / permuted MNIST. Sequence models only.
         --workdir=/tmp/p
 
 Arguments: ``model`` (tcn, rnn, lstm, gru), ``order`` (sequential / permuted), ``quick``.
-``--config.task.train_fraction`` trains on part of the training split, as in digits.py.
+``--config.task.train_subset`` trains on part of the training split, as in digits.py.
 The TCN is deep enough (5 levels, kernel 3: receptive field 125 steps) to see all 64 pixels.
 """
 
@@ -25,7 +25,7 @@ def get_config(arg=None):
   return experiment_config(
       arg, MODELS, what='seq_digits',
       task=dict(name='digits', reading='pixels', order=arg.order, permutation_seed=0,
-                split_seed=0, train_fraction=1.0),
+                split_seed=0, train_subset=1.0),
       head=dict(hidden=(128,), dropout=0.0),
       train=dict(steps=3000, learning_rate=2e-3, warmup_steps=200, weight_decay=1e-4,
                  grad_clip=1.0))

@@ -344,11 +344,12 @@ def test_invariance_leaves_out_runs_without_checkpoints(tmp_path):
 
 def test_audit_runs_every_check_on_an_empty_suite():
   verdicts = claims.audit([], [], '')
-  assert len(verdicts) == len(claims.CHECKS) == 15
+  assert len(verdicts) == len(claims.CHECKS) == 16
   assert [v.section for v in verdicts].count('3.1') == 2
   assert [v.section for v in verdicts].count('2.3.3') == 3
   assert [v.section for v in verdicts].count('2.3.2') == 2
-  assert claims.table(verdicts).count('\n| ') == 15  # one row per claim
+  assert [v.section for v in verdicts].count('2.3.1') == 2
+  assert claims.table(verdicts).count('\n| ') == 16  # one row per claim
   assert {v.section: v.verdict for v in verdicts[-4:]} == {
       '4.2': claims.NOT_MEASURED, '3.2': claims.NOT_MEASURED, '2.3.3': claims.NOT_MEASURED,
       '2.3.2': claims.NOT_MEASURED}
@@ -621,7 +622,7 @@ def test_sequence_uses_flip_at_the_trivial_levels(gru_mse, lstm_recall, verdict)
   assert 'copy_memory_T30: best recurrent lstm' in v.evidence and 'guessing 0.125' in v.evidence
   assert 'digits' not in v.evidence and 'no tcn run' in v.evidence
   # a setting trained on part of its data is the data-size check's, not one more task here
-  part = seq_run('copy_memory_T30_frac0.125/lstm', {'name': 'copy_memory', 'train_fraction':
+  part = seq_run('copy_memory_T30_frac0.125/lstm', {'name': 'copy_memory', 'train_subset':
                                                     0.125}, 0.1)
   assert claims.rnns_handle_sequences(Evidence(runs + [part])).verdict == verdict
   assert 'frac0.125' not in claims.rnns_handle_sequences(Evidence(runs + [part])).evidence
@@ -787,7 +788,7 @@ def sized_runs(setting, model, gains, error=0.1, task='digits', fractions=FRACTI
     group = setting if f == 1.0 else f'{setting}_frac{f:g}'
     for i, g in enumerate(gains):
       e = error * f ** -g
-      out.append(seq_run(f'{group}/{model}/seed{i}', {'name': task, 'train_fraction': f},
+      out.append(seq_run(f'{group}/{model}/seed{i}', {'name': task, 'train_subset': f},
                          1 - e if higher else e))
   return out
 
@@ -795,9 +796,12 @@ def sized_runs(setting, model, gains, error=0.1, task='digits', fractions=FRACTI
 def test_log2_slope_is_the_least_squares_slope():
   assert claims.log2_slope(FRACTIONS, [1.0, 2.0, 2.0, 4.0]) == pytest.approx(0.9)  # 4.5 / 5
   assert claims.log2_slope((0.25, 1.0), [0.5, 0.7]) == pytest.approx(0.1)  # two doublings
-  assert claims.train_fraction({'workdir': 'digits_frac0.25/cnn/seed0'}) == 0.25  # older runs
-  assert claims.train_fraction({'workdir': 'digits/cnn', 'task': {'train_fraction': 0.5}}) == 0.5
-  assert claims.train_fraction({'workdir': 'digits/cnn'}) == 1.0
+  assert claims.train_subset({'workdir': 'digits_frac0.25/cnn/seed0'}) == 0.25  # older runs
+  assert claims.train_subset({'workdir': 'digits/cnn', 'task': {'train_subset': 0.5}}) == 0.5
+  assert claims.train_subset({'workdir': 'digits/cnn'}) == 1.0
+  # forecasting's train_fraction is where its series splits, not a part of a training split
+  assert claims.train_subset({'workdir': 'forecasting/gru',
+                              'task': {'name': 'forecasting', 'train_fraction': 0.7}}) == 1.0
   # the error a metric leaves: a perfect accuracy keeps half an example of the test split
   assert claims.error_of(0.9, True, 269) == pytest.approx(0.1)
   assert claims.error_of(1.0, True, 269) == pytest.approx(0.5 / 269)
@@ -852,12 +856,96 @@ def test_data_size_needs_four_fractions_of_both_families():
   assert claims.cnns_suit_large_data(Evidence(three), claims.Rules(min_fractions=3)).verdict == \
       claims.SUPPORTED
   # the quick suite: every run on all of its data
-  quick = [r for r in three if r['task']['train_fraction'] == 1.0]
+  quick = [r for r in three if r['task']['train_subset'] == 1.0]
   v = claims.cnns_suit_large_data(Evidence(quick))
   assert v.verdict == claims.NOT_MEASURED and v.evidence.startswith('no run on part of a ')
   # a seed missing at one fraction has no slope: one seed a side is not distinguishable
   four = sized_runs('digits', 'cnn', CNN_GAINS) + sized_runs('digits', 'lstm', (0.1,) * 3)
   gaps = [r for r in four if not (r['workdir'].endswith(('seed1', 'seed2'))
-                                  and r['task']['train_fraction'] == 0.25)]
+                                  and r['task']['train_subset'] == 0.25)]
   v = claims.cnns_suit_large_data(Evidence(gaps))
   assert v.verdict == claims.NOT_DISTINGUISHABLE and 'one seed each' in v.evidence
+
+
+# 2.3.1, second half: sequences of other lengths.
+
+LENGTHS_TASK = {'name': 'adding', 'length': 75, 'min_length': 25, 'test_lengths': [10, 50, 150]}
+
+
+def lengths_run(model, seed, at50, at10, at150, task=LENGTHS_TASK, metric='mse'):
+  """A run trained on T=25..75 with its test metric at 10, 50 and 150 (and on the mix)."""
+  r = seq_run(f'adding_lengths/{model}/seed{seed}', task, at50, metric=metric)
+  r['test'].update({f'{metric}_T10': at10, f'{metric}_T50': at50, f'{metric}_T150': at150})
+  return r
+
+
+def lengths_runs(tcn_gaps, gru_gaps, spread=0.001):
+  """Three seeds each of the tcn and the gru, at 0.01 inside the range and worse by the given
+  gaps (at 10, at 150) outside it, seed i off by (i - 1) * spread."""
+  runs = []
+  for model, (g10, g150) in (('tcn', tcn_gaps), ('gru', gru_gaps)):
+    for i in range(3):
+      e = (i - 1) * spread
+      runs.append(lengths_run(model, i, 0.01, 0.01 + g10 + e, 0.01 + g150 - e))
+  return runs
+
+
+@pytest.mark.parametrize('tcn_gaps, gru_gaps, verdict', [
+    ((0.01, 0.02), (0.05, 0.10), claims.SUPPORTED),  # the gru degrades more at both lengths
+    ((0.05, 0.10), (0.01, 0.02), claims.REFUTED),  # the tcn does
+    ((0.01, 0.10), (0.05, 0.02), claims.DEPENDS),  # the gru at 10, the tcn at 150
+    ((0.03, 0.05), (0.03, 0.05), claims.NOT_DISTINGUISHABLE),  # the same gaps
+])
+def test_length_adaptation_flips_with_who_degrades_more(tcn_gaps, gru_gaps, verdict):
+  v = claims.rnns_adapt_to_lengths_slowly(Evidence(lengths_runs(tcn_gaps, gru_gaps)))
+  assert v.verdict == verdict, v.evidence
+  assert v.section == '2.3.1'
+  assert (f'adding_lengths (trained on T=25..75) at T=10 (shorter): test mse worse than at '
+          f'T=50 by ') in v.evidence
+  assert 'at T=150 (longer)' in v.evidence and "Welch's t-test at 0.05" in v.evidence
+
+
+def test_length_adaptation_within_a_larger_spread_is_not_distinguishable():
+  gaps = ((0.01, 0.02), (0.05, 0.10))
+  v = claims.rnns_adapt_to_lengths_slowly(Evidence(lengths_runs(*gaps, spread=0.001)))
+  assert v.verdict == claims.SUPPORTED
+  assert 'tcn 0.01, gru 0.05 (tcn vs gru: distinguishable' in v.evidence
+  v = claims.rnns_adapt_to_lengths_slowly(Evidence(lengths_runs(*gaps, spread=0.2)))
+  assert v.verdict == claims.NOT_DISTINGUISHABLE, v.evidence  # the same means, seeds far apart
+  assert 'at 2 the difference is not beyond the seed spread' in v.evidence
+  stricter = claims.Rules(significance=1e-9)
+  v = claims.rnns_adapt_to_lengths_slowly(Evidence(lengths_runs(*gaps)), stricter)
+  assert v.verdict == claims.NOT_DISTINGUISHABLE
+
+
+def test_length_adaptation_best_of_each_family_and_the_reference():
+  runs = lengths_runs((0.01, 0.02), (0.05, 0.10))
+  # an lstm that degrades less than the tcn: the recurrent family's best is now ahead
+  runs += [lengths_run('lstm', i, 0.01, 0.012 + 0.001 * i, 0.013 + 0.001 * i) for i in range(3)]
+  v = claims.rnns_adapt_to_lengths_slowly(Evidence(runs))
+  assert v.verdict == claims.REFUTED and '(tcn vs lstm: distinguishable' in v.evidence
+  # without an in-range test length the gap is taken from the test metric on the training mix
+  task = dict(LENGTHS_TASK, test_lengths=[10, 150])
+  found = claims._length_gaps(Evidence([lengths_run('gru', 0, 0.5, 0.7, 0.9, task)]),
+                              claims.RULES)
+  assert [(g.length, g.reference) for g in found] == [(10, 'the training lengths'),
+                                                      (150, 'the training lengths')]
+  assert found[1].gaps['gru'] == [pytest.approx(0.4)]
+  # higher is better (recall): a lower value at an unseen length is a positive gap
+  copy = dict(LENGTHS_TASK, name='copy_memory')
+  found = claims._length_gaps(Evidence([lengths_run('gru', 0, 0.9, 0.8, 0.5, copy,
+                                                    'recall_accuracy')]), claims.RULES)
+  assert [g.gaps['gru'] for g in found] == [[pytest.approx(0.1)], [pytest.approx(0.4)]]
+
+
+def test_length_adaptation_without_such_runs_is_not_measured():
+  plain = [seq_run('adding_T50/gru', ADDING, 0.01), seq_run('adding_T50/tcn', ADDING, 0.02)]
+  v = claims.rnns_adapt_to_lengths_slowly(Evidence(plain))
+  assert v.verdict == claims.NOT_MEASURED
+  assert v.evidence == ('no run trained on some sequence lengths and tested at others '
+                        '(adding_lengths: the full suite, experiments/suites/full.py, runs them)')
+  only_gru = [r for r in lengths_runs((0.01, 0.02), (0.05, 0.1)) if r['model'] == 'gru']
+  v = claims.rnns_adapt_to_lengths_slowly(Evidence(only_gru))
+  assert v.verdict == claims.NOT_MEASURED
+  assert v.evidence.endswith('No setting has a convolutional and a recurrent run.')
+  assert claims.rnns_adapt_to_lengths_slowly in claims.CHECKS

@@ -57,7 +57,7 @@ def test_suite_runs_skips_finished_runs_and_reports(tiny_suite):
   assert '| char_lm | - | - | sequence | sequence | sequence | sequence | - | - | - |' in text
   claims = text.split('## Claims audit')[1].split('## Which family')[0]
   rows = [l for l in claims.splitlines() if l.startswith('| 2.')]
-  assert len(rows) == 10
+  assert len(rows) == 11
   # no run on part of the digits' training split: the data-size claim names the full suite
   assert 'CNNs suit large datasets' in rows[-1] and '**not measured**' in rows[-1]
   assert 'experiments/suites/full.py, runs them: digits_frac*' in rows[-1]
@@ -71,19 +71,21 @@ def test_suite_runs_skips_finished_runs_and_reports(tiny_suite):
   assert 'digits: steps to 90 % of the loss drop' in rows[4]
   # one seed a model: which family converged first is no verdict
   assert '**not distinguishable**' in rows[4] and '(cnn vs lstm: not distinguishable (one seed each))' in rows[4]
+  # no run tested at lengths it did not train on: the full suite's adding_lengths
+  assert 'different lengths' in rows[5] and '**not measured**' in rows[5]
   # the test split's size, recorded by the loop, gives each accuracy its Wilson interval
   digits = json.loads((workdir / 'digits' / 'cnn' / 'results.json').read_text())
   assert digits['examples'] == {'validation': 269, 'test': 269}
   wilson = r'\[0\.\d{3}, [01]\.\d{3}\]'
   assert re.search(r'\| `digits/cnn` \(0\) \| 1 \|.*\| - \(one seed\) \| ' + wilson + r' \|', text)
-  assert 'cnn 53,002' in rows[6]
-  assert 'Use of the hardware at the longest T=8' in rows[5]
-  assert re.search(r'tcn \d+\.\d%, rnn \d+\.\d%, lstm \d+\.\d%, gru \d+\.\d%', rows[5])
+  assert 'cnn 53,002' in rows[7]
+  assert 'Use of the hardware at the longest T=8' in rows[6]
+  assert re.search(r'tcn \d+\.\d%, rnn \d+\.\d%, lstm \d+\.\d%, gru \d+\.\d%', rows[6])
   # 2.1: both digits runs restored from their checkpoints and evaluated on moved images
-  assert rows[7].startswith('| 2.1 | A CNN is invariant to the size') and 'Left out' not in rows[7]
+  assert rows[8].startswith('| 2.1 | A CNN is invariant to the size') and 'Left out' not in rows[8]
   assert re.search(r'cnn [01]\.\d{3}, shifted 1 px [01]\.\d{3} \(drop [-+]\d\.\d{3}\), '
-                   r'shrunk to 6x6', rows[7]) and 'Runs: cnn: digits/cnn; lstm: digits/lstm' \
-      in rows[7]
+                   r'shrunk to 6x6', rows[8]) and 'Runs: cnn: digits/cnn; lstm: digits/lstm' \
+      in rows[8]
   # 4.2, 3.2 and 2.3.3's time to a target, from these runs (and the shapes the loop recorded)
   assert json.loads((workdir / 'digits' / 'lstm' / 'results.json').read_text())['io_shapes'] == \
       {'input': [8, 8], 'output': [10]}
@@ -93,9 +95,9 @@ def test_suite_runs_skips_finished_runs_and_reports(tiny_suite):
   io = next(l for l in claims.splitlines() if l.startswith('| 3.2 |'))
   assert 'many-to-one: digits/lstm (8x8 -> 10), forecasting/gru (' in io and '**depends**' in io
   assert 'No finished recurrent run of: many-to-many, generation.' in io
-  assert rows[8].startswith('| 2.3.3 | RNNs need more (wall-clock) time')
-  assert 'digits: training seconds to validation accuracy >= ' in rows[8]
-  assert '**not distinguishable**' in rows[8] and 'one seed each' in rows[8]
+  assert rows[9].startswith('| 2.3.3 | RNNs need more (wall-clock) time')
+  assert 'digits: training seconds to validation accuracy >= ' in rows[9]
+  assert '**not distinguishable**' in rows[9] and 'one seed each' in rows[9]
   for png in ('metric_vs_params.png', 'learning_curves_digits.png',
               'learning_curves_forecasting.png', 'structure.png'):
     assert os.path.getsize(workdir / png) > 10_000, png
@@ -142,7 +144,7 @@ def test_quick_suite_has_three_seeds_on_every_row_and_sweeps_digits_rates():
     rates = config.sweep.learning_rates
     assert len(rates) >= 3 if name.startswith('digits/') else rates == (), name
   # training-set size: the four fractions of digits for a convolutional and a recurrent model
-  fractions = {(n.split('/')[1], load_config(e, a, o).task.get('train_fraction', 1.0))
+  fractions = {(n.split('/')[1], load_config(e, a, o).task.get('train_subset', 1.0))
                for n, e, a, o in entries if n.startswith('digits')}
   assert {f for m, f in fractions if m == 'cnn'} == {f for m, f in fractions if m == 'gru'} == {
       0.125, 0.25, 0.5, 1.0}
@@ -357,6 +359,7 @@ def test_full_suite_entries_exist_and_build():
     assert overrides['sweep.learning_rates'] == pytest.approx((rate / 2, rate, 2 * rate)), name
   groups = {b.split('/')[0] for b in bases}
   assert {'digits', 'seq_digits', 'seq_digits_permuted', 'adding_T50', 'adding_T200',
+          'adding_lengths',
           'copy_memory_T30', 'copy_memory_T100', 'forecasting', 'forecasting_lorenz',
           'forecasting_sunspots', 'song', 'char_lm',
           'mnist', 'permuted_mnist', 'imdb', 'tiny_shakespeare', 'moving_digits',
@@ -373,6 +376,8 @@ def test_full_suite_entries_exist_and_build():
     if (experiment, arg) not in built:
       built[(experiment, arg)] = build_setup(config)
   assert built[('adding.py', 'model=lstm,length=200')].task.length == 200
+  lengths = built[('adding.py', 'model=gru,length=75,min_length=25,test_lengths=10+50+150')].task
+  assert (lengths.min_length, lengths.length, lengths.test_lengths) == (25, 75, (10, 50, 150))
   assert built[('copy_memory.py', 'model=tcn,length=100')].task.length == 100
   assert built[('tfds_images.py', 'model=lstm,dataset=mnist,reading=pixels,order=permuted')] \
       .task.order == 'permuted'
@@ -382,7 +387,7 @@ def test_full_suite_entries_exist_and_build():
   # the data-size entries (2.3.2): every family on an eighth of the digits' training split
   eighth = {e[0].split('/')[1]: e for e in entries if e[0].startswith('digits_frac0.125/')}
   assert set(eighth) == {'cnn', 'tcn', 'rnn', 'lstm', 'gru'}
-  assert build_setup(load_config(*eighth['gru'][1:])).task.train_fraction == 0.125
+  assert build_setup(load_config(*eighth['gru'][1:])).task.train_subset == 0.125
 
 
 @pytest.mark.parametrize('count', [1, 2, 7, 300])

@@ -109,12 +109,12 @@ def _rows(split):
   return [img.tobytes() for img in split['inputs']]
 
 
-def test_train_fraction_is_a_nested_stratified_part_of_train_only():
+def test_train_subset_is_a_nested_stratified_part_of_train_only():
   whole = tasks.build('digits').splits()
   per_class = np.bincount(whole['train']['label'], minlength=10)
   previous = None
   for fraction in (0.125, 0.25, 0.5):
-    part = tasks.build('digits', train_fraction=fraction).splits()
+    part = tasks.build('digits', train_subset=fraction).splits()
     counts = np.bincount(part['train']['label'], minlength=10)
     # stratified: every class keeps its share, to the nearest example
     assert np.all(np.abs(counts - per_class * fraction) <= 0.5), (fraction, counts)
@@ -126,24 +126,24 @@ def test_train_fraction_is_a_nested_stratified_part_of_train_only():
       for key in ('inputs', 'label'):
         np.testing.assert_array_equal(part[split][key], whole[split][key])
     # the same (split_seed, fraction) gives the same rows; a smaller fraction's lie inside
-    again = tasks.build('digits', train_fraction=fraction).splits()
+    again = tasks.build('digits', train_subset=fraction).splits()
     np.testing.assert_array_equal(again['train']['inputs'], part['train']['inputs'])
     if previous is not None:
       assert set(previous) <= set(_rows(part['train'])) and len(previous) < len(part['train'][
           'label'])
     previous = _rows(part['train'])
-  other = tasks.build('digits', train_fraction=0.5, split_seed=1).splits()['train']
+  other = tasks.build('digits', train_subset=0.5, split_seed=1).splits()['train']
   assert set(_rows(other)) != set(previous)  # another split seed, another subset
-  assert len(tasks.build('digits', train_fraction=1.0).splits()['train']['label']) == \
+  assert len(tasks.build('digits', train_subset=1.0).splits()['train']['label']) == \
       per_class.sum()
 
 
 @pytest.mark.parametrize('value,message', [
-    (0.0, 'task \'digits\' field train_fraction must be at least 0.01, not 0.0'),
-    (1.5, 'task \'digits\' field train_fraction must be at most 1.0, not 1.5'),
+    (0.0, 'task \'digits\' field train_subset must be at least 0.01, not 0.0'),
+    (1.5, 'task \'digits\' field train_subset must be at most 1.0, not 1.5'),
     (-0.25, 'must be at least 0.01'),
-    ('half', 'task \'digits\' field train_fraction must be a finite number'),
+    ('half', 'task \'digits\' field train_subset must be a finite number'),
 ])
-def test_bad_train_fractions_are_one_config_error(value, message):
+def test_bad_train_subsets_are_one_config_error(value, message):
   with pytest.raises(ConfigError, match=message):
-    tasks.build('digits', train_fraction=value)
+    tasks.build('digits', train_subset=value)

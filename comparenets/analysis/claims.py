@@ -127,7 +127,7 @@ class Check:
   gather: Callable[[Evidence, Rules], Any]
   decide: Callable[[Any, Rules], str]
   describe: Callable[[Any, str, Rules], str]
-  # whether it reads runs trained on part of their training split (`train_fraction`); the
+  # whether it reads runs trained on part of their training split (`train_subset`); the
   # other checks see each task setting on all of its data only, so that 1/8 of digits is not
   # counted as one more task
   reads_parts: bool = False
@@ -135,7 +135,7 @@ class Check:
   def __call__(self, evidence: Evidence, rules: Rules = RULES) -> Verdict:
     if not self.reads_parts:
       evidence = dataclasses.replace(
-          evidence, runs=[r for r in evidence.runs if train_fraction(r) >= 1.0])
+          evidence, runs=[r for r in evidence.runs if train_subset(r) >= 1.0])
     findings = self.gather(evidence, rules)
     verdict = self.decide(findings, rules)
     return Verdict(self.section, self.claim, verdict, self.describe(findings, verdict, rules))
@@ -518,6 +518,103 @@ def _describe_convergence(per_task, verdict: str, rules: Rules) -> str:
 rnns_converge_with_difficulty = Check(
     '2.3.1', 'RNNs converge with difficulty (compared with CNNs).',
     _steps_per_task, decide_convergence, _describe_convergence)
+
+
+# -- 2.3.1, second half: sequences of other lengths ------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class LengthGap:
+  """How much worse each model does at one length it never trained on than at the lengths it
+  trained on, on one task setting."""
+  group: str  # the task setting
+  length: int  # the unseen test length
+  trained: tuple[int, int]  # the range of training lengths
+  reference: str  # what the gap is measured from: in-range test lengths, or the training mix
+  metric: str
+  gaps: dict[str, list[float]]  # {model: per-seed (value at `length` - reference), worse > 0}
+  workdirs: dict[str, str]  # {model: its runs}
+
+
+def _length_gaps(ev: Evidence, rules: Rules) -> list[LengthGap]:
+  """One `LengthGap` per unseen test length of every task setting whose runs were tested at
+  lengths outside their training range (`AddingProblem.test_lengths`; results.json holds
+  ``<metric>_T<length>``). The reference is the test lengths inside the range (their mean),
+  else the test metric on the training lengths' own mix."""
+  out = []
+  for group, members in _groups_all(ev.runs).items():
+    first = next(iter(members.values()))[0]
+    task = first.get('task', {})
+    tested = tuple(task.get('test_lengths') or ())
+    if not tested or task.get('name') not in tasks.REGISTRY:
+      continue
+    high = int(task['length'])
+    low = int(task.get('min_length') or high)
+    inside = [n for n in tested if low <= n <= high]
+    metric = first['target_metric']
+    sign = -1.0 if _higher_is_better(task['name']) else 1.0  # worse is > 0 either way
+
+    def reference(r):
+      if inside:
+        return float(np.mean([r['test'][f'{metric}_T{n}'] for n in inside]))
+      return float(r['test'][metric])
+
+    for length in (n for n in tested if not low <= n <= high):
+      key = f'{metric}_T{length}'
+      gaps = {m: [sign * (float(r['test'][key]) - reference(r)) for r in rs
+                  if key in r.get('test', {})] for m, rs in members.items()}
+      gaps = {m: v for m, v in gaps.items() if v and np.all(np.isfinite(v))}
+      if gaps:
+        out.append(LengthGap(
+            group, length, (low, high),
+            ('T=' + '/'.join(map(str, inside))) if inside else 'the training lengths',
+            metric, gaps, {m: _runs_text(members[m]) for m in gaps}))
+  return out
+
+
+def decide_length_adaptation(found: list[LengthGap], rules: Rules = RULES) -> str:
+  """Per unseen length of each setting, the convolutional model that degrades least against
+  the recurrent one that degrades least, on their per-seed gaps by Welch's test (as
+  `decide_convergence`, the gap in the place of the steps): supported when the recurrent
+  family degrades more beyond the seed spread at every unseen length, refuted when it degrades
+  less at every one, not distinguishable when no difference is beyond the spread, else it
+  depends on the length; not measured without runs tested at unseen lengths."""
+  return decide_convergence({(g.group, g.length): g.gaps for g in found}, rules)
+
+
+def _describe_length_adaptation(found: list[LengthGap], verdict: str, rules: Rules) -> str:
+  if not found:
+    return ('no run trained on some sequence lengths and tested at others (adding_lengths: '
+            f'{FULL_SUITE})')
+
+  def text(g: LengthGap) -> str:
+    side = 'shorter' if g.length < g.trained[0] else 'longer'
+    ordered = sorted(g.gaps.items(), key=lambda kv: _median(kv[1]))
+    out = (f'{g.group} (trained on T={g.trained[0]}..{g.trained[1]}) at T={g.length} '
+           f'({side}): test {g.metric} worse than at {g.reference} by ' +
+           ', '.join(f'{m} {_median(v):.3g}' for m, v in ordered))
+    race = family_race(g.gaps, rules)
+    if race is not None:
+      out += f' ({race.a} vs {race.b}: {spread_text(race, rules)})'
+    return out
+
+  evidence = '; '.join(text(g) for g in found) + ' (the median over seeds)'
+  outcomes = [o for o in (_first_family(g.gaps, rules) for g in found) if o is not None]
+  if not outcomes:
+    return evidence + '. No setting has a convolutional and a recurrent run.'
+  return evidence + (
+      f'. Rule: per seed, the test {found[0].metric} at a length outside the training range '
+      'minus that at the lengths inside it; the convolutional model with the smallest gap '
+      f"against the recurrent one with the smallest, Welch's t-test at {rules.significance:g} "
+      f'over {rules.min_seeds} seeds or more a side. The recurrent family degrades more at '
+      f'{outcomes.count("conv")} of {len(outcomes)} unseen lengths, less at '
+      f'{outcomes.count("recurrent")}, and at {outcomes.count(NOT_DISTINGUISHABLE)} the '
+      'difference is not beyond the seed spread.')
+
+
+rnns_adapt_to_lengths_slowly = Check(
+    '2.3.1', 'RNNs need many time steps to adapt to sequences of different lengths: trained on '
+    'some lengths, they degrade more than the convolutional sequence model (the TCN) at lengths '
+    'they never saw.', _length_gaps, decide_length_adaptation, _describe_length_adaptation)
 
 
 # -- 2.3.2: speed and use of the hardware ----------------------------------------------------------
@@ -1328,10 +1425,10 @@ rnns_take_longer = Check(
 FRACTION_SUFFIX = re.compile(r'_frac([0-9.]+)$')
 
 
-def train_fraction(run: dict[str, Any]) -> float:
-  """The part of its training split a run trained on: its task's recorded ``train_fraction``,
+def train_subset(run: dict[str, Any]) -> float:
+  """The part of its training split a run trained on: its task's recorded ``train_subset``,
   else a ``_frac<value>`` ending of its task setting, else all of it."""
-  recorded = (run.get('task') or {}).get('train_fraction')
+  recorded = (run.get('task') or {}).get('train_subset')
   if recorded is not None:
     return float(recorded)
   match = FRACTION_SUFFIX.search(_group(run))
@@ -1401,7 +1498,7 @@ class DataSize:
 
 
 def _data_sizes(ev: Evidence, rules: Rules) -> list[DataSize]:
-  """Every task setting with runs on part of its training split (`train_fraction` below 1),
+  """Every task setting with runs on part of its training split (`train_subset` below 1),
   joined with its runs on all of it; each seed (the ``/seedN`` ending) is followed across the
   fractions."""
   found: dict[str, dict[str, Any]] = {}
@@ -1415,7 +1512,7 @@ def _data_sizes(ev: Evidence, rules: Rules) -> list[DataSize]:
                                 'higher': _higher_is_better(name), 'values': {},
                                 'n_test': (r.get('examples') or {}).get('test')})
     t['settings'].add(_group(r))
-    t['values'].setdefault(r['model'], {}).setdefault(train_fraction(r), {})[
+    t['values'].setdefault(r['model'], {}).setdefault(train_subset(r), {})[
         seed.group(1) if seed else None] = r['test'][r['target_metric']]
   return [DataSize(task, tuple(sorted(t['settings'], key=lambda g: (g != task, g))),
                    t['metric'], t['higher'], t['values'], t['n_test'])
@@ -1468,7 +1565,7 @@ def _fraction_text(f: float) -> str:
 
 def _describe_data_size(found: list[DataSize], verdict: str, rules: Rules) -> str:
   needs = (f'runs of a convolutional and a recurrent model at {rules.min_fractions} training-set '
-           'sizes or more (task.train_fraction); '
+           'sizes or more (task.train_subset); '
            f"{FULL_SUITE}: digits_frac* and seq_digits_frac*, 1/8, 1/4 and 1/2 of the digits' "
            'training split beside all of it')
   if not found:
@@ -1521,7 +1618,8 @@ cnns_suit_large_data = Check(
 
 CHECKS: tuple[Check, ...] = (
     params_grow_with_steps, gru_only_update_gate, lstm_gates, simple_rnn_previous_step_only,
-    rnns_converge_with_difficulty, rnns_train_slower, cnn_fewer_params, cnn_needs_fixed_size,
+    rnns_converge_with_difficulty, rnns_adapt_to_lengths_slowly,
+    rnns_train_slower, cnn_fewer_params, cnn_needs_fixed_size,
     cnn_size_position_invariant, cnn_reads_input_kinds, cnn_vision_scenarios,
     rnns_handle_sequences, rnn_sequence_io, rnns_take_longer, cnns_suit_large_data)
 

@@ -42,7 +42,7 @@ def get_suite():
   for fraction in (0.125, 0.25, 0.5):
     for model in ('cnn', 'gru'):
       runs.append((f'digits_frac{fraction:g}/{model}', 'digits.py', f'model={model}',
-                   {'train.steps': 400, 'task.train_fraction': fraction, **SEEDS}))
+                   {'train.steps': 400, 'task.train_subset': fraction, **SEEDS}))
   # text generation: the character LM on the standard library's source (bits per character,
   # samples), every causal family, in windows of 64 characters at a quarter of the experiment's
   # width (TCN 64 channels, recurrent 128 units)

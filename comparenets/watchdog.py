@@ -108,6 +108,8 @@ def watch(argv: Sequence[str], workdir: str | None, process_id: int | None,
     if relay.report:  # held back, and the run did not die of it: shown after all
       _write(relay.report)
     return code  # 2 and 3 printed their own line; 1 is a traceback, shown as it came
+  if code < 0 and -code in forwarded and not relay.report:  # e.g. TERM while Python started
+    return 128 - code  # as a shell reports a process that the signal ended
   line = describe(code, relay, process_id, num_processes, heartbeat_timeout_s, workdir)
   print(f'comparenets: error: {line}', file=sys.stderr, flush=True)
   return LOST_EXIT_CODE

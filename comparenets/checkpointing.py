@@ -14,6 +14,7 @@ import logging as pylogging
 from typing import Any
 
 from absl import logging
+from etils import epath
 import jax
 from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
@@ -29,6 +30,15 @@ def abstract_like(tree: Any) -> Any:
       return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
     return x
   return jax.tree.map(to_struct, tree)
+
+
+def complete_steps(directory: str | epath.PathLike) -> list[int]:
+  """The steps of the finished checkpoints in ``directory`` (Orbax's own test: a step still
+  being written is not one), without a manager: for a process that is not part of the run."""
+  try:
+    return sorted(ocp.utils.checkpoint_steps(directory))
+  except (FileNotFoundError, NotADirectoryError):
+    return []
 
 
 class Checkpointer:

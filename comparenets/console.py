@@ -103,5 +103,8 @@ def finished(results: Mapping[str, Any], seconds: float, workdir: str) -> str:
 
 def progress(iterable: Iterable[Any] | None = None, **kwargs: Any):
   """tqdm's bar (a widget in a notebook) where a terminal or notebook shows it, none where the
-  output goes to a file or a pipe (``disable=None``): the runs of a suite, the steps of a run."""
-  return tqdm(iterable, disable=None, **kwargs)
+  output goes to a file or a pipe (``disable=None``): the runs of a suite, the steps of a run.
+  A multi-process run's training writes to its watching parent's pipe (`comparenets.watchdog`),
+  which says in ``COMPARENETS_STDERR_TTY`` whether the bar reaches a terminal after all."""
+  shown = os.environ.get('COMPARENETS_STDERR_TTY') == '1'
+  return tqdm(iterable, disable=False if shown else None, **kwargs)

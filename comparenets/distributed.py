@@ -20,10 +20,32 @@ every GPU ``CUDA_VISIBLE_DEVICES`` leaves visible to this task.
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from typing import Mapping, TYPE_CHECKING
 
-import jax
-import numpy as np
+if TYPE_CHECKING:  # only named in annotations: the watching parent imports this module
+  import numpy as np
+
+# JAX's own defaults for the two other timeouts, passed by name so that every timeout of a run is
+# stated here: processes that have not all joined after INITIALIZATION_TIMEOUT_S end with an
+# error (the hosts of a slice start minutes apart when one installs slower); a process that
+# finished waits up to SHUTDOWN_TIMEOUT_S at the end for the others to finish too.
+INITIALIZATION_TIMEOUT_S = 300
+SHUTDOWN_TIMEOUT_S = 300
+# How long a process may send no heartbeat before the coordination service declares it lost and
+# ends every other process (`comparenets.watchdog` words that end). JAX's default, kept on
+# purpose: the heartbeats come from a thread of their own, so a long compilation, a checkpoint
+# write or a busy host does not delay them, and only a dead process or a cut network stops them
+# for this long; a false alarm costs a restart of every host (compiling again, up to
+# checkpoint_every steps again), a true one this many seconds of the surviving hosts' time.
+# --heartbeat_timeout_s sets it (the tests use 5 s).
+HEARTBEAT_TIMEOUT_S = 100
+
+
+def is_multiprocess(num_processes: int | None = None) -> bool:
+  """Whether this run has several processes: ``--num_processes`` > 1, or the environment says so
+  (`detected_processes`, ``COMPARENETS_MULTIPROCESS=auto``)."""
+  return ((num_processes is not None and num_processes > 1) or
+          os.environ.get('COMPARENETS_MULTIPROCESS', '') == 'auto' or detected_processes() > 1)
 
 
 def detected_processes() -> int:
@@ -35,6 +57,17 @@ def detected_processes() -> int:
     return max(1, int(os.environ.get('SLURM_NTASKS', '1')))
   except ValueError:
     return 1
+
+
+def detected_process_id() -> int | None:
+  """This process's index where the environment says it (SLURM, a TPU slice on GKE); None on a
+  Cloud TPU VM, whose worker number only JAX asks the metadata server for."""
+  for name in ('SLURM_PROCID', 'TPU_WORKER_ID'):
+    try:
+      return int(os.environ[name])
+    except (KeyError, ValueError):
+      continue
+  return None
 
 
 def _tasks_per_node(spec: str) -> list[int]:
@@ -75,23 +108,27 @@ def slurm_local_device_ids(env: Mapping[str, str] | None = None) -> list[int] | 
 
 
 def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None) -> bool:
+               process_id: int | None = None,
+               heartbeat_timeout_s: int = HEARTBEAT_TIMEOUT_S) -> bool:
   """Joins the multi-process run if there is one; returns whether it did.
 
   Must run before anything touches a JAX device (the command line calls it first thing).
   """
-  explicit = num_processes is not None and num_processes > 1
-  auto = os.environ.get('COMPARENETS_MULTIPROCESS', '') == 'auto'
-  if not explicit and not auto and detected_processes() <= 1:
+  if not is_multiprocess(num_processes):
     return False
+  import jax  # pylint: disable=g-import-not-at-top  # here: the watching parent has no JAX
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')  # CPU only; harmless elsewhere
-  if explicit:
+  timeouts = dict(initialization_timeout=INITIALIZATION_TIMEOUT_S,
+                  heartbeat_timeout_seconds=heartbeat_timeout_s,
+                  shutdown_timeout_seconds=SHUTDOWN_TIMEOUT_S)
+  if num_processes is not None and num_processes > 1:
     jax.distributed.initialize(coordinator_address=coordinator_address,
-                               num_processes=num_processes, process_id=process_id)
+                               num_processes=num_processes, process_id=process_id, **timeouts)
   elif (devices := slurm_local_device_ids()) is not None:
-    jax.distributed.initialize(local_device_ids=devices)  # the rest from SLURM's environment
-  else:
-    jax.distributed.initialize()  # Cloud TPU / SLURM: everything from the environment
+    # the rest from SLURM's environment
+    jax.distributed.initialize(local_device_ids=devices, **timeouts)
+  else:  # Cloud TPU / SLURM: everything from the environment
+    jax.distributed.initialize(**timeouts)
   return True
 
 

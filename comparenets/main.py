@@ -6,6 +6,12 @@ a run whose loss or gradients became NaN/Inf exits with status 3. SIGTERM, SIGHU
 ssh session) or SIGINT (Ctrl-C) finishes the current step, saves a checkpoint and exits with
 status 0; a second Ctrl-C interrupts at once. The console shows our lines and everyone's
 warnings (`comparenets.console`); ``--verbosity=0`` shows the libraries' INFO lines too.
+
+A multi-process run trains in a child of the command line (`comparenets.watchdog`): when another
+process is lost, this one ends within about ``--heartbeat_timeout_s`` with status 75 and one
+line naming the lost process and the checkpoint that the same command, run on every host,
+resumes from. So that the watching parent stays small, JAX and the training code are imported
+in `main`, not here.
 """
 
 from __future__ import annotations
@@ -16,16 +22,14 @@ import time
 from absl import app
 from absl import flags
 from absl import logging
-import jax
 from ml_collections import config_flags
 
 from comparenets import console
 from comparenets import distributed
 from comparenets import runtime
-from comparenets import workdir as workdirs
+from comparenets import watchdog
 from comparenets.errors import ConfigError, UserError
 from comparenets.stopping import StopRequest
-from comparenets.train import train_and_evaluate
 
 
 def _define_flags() -> None:
@@ -34,13 +38,26 @@ def _define_flags() -> None:
   config_flags.DEFINE_config_file(
       'config', None, 'Experiment file and argument, e.g. experiments/digits.py:model=lstm,quick.',
       lock_config=True)
-  flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics, results.')
+  _define_run_flags(flags.FLAGS)
+  flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def _define_run_flags(flag_values: flags.FlagValues) -> None:
+  """The flags besides --config: also what the watching parent reads (`_watch`)."""
+  flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics, results.',
+                      flag_values=flag_values)
   flags.DEFINE_string(
       'coordinator_address', None, 'host:port of process 0, for a multi-process run started by '
-      'hand (Cloud TPU and SLURM runs find it themselves).')
-  flags.DEFINE_integer('num_processes', None, 'Processes in a multi-process run.')
-  flags.DEFINE_integer('process_id', None, 'This process in a multi-process run.')
-  flags.mark_flags_as_required(['config', 'workdir'])
+      'hand (Cloud TPU and SLURM runs find it themselves).', flag_values=flag_values)
+  flags.DEFINE_integer('num_processes', None, 'Processes in a multi-process run.',
+                       flag_values=flag_values)
+  flags.DEFINE_integer('process_id', None, 'This process in a multi-process run.',
+                       flag_values=flag_values)
+  flags.DEFINE_integer(
+      'heartbeat_timeout_s', distributed.HEARTBEAT_TIMEOUT_S,
+      'Multi-process runs: seconds without a heartbeat after which JAX declares a process lost; '
+      'the others then end (status 75) within about this time, naming it and the checkpoint to '
+      'resume from.', lower_bound=1, flag_values=flag_values)
 
 
 def main(argv):
@@ -50,7 +67,13 @@ def main(argv):
   console.setup_logging(logging.INFO)  # before JAX's backend starts: its start-up lines stay out
   runtime.configure_cpu()
   runtime.enable_compilation_cache()
-  distributed.initialize(opts.coordinator_address, opts.num_processes, opts.process_id)
+  # pylint: disable=g-import-not-at-top  # not in the watching parent (see the module's text)
+  import jax
+  from comparenets import workdir as workdirs
+  from comparenets.train import train_and_evaluate
+  # pylint: enable=g-import-not-at-top
+  distributed.initialize(opts.coordinator_address, opts.num_processes, opts.process_id,
+                         opts.heartbeat_timeout_s)
   if jax.process_index() != 0:
     console.setup_logging(logging.WARNING)
   start = time.monotonic()
@@ -103,9 +126,32 @@ def _parse_flags(argv: list[str]) -> list[str]:
     sys.exit(2)
 
 
+def _watch(argv: list[str]) -> int | None:
+  """A multi-process run's exit status, trained in a watched child (`comparenets.watchdog`);
+  None where this process trains itself: one process, the child itself, or flags that do not
+  parse (the ordinary parsing reports those)."""
+  if watchdog.is_watched():
+    watchdog.follow_parent()
+    return None
+  own = flags.FlagValues()
+  _define_run_flags(own)
+  try:
+    own(argv, known_only=True)
+  except flags.Error:
+    return None
+  if not distributed.is_multiprocess(own.num_processes):
+    return None
+  count = own.num_processes or distributed.detected_processes()
+  index = own.process_id if own.process_id is not None else distributed.detected_process_id()
+  return watchdog.watch(argv[1:], own.workdir, index, count if count > 1 else None,
+                        own.heartbeat_timeout_s)
+
+
 def run():
   """Console-script entry point."""
   with StopRequest():  # from here on, TERM/HUP/INT stop cleanly (see comparenets.stopping)
+    if (code := _watch(list(sys.argv))) is not None:
+      sys.exit(code)
     console.run(main, _define_flags, flags_parser=_parse_flags)
 
 

@@ -468,7 +468,11 @@ def test_launcher_environment_makes_every_worker_join(monkeypatch):
   monkeypatch.delenv('COMPARENETS_MULTIPROCESS', raising=False)
   assert not distributed.initialize() and not seen
   monkeypatch.setenv('COMPARENETS_MULTIPROCESS', 'auto')
-  assert distributed.initialize() and seen == [{}]  # JAX finds the TPU workers itself
+  # JAX finds the TPU workers itself; every timeout is ours, stated in comparenets.distributed
+  assert distributed.initialize() and seen == [dict(
+      initialization_timeout=300, heartbeat_timeout_seconds=100, shutdown_timeout_seconds=300)]
+  seen.clear()
+  assert distributed.initialize(heartbeat_timeout_s=7) and seen[0]['heartbeat_timeout_seconds'] == 7
 
 
 @pytest.mark.parametrize('per,gpus_by_task', [

@@ -160,34 +160,36 @@ def test_a_bucket_without_gcsfs_is_one_error_with_the_install_command(monkeypatc
   workdirs.require_bucket_support('gs://b/run', '--workdir')
 
 
-@pytest.mark.parametrize('flag', ['--workdir=gs://my-bucket/run',
-                                  '--config.task.data_dir=gs://my-bucket/tfds'])
-def test_the_command_line_says_so_before_compiling(tmp_path, flag):
-  """The whole command line, with gcsfs and TensorFlow unimportable: one line, exit 2."""
-  argv = ['comparenets', '--config=experiments/tfds_images.py:model=cnn,dataset=mnist',
-          f'--workdir={tmp_path}/run', flag]
+def _one_error_line(module: str, argv: list[str]):
+  """Runs ``module``'s command line with gcsfs and TensorFlow unimportable; asserts one stderr
+  line and exit 2; returns the process and the line."""
   code = ('import sys; sys.modules["gcsfs"] = sys.modules["tensorflow"] = None; '
-          f'sys.argv = {argv!r}; from comparenets.main import run; run()')
+          f'sys.argv = {argv!r}; from {module} import run; run()')
   proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                         timeout=120, cwd=ROOT)
   lines = [l for l in proc.stderr.splitlines() if l.strip()]
   assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
-  assert lines[0].startswith(f'comparenets: error: {flag} is on a bucket')
-  assert lines[0].endswith('pip install gcsfs (or pip install -e .[gcs])')
+  return proc, lines[0]
+
+
+@pytest.mark.parametrize('flag', ['--workdir=gs://my-bucket/run',
+                                  '--config.task.data_dir=gs://my-bucket/tfds'])
+def test_the_command_line_says_so_before_compiling(tmp_path, flag):
+  """The whole command line, with gcsfs and TensorFlow unimportable: one line, exit 2."""
+  _, line = _one_error_line('comparenets.main', [
+      'comparenets', '--config=experiments/tfds_images.py:model=cnn,dataset=mnist',
+      f'--workdir={tmp_path}/run', flag])
+  assert line.startswith(f'comparenets: error: {flag} is on a bucket')
+  assert line.endswith('pip install gcsfs (or pip install -e .[gcs])')
   assert not (tmp_path / 'run').exists()  # nothing written, nothing compiled
 
 
 def test_the_suite_runner_says_so_before_running(tmp_path):
   """`compare` with a gs:// workdir, gcsfs and TensorFlow unimportable: one line, exit 2, and
   no suite entry started."""
-  argv = ['comparenets.compare', '--suite=quick', '--workdir=gs://my-bucket/suite', '--shard=0/2']
-  code = ('import sys; sys.modules["gcsfs"] = sys.modules["tensorflow"] = None; '
-          f'sys.argv = {argv!r}; from comparenets.compare import run; run()')
-  proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                        timeout=120, cwd=ROOT)
-  lines = [l for l in proc.stderr.splitlines() if l.strip()]
-  assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
-  assert lines[0].startswith('comparenets: error: --workdir=gs://my-bucket/suite is on a bucket')
+  proc, line = _one_error_line('comparenets.compare', [
+      'comparenets.compare', '--suite=quick', '--workdir=gs://my-bucket/suite', '--shard=0/2'])
+  assert line.startswith('comparenets: error: --workdir=gs://my-bucket/suite is on a bucket')
   assert not proc.stdout
 
 

@@ -458,6 +458,15 @@ def family_race(steps: dict[str, list[float]], rules: Rules = RULES) -> Differen
   return difference(conv, steps[conv], rec, steps[rec], rules)
 
 
+def _ranked(values: dict[str, list[float]], show: Callable[[float], str], rules: Rules) -> str:
+  """Each model's median over seeds, smallest first (``show`` formats it), then the fastest
+  convolutional model against the fastest recurrent one (`family_race`) where both ran."""
+  ordered = sorted(values.items(), key=lambda kv: _median(kv[1]))
+  text = ', '.join(f'{m} {show(_median(v))}' for m, v in ordered)
+  race = family_race(values, rules)
+  return text if race is None else text + f' ({race.a} vs {race.b}: {spread_text(race, rules)})'
+
+
 def _first_family(steps: dict[str, list[float]], rules: Rules = RULES) -> str | None:
   """'conv' or 'recurrent': whose fastest model converged first by more than the seed spread;
   NOT_DISTINGUISHABLE within it (or a tie, or too few seeds); None without both families."""
@@ -474,7 +483,13 @@ def decide_convergence(per_task: dict[str, dict[str, list[float]]], rules: Rules
   task that has both; refuted when the recurrent one does in every such task; not
   distinguishable when no task's difference is beyond the spread; else it depends on the
   task."""
-  outcomes = [o for o in (_first_family(s, rules) for s in per_task.values()) if o is not None]
+  return _family_verdict([_first_family(s, rules) for s in per_task.values()])
+
+
+def _family_verdict(outcomes: Sequence[str | None]) -> str:
+  """One verdict from the per-task outcomes ('conv', 'recurrent', NOT_DISTINGUISHABLE, or
+  None where not measured): all one way, or depends; not measured without any."""
+  outcomes = [o for o in outcomes if o is not None]
   if not outcomes:
     return NOT_MEASURED
   for outcome, verdict in (('conv', SUPPORTED), ('recurrent', REFUTED),
@@ -491,13 +506,7 @@ def _describe_convergence(per_task, verdict: str, rules: Rules) -> str:
   done = f'{100 * rules.loss_drop_done:g} %'
 
   def task_text(group, steps):
-    ordered = sorted(steps.items(), key=lambda kv: _median(kv[1]))
-    text = f'{group}: steps to {done} of the loss drop ' + ', '.join(
-        f'{m} {show(_median(v))}' for m, v in ordered)
-    race = family_race(steps, rules)
-    if race is not None:
-      text += f' ({race.a} vs {race.b}: {spread_text(race, rules)})'
-    return text
+    return f'{group}: steps to {done} of the loss drop ' + _ranked(steps, show, rules)
 
   evidence = '; '.join(task_text(g, s) for g, s in per_task.items())
   evidence += ' (the median over seeds)'
@@ -588,14 +597,9 @@ def _describe_length_adaptation(found: list[LengthGap], verdict: str, rules: Rul
 
   def text(g: LengthGap) -> str:
     side = 'shorter' if g.length < g.trained[0] else 'longer'
-    ordered = sorted(g.gaps.items(), key=lambda kv: _median(kv[1]))
-    out = (f'{g.group} (trained on T={g.trained[0]}..{g.trained[1]}) at T={g.length} '
-           f'({side}): test {g.metric} worse than at {g.reference} by ' +
-           ', '.join(f'{m} {_median(v):.3g}' for m, v in ordered))
-    race = family_race(g.gaps, rules)
-    if race is not None:
-      out += f' ({race.a} vs {race.b}: {spread_text(race, rules)})'
-    return out
+    return (f'{g.group} (trained on T={g.trained[0]}..{g.trained[1]}) at T={g.length} '
+            f'({side}): test {g.metric} worse than at {g.reference} by '
+            + _ranked(g.gaps, lambda v: f'{v:.3g}', rules))
 
   evidence = '; '.join(text(g) for g in found) + ' (the median over seeds)'
   outcomes = [o for o in (_first_family(g.gaps, rules) for g in found) if o is not None]
@@ -1391,14 +1395,9 @@ def _describe_time_to_target(per_task: dict[str, TimeToTarget], verdict: str,
   show = lambda s: 'never' if s == float('inf') else f'{s:.3g} s'
 
   def task_text(group: str, t: TimeToTarget) -> str:
-    ordered = sorted(t.seconds.items(), key=lambda kv: _median(kv[1]))
-    text = (f"{group}: training seconds to validation {t.metric} "
-            f"{'>=' if t.higher_is_better else '<='} {t.target:.4g}: " +
-            ', '.join(f'{m} {show(_median(v))}' for m, v in ordered))
-    race = family_race(t.seconds, rules)
-    if race is not None:
-      text += f' ({race.a} vs {race.b}: {spread_text(race, rules)})'
-    return text
+    return (f"{group}: training seconds to validation {t.metric} "
+            f"{'>=' if t.higher_is_better else '<='} {t.target:.4g}: "
+            + _ranked(t.seconds, show, rules))
 
   evidence = '; '.join(task_text(g, t) for g, t in per_task.items()) + (
       f' (the median over seeds; target: {rules.time_target_fraction:g} of the way from the '
@@ -1547,14 +1546,7 @@ def decide_data_size(found: list[DataSize], rules: Rules = RULES) -> str:
   when it gains less beyond the spread on every one; not distinguishable when no setting's
   difference is beyond the spread; else it depends on the task. Not measured without a
   setting that has both at `Rules.min_fractions` fractions."""
-  outcomes = [o for o in (_gains_more(t, rules) for t in found) if o is not None]
-  if not outcomes:
-    return NOT_MEASURED
-  for outcome, verdict in (('conv', SUPPORTED), ('recurrent', REFUTED),
-                           (NOT_DISTINGUISHABLE, NOT_DISTINGUISHABLE)):
-    if all(o == outcome for o in outcomes):
-      return verdict
-  return DEPENDS
+  return _family_verdict([_gains_more(t, rules) for t in found])
 
 
 def _fraction_text(f: float) -> str:

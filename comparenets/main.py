@@ -10,8 +10,8 @@ warnings (`comparenets.console`); ``--verbosity=0`` shows the libraries' INFO li
 A multi-process run trains in a child of the command line (`comparenets.watchdog`): when another
 process is lost, this one ends within about ``--heartbeat_timeout_s`` with status 75 and one
 line naming the lost process and the checkpoint that the same command, run on every host,
-resumes from. So that the watching parent stays small, JAX and the training code are imported
-in `main`, not here.
+resumes from. The watching parent imports what the child imports (JAX among it) but starts no
+JAX backend and never joins the cluster.
 """
 
 from __future__ import annotations
@@ -22,12 +22,15 @@ import time
 from absl import app
 from absl import flags
 from absl import logging
+import jax
 from ml_collections import config_flags
 
 from comparenets import console
 from comparenets import distributed
 from comparenets import runtime
 from comparenets import watchdog
+from comparenets import workdir as workdirs
+from comparenets.train import train_and_evaluate
 from comparenets.errors import ConfigError, UserError
 from comparenets.stopping import StopRequest
 
@@ -67,11 +70,6 @@ def main(argv):
   console.setup_logging(logging.INFO)  # before JAX's backend starts: its start-up lines stay out
   runtime.configure_cpu()
   runtime.enable_compilation_cache()
-  # pylint: disable=g-import-not-at-top  # not in the watching parent (see the module's text)
-  import jax
-  from comparenets import workdir as workdirs
-  from comparenets.train import train_and_evaluate
-  # pylint: enable=g-import-not-at-top
   distributed.initialize(opts.coordinator_address, opts.num_processes, opts.process_id,
                          opts.heartbeat_timeout_s)
   if jax.process_index() != 0:

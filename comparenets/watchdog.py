@@ -7,7 +7,8 @@ every other process through a fatal check in C++: SIGABRT, a C++ and Python stac
 nothing that names the lost process in words or the checkpoint a rerun will start from. Python
 cannot catch that abort in the process that aborts. So the command line of a multi-process run
 (`comparenets.main`) starts the training as a child process and watches it from a parent that
-imports no JAX and never joins the cluster:
+starts no JAX backend and never joins the cluster (it imports JAX, as every module of the
+command line does; an import alone starts no backend):
 
 * the child's stdout is the parent's; its stderr goes through a pipe that the parent copies to its
   own stderr as it comes (whole lines and tqdm's carriage returns), so the console and the log
@@ -35,6 +36,8 @@ import sys
 import tempfile
 from typing import Sequence
 
+from comparenets import checkpointing
+from comparenets import workdir as workdirs
 from comparenets.stopping import StopRequest
 
 # Set in the child's environment (to the parent's pid): the child trains, it does not watch.
@@ -158,12 +161,9 @@ def _how(code: int) -> str:
 
 
 def _newest_checkpoint(workdir: str | None) -> str:
-  """Where the rerun starts, in words: Orbax's newest finished step (imported only now, so the
-  parent stays small while it watches)."""
+  """Where the rerun starts, in words: Orbax's newest finished step."""
   if workdir is None:
     return 'run the same command on every host to resume from the newest complete checkpoint'
-  from comparenets import checkpointing  # pylint: disable=g-import-not-at-top
-  from comparenets import workdir as workdirs  # pylint: disable=g-import-not-at-top
   directory = workdirs.join(workdir, 'checkpoints')
   steps = checkpointing.complete_steps(directory)
   if not steps:

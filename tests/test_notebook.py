@@ -72,7 +72,7 @@ def test_notebook_runs_top_to_bottom(tmp_path):
 
   audit = _outputs(_cell(nb, 'import json'), 'display_data')[0].data['text/markdown']
   rows = [line for line in audit.splitlines() if line.startswith('| 2.')]
-  assert len(rows) == 9  # 2.1 (size / position invariance) restores both digits runs
+  assert len(rows) == 11  # 2.1, 2.2 x3, 2.3.1 x2, 2.3.2 x2, 2.3.3 x3
   (invariance,) = [row for row in rows if row.startswith('| 2.1 |')]
   assert 'Runs: cnn: digits/cnn; lstm: digits/lstm' in invariance
   assert 'grows exponentially' in rows[0] and '**refuted**' in rows[0]

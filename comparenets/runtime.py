@@ -36,6 +36,8 @@ import pkgutil
 import platform
 from typing import Mapping, MutableMapping
 
+import filelock
+
 # flag -> value, appended to XLA_FLAGS unless the flag is already there
 XLA_CPU_FLAGS = {'xla_cpu_experimental_ynn_fusion_type': 'reduce,individual_dot'}
 # the same, for flags that also reach GPU and TPU compilers: only where JAX can use the CPU alone
@@ -133,11 +135,42 @@ def enable_compilation_cache(environ: Mapping[str, str] | None = None) -> str | 
   import jax  # pylint: disable=g-import-not-at-top  # after configure_cpu's XLA flags
   path = compilation_cache_dir(environ)
   if path:
+    drop_unfinished_cache_entries(path)
     jax.config.update('jax_compilation_cache_dir', path)
     jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)
     jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
     jax.config.update('jax_compilation_cache_max_size', 2 * 2**30)  # least recently used go
   return path
+
+
+def drop_unfinished_cache_entries(path: str) -> list[str]:
+  """Deletes the entries of JAX's compilation cache in ``path`` whose write never finished; returns
+  their names.
+
+  JAX writes an entry as two files, the program (``<key>-cache``) and then its last use
+  (``<key>-atime``), and before every later write it reads the ``-atime`` of every ``-cache``
+  file to find what to evict. A process killed between the two writes (``kill -9``, the OOM
+  killer, a lost host) leaves a program without its ``-atime``, and from then on every write
+  into that cache fails with a FileNotFoundError warning: nothing new is kept and every run
+  compiles everything again (found in a cache of 2026-12-01 whose three such entries had
+  stopped all writes). Such an entry is also the one whose program may be cut short, so it is
+  deleted, under the lock JAX itself takes (``.lockfile``). Local directories only."""
+  if '://' in path or not os.path.isdir(path):
+    return []
+  dropped = []
+  try:
+    with filelock.FileLock(os.path.join(path, '.lockfile'), timeout=10):
+      names = set(os.listdir(path))
+      for name in sorted(names):
+        if name.endswith('-cache') and name[:-len('cache')] + 'atime' not in names:
+          try:
+            os.remove(os.path.join(path, name))
+          except FileNotFoundError:
+            continue
+          dropped.append(name)
+  except filelock.Timeout:  # another process holds the cache: it stays as it is
+    pass
+  return dropped
 
 
 # train.steps_per_dispatch on an accelerator: see default_steps_per_dispatch

@@ -143,6 +143,10 @@ def test_quick_suite_has_three_seeds_on_every_row_and_sweeps_digits_rates():
     assert config.sweep.seeds == 3, name
     rates = config.sweep.learning_rates
     assert len(rates) >= 3 if name.startswith('digits/') else rates == (), name
+  # lengths (claim 2.3.1, second half): trained on a range, tested inside it and outside
+  adding = [load_config(e, a, o).task for n, e, a, o in entries if n.startswith('adding')]
+  assert len(adding) == 4 and all(t.min_length < t.length and min(t.test_lengths) < t.min_length
+                                  and max(t.test_lengths) > t.length for t in adding)
   # training-set size: the four fractions of digits for a convolutional and a recurrent model
   fractions = {(n.split('/')[1], load_config(e, a, o).task.get('train_subset', 1.0))
                for n, e, a, o in entries if n.startswith('digits')}

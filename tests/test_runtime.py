@@ -153,3 +153,35 @@ def test_default_steps_per_dispatch_is_one_on_a_cpu_and_fills_the_default_interv
     # every call of the default intervals runs k steps: one compiled program
     for interval in ('log_every', 'eval_every', 'checkpoint_every'):
       assert TRAIN_DEFAULTS[interval] % k == 0, interval
+
+
+_COMPILE_INTO_CACHE = '''
+import sys, warnings
+from comparenets import runtime
+runtime.enable_compilation_cache({'COMPARENETS_COMPILATION_CACHE': sys.argv[1]})
+import jax, jax.numpy as jnp
+with warnings.catch_warnings(record=True) as caught:
+  warnings.simplefilter('always')
+  jax.jit(lambda x: x * 3.0 + 1.0)(jnp.arange(5.0)).block_until_ready()
+print([str(w.message) for w in caught if 'compilation cache' in str(w.message)])
+'''
+
+
+def test_a_cache_entry_whose_write_was_cut_short_no_longer_stops_every_write(tmp_path):
+  """JAX reads every entry's ``-atime`` before it writes; a ``-cache`` file without one (its
+  process killed between the two writes) made every later write fail. The command lines drop
+  such entries first: a new program is written, with its ``-atime``, and no warning."""
+  cache = tmp_path / 'xla'
+  cache.mkdir()
+  (cache / 'jit_cut-0123-cache').write_bytes(b'half a program')
+  (cache / 'jit_kept-4567-cache').write_bytes(b'a program')
+  (cache / 'jit_kept-4567-atime').write_bytes((1).to_bytes(8, 'little'))
+  out = subprocess.run([sys.executable, '-c', _COMPILE_INTO_CACHE, str(cache)], cwd=ROOT,
+                       capture_output=True, text=True, check=True).stdout
+  assert out.strip() == '[]'  # no 'Error writing persistent compilation cache entry'
+  names = set(os.listdir(cache))
+  assert 'jit_cut-0123-cache' not in names and 'jit_kept-4567-cache' in names
+  written = {n[:-len('-cache')] for n in names if n.endswith('-cache')} - {'jit_kept-4567'}
+  assert written and all(f'{key}-atime' in names for key in written)
+  assert runtime.drop_unfinished_cache_entries(str(cache)) == []  # nothing left unfinished
+  assert runtime.drop_unfinished_cache_entries(str(tmp_path / 'none')) == []

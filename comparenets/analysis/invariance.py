@@ -69,7 +69,12 @@ def restore(run_dir: str):
                                                 .read_text()))
   setup = train.build_setup(config)
   test = setup.task.splits()['test']
-  target = train.create_state(setup, jax.random.PRNGKey(0), test)
+  # the state's shapes only (traced, not compiled: a compile per run cost the report 1.5 s
+  # each), on this process's first device, as the run's final checkpoint is read
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree.map(
+      lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
+      jax.eval_shape(lambda rng: train.create_state(setup, rng, test), jax.random.PRNGKey(0)))
   checkpointer = Checkpointer(os.path.join(run_dir, 'checkpoints'), every=0, async_save=False)
   try:
     step = checkpointer.latest_step()

@@ -620,7 +620,11 @@ def test_sequence_uses_flip_at_the_trivial_levels(gru_mse, lstm_recall, verdict)
   assert f'adding_T50: best recurrent gru test mse {gru_mse:g} (adding_T50/gru); to beat: ' \
       'predicting 1 0.167' in v.evidence
   assert 'copy_memory_T30: best recurrent lstm' in v.evidence and 'guessing 0.125' in v.evidence
-  assert 'digits' not in v.evidence and 'no tcn run' in v.evidence
+  assert 'digits/cnn' not in v.evidence and 'no tcn run' in v.evidence
+  assert v.evidence.endswith(  # the article's kinds of sequence data that no run here is
+      'Not in this suite: text (char_lm, sentiment), music (song), a real series '
+      '(forecasting_sunspots), video (moving_digits) (the full suite, '
+      'experiments/suites/full.py, runs them).')
   # a setting trained on part of its data is the data-size check's, not one more task here
   part = seq_run('copy_memory_T30_frac0.125/lstm', {'name': 'copy_memory', 'train_subset':
                                                     0.125}, 0.1)
@@ -642,6 +646,14 @@ def test_sequence_uses_read_recorded_baselines_and_weigh_the_tcn_over_seeds():
   assert "better than the tcn 8.7 (distinguishable (Welch's t-test over 3 and 3" in v.evidence
   assert 'moving_digits: best recurrent cnn_lstm test accuracy 0.9' in v.evidence
   assert 'chance 0.125' in v.evidence and 'on 2 of 2 tasks' in v.evidence
+  assert 'Not in this suite: text (char_lm, sentiment), a real series' in v.evidence
+  # a real series is a kind of its own; a generated one (Mackey-Glass) is not
+  series = lambda name: seq_run(f'{name}/gru', {'name': 'forecasting', 'series': name}, 0.3,
+                                baselines={'persistence': {'nrmse': 1.0}})
+  with_real = claims.rnns_handle_sequences(Evidence(runs + [series('mackey_glass')]))
+  assert 'a real series (forecasting_sunspots)' in with_real.evidence
+  with_real = claims.rnns_handle_sequences(Evidence(runs + [series('sunspots')]))
+  assert 'Not in this suite: text (char_lm, sentiment) (the full suite' in with_real.evidence
   # a recorded baseline the model does not beat: the song no longer counts as handled
   worse = dict(SONG_BASELINES, previous_frame={'nll': 8.05})
   for r in runs[:6]:

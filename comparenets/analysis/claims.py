@@ -44,6 +44,7 @@ from comparenets.analysis import structure as structure_lib
 from comparenets.metric_writers import read_metrics, training_seconds
 from comparenets.metrics import intervals
 from comparenets.models import recurrent
+from comparenets.tasks import forecasting
 
 ARTICLE = ('a Chinese blog article comparing CNNs and RNNs by model structure (section 2), '
            'input and output (3) and uses (4), by 禅与计算机程序设计艺术')
@@ -1165,6 +1166,22 @@ def bars(run: dict[str, Any], rules: Rules = RULES) -> dict[str, float]:
   return {}
 
 
+# The kinds of sequence data the article names for RNNs (section 4.2), how a run's task is one,
+# and the runs of the full suite that are: what a suite without them says it lacks
+SEQUENCE_KINDS = (
+    ('text', lambda t: t.get('name') in ('char_lm', 'sentiment'), 'char_lm, sentiment'),
+    ('music', lambda t: t.get('name') == 'song', 'song'),
+    ('a real series', lambda t: t.get('name') == 'forecasting'
+     and t.get('series') in forecasting.REAL_SERIES, 'forecasting_sunspots'),
+    ('video', lambda t: t.get('name') == 'moving_digits', 'moving_digits'),
+)
+
+
+def sequence_kind(task: dict[str, Any]) -> str | None:
+  """The kind of `SEQUENCE_KINDS` a run's task section is, or None (synthetic or digits)."""
+  return next((kind for kind, is_kind, _ in SEQUENCE_KINDS if is_kind(task)), None)
+
+
 @dataclasses.dataclass(frozen=True)
 class SequenceTask:
   group: str  # the task setting
@@ -1174,6 +1191,7 @@ class SequenceTask:
   values: dict[str, list[float]]  # {model: per-seed test values} of every model of the setting
   workdirs: dict[str, str]  # {model: its runs}
   bars: dict[str, float]  # `bars`: {} when none is known
+  kind: str | None = None  # `sequence_kind` of its task
 
   def better(self, a: float, b: float) -> bool:
     return a > b if self.higher_is_better else a < b
@@ -1199,7 +1217,7 @@ def _sequence_tasks(ev: Evidence, rules: Rules) -> list[SequenceTask]:
     best = pick(readers, key=lambda m: float(np.mean(values[m])))
     out.append(SequenceTask(group, metric, higher, best, values,
                             {m: _runs_text(rs) for m, rs in members.items()},
-                            bars(first, rules)))
+                            bars(first, rules), sequence_kind(first.get('task', {}))))
   return out
 
 
@@ -1242,6 +1260,10 @@ def _describe_sequence_uses(found: list[SequenceTask], verdict: str, rules: Rule
            f'of {len(measured)} tasks with baselines (recorded with the runs where the task '
            'has them, else the trivial level: predicting 1 on the adding problem, guessing on '
            'copy memory, 1 / classes, a uniform byte).')
+  missing = [f'{kind} ({runs})' for kind, _, runs in SEQUENCE_KINDS
+             if not any(t.kind == kind for t in found)]
+  if missing:
+    tally += f' Not in this suite: {", ".join(missing)} ({FULL_SUITE}).'
   return '; '.join(parts) + tally
 
 

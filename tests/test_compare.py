@@ -154,6 +154,18 @@ def test_quick_suite_has_three_seeds_on_every_row_and_sweeps_digits_rates():
       0.125, 0.25, 0.5, 1.0}
 
 
+def test_real_data_suite_has_the_song_and_the_sunspots_for_every_causal_family():
+  entries = compare.load_suite('real_data')
+  tasks_of = {}
+  for name, experiment, arg, overrides in entries:
+    config = load_config(experiment, arg, overrides)
+    assert config.sweep.seeds == 3, name
+    tasks_of.setdefault((config.task.name, config.task.get('series')), set()).add(
+        name.split('/')[1])
+  assert tasks_of == {('song', None): {'tcn', 'rnn', 'lstm', 'gru'},
+                      ('forecasting', 'sunspots'): {'tcn', 'rnn', 'lstm', 'gru'}}
+
+
 def _without_time(table: str) -> list[list[str]]:
   rows = [[c.strip() for c in line.split('|')] for line in table.splitlines() if line]
   column = rows[0].index('train s')

@@ -1,14 +1,12 @@
 """The command lines' CPU settings (comparenets.runtime); conftest applies them to this process."""
 
-import glob
 import importlib.metadata
 import importlib.util
+import json
 import os
 import platform
-import re
 import subprocess
 import sys
-import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -76,33 +74,48 @@ def test_this_process_runs_with_the_flag():
   assert 'convolution(' in text and '__ynn_fusion' not in text
 
 
-def _temp_blocks(fn, *args, **options) -> list[int]:
-  """Bytes of each block of temporaries XLA allocates for a call of ``fn`` (its buffer
-  assignment, dumped by this compilation only)."""
+_TEMP_BLOCKS = """
+import glob, json, os, re, sys, tempfile
+import jax, jax.numpy as jnp
+
+def scan_three_outputs(x):
+  def step(c, _):
+    c = jnp.tanh(c * 1.01)
+    return c, (c * 2, c * 3, c * 4)
+  _, ys = jax.lax.scan(step, x, None, length=64)  # each [64, 64, 2048] float32: 32 MiB
+  return sum(jnp.sum(y * y) for y in ys)
+
+blocks = {}
+for name, options in json.loads(sys.argv[1]).items():
   with tempfile.TemporaryDirectory() as dump:
-    jax.jit(fn, compiler_options={'xla_dump_to': dump, **options}).lower(*args).compile()
+    jax.jit(scan_three_outputs, compiler_options={'xla_dump_to': dump, **options}).lower(
+        jnp.ones((64, 2048))).compile()
     (path,) = glob.glob(os.path.join(dump, '*after_optimizations-buffer-assignment.txt'))
     with open(path, encoding='utf-8') as f:
       text = f.read()
-  return [int(size) for size in
-          re.findall(r'allocation \d+: size (\d+), preallocated-temp', text)]
+  blocks[name] = [int(size) for size in
+                  re.findall(r'allocation \\d+: size (\\d+), preallocated-temp', text)]
+print(json.dumps(blocks))
+"""
 
 
 def test_temporaries_come_in_blocks_that_a_threads_heap_keeps():
   """XLA read the heap flag: 96 MiB of temporaries come as blocks of at most 32 MiB, which
   glibc serves from a thread's heap and keeps; in XLA's default single block (over a thread
-  heap's 64 MiB) they came from a fresh mmap at every call (the faults: BUILD_NOTES.md)."""
-  def scan_three_outputs(x):
-    def step(c, _):
-      c = jnp.tanh(c * 1.01)
-      return c, (c * 2, c * 3, c * 4)
-    _, ys = jax.lax.scan(step, x, None, length=64)  # each [64, 64, 2048] float32: 32 MiB
-    return sum(jnp.sum(y * y) for y in ys)
-
-  x = jnp.ones((64, 2048))
-  tuned = _temp_blocks(scan_three_outputs, x)
+  heap's 64 MiB) they came from a fresh mmap at every call (the faults: BUILD_NOTES.md).
+  The buffer assignment is XLA's dump, written only when XLA compiles: the compilation runs in
+  a process without the persistent cache (whose key ignores the dump directory, so a cached
+  program, as on a second run of the tests, dumps nothing). It inherits this process's
+  XLA_FLAGS, the command lines' settings."""
+  env = dict(os.environ)
+  env.pop('COMPARENETS_COMPILATION_CACHE', None)
+  env.pop('JAX_COMPILATION_CACHE_DIR', None)
+  options = {'tuned': {}, 'default': {HEAPS: -1}}
+  out = subprocess.run([sys.executable, '-c', _TEMP_BLOCKS, json.dumps(options)], env=env,
+                       capture_output=True, text=True, check=True, timeout=300)
+  blocks = json.loads(out.stdout.strip().splitlines()[-1])
+  tuned, default = blocks['tuned'], blocks['default']
   assert max(tuned) <= 32 * 2**20 and sum(tuned) >= 96 * 2**20, tuned
-  default = _temp_blocks(scan_three_outputs, x, **{HEAPS: -1})
   assert max(default) >= 96 * 2**20, default
 
 

@@ -624,7 +624,9 @@ def test_sequence_uses_flip_at_the_trivial_levels(gru_mse, lstm_recall, verdict)
   assert v.evidence.endswith(  # the article's kinds of sequence data that no run here is
       'Not in this suite: text (char_lm, sentiment), music (song), a real series '
       '(forecasting_sunspots), video (moving_digits) (the full suite, '
-      'experiments/suites/full.py, runs them).')
+      'experiments/suites/full.py, runs them). Music and a real series at quick sizes: '
+      'experiments/suites/real_data.py (the song and the sunspots, every causal family, 3 '
+      'seeds).')
   # a setting trained on part of its data is the data-size check's, not one more task here
   part = seq_run('copy_memory_T30_frac0.125/lstm', {'name': 'copy_memory', 'train_subset':
                                                     0.125}, 0.1)
@@ -654,6 +656,7 @@ def test_sequence_uses_read_recorded_baselines_and_weigh_the_tcn_over_seeds():
   assert 'a real series (forecasting_sunspots)' in with_real.evidence
   with_real = claims.rnns_handle_sequences(Evidence(runs + [series('sunspots')]))
   assert 'Not in this suite: text (char_lm, sentiment) (the full suite' in with_real.evidence
+  assert with_real.evidence.endswith('experiments/suites/full.py, runs them).')  # both here
   # a recorded baseline the model does not beat: the song no longer counts as handled
   worse = dict(SONG_BASELINES, previous_frame={'nll': 8.05})
   for r in runs[:6]:

@@ -136,7 +136,11 @@ def test_quick_suite_has_three_seeds_on_every_row_and_sweeps_digits_rates():
                                                   'super_resolution.py', 'edges.py'}
   assert {n.split('/')[1] for n in names if n.startswith('digits/')} == {
       'cnn', 'tcn', 'rnn', 'lstm', 'gru'}
-  # text generation for every causal family (issue 20)
+  # text generation and a real series for every causal family (issue 20)
+  assert {n.split('/')[1] for n in names if n.startswith('forecasting_sunspots/')} == {
+      'tcn', 'rnn', 'lstm', 'gru'}
+  assert all(load_config(e, a, o).task.series == 'sunspots'
+             for n, e, a, o in entries if n.startswith('forecasting_sunspots/'))
   assert {n.split('/')[1] for n in names if n.startswith('char_lm/')} == {'tcn', 'rnn', 'lstm', 'gru'}
   for name, experiment, arg, overrides in entries:
     config = load_config(experiment, arg, overrides)  # every entry builds a config

@@ -1175,6 +1175,11 @@ SEQUENCE_KINDS = (
      and t.get('series') in forecasting.REAL_SERIES, 'forecasting_sunspots'),
     ('video', lambda t: t.get('name') == 'moving_digits', 'moving_digits'),
 )
+# the kinds that experiments/suites/real_data.py runs at quick sizes (wheel data: the chorales
+# and statsmodels' sunspots)
+REAL_DATA_KINDS = ('music', 'a real series')
+REAL_DATA_SUITE = ('Music and a real series at quick sizes: experiments/suites/real_data.py '
+                   '(the song and the sunspots, every causal family, 3 seeds)')
 
 
 def sequence_kind(task: dict[str, Any]) -> str | None:
@@ -1264,6 +1269,8 @@ def _describe_sequence_uses(found: list[SequenceTask], verdict: str, rules: Rule
              if not any(t.kind == kind for t in found)]
   if missing:
     tally += f' Not in this suite: {", ".join(missing)} ({FULL_SUITE}).'
+    if any(not any(t.kind == kind for t in found) for kind in REAL_DATA_KINDS):
+      tally += f' {REAL_DATA_SUITE}.'
   return '; '.join(parts) + tally
 
 

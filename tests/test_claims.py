@@ -624,9 +624,8 @@ def test_sequence_uses_flip_at_the_trivial_levels(gru_mse, lstm_recall, verdict)
   assert v.evidence.endswith(  # the article's kinds of sequence data that no run here is
       'Not in this suite: text (char_lm, sentiment), music (song), a real series '
       '(forecasting_sunspots), video (moving_digits) (the full suite, '
-      'experiments/suites/full.py, runs them). Music and a real series at quick sizes: '
-      'experiments/suites/real_data.py (the song and the sunspots, every causal family, 3 '
-      'seeds).')
+      'experiments/suites/full.py, runs them). experiments/suites/real_data.py runs the song '
+      'and the sunspots at quick sizes (every causal family, 3 seeds).')
   # a setting trained on part of its data is the data-size check's, not one more task here
   part = seq_run('copy_memory_T30_frac0.125/lstm', {'name': 'copy_memory', 'train_subset':
                                                     0.125}, 0.1)

@@ -1178,8 +1178,8 @@ SEQUENCE_KINDS = (
 # the kinds that experiments/suites/real_data.py runs at quick sizes (wheel data: the chorales
 # and statsmodels' sunspots)
 REAL_DATA_KINDS = ('music', 'a real series')
-REAL_DATA_SUITE = ('Music and a real series at quick sizes: experiments/suites/real_data.py '
-                   '(the song and the sunspots, every causal family, 3 seeds)')
+REAL_DATA_SUITE = ('experiments/suites/real_data.py runs the song and the sunspots at quick '
+                   'sizes (every causal family, 3 seeds)')
 
 
 def sequence_kind(task: dict[str, Any]) -> str | None:

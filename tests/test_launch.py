@@ -338,6 +338,9 @@ def test_tpu_clone_instead_of_copy(fakes):
 
 
 @pytest.mark.parametrize('change,message', [
+    ({'--suite': 'quick'}, '--suite and --config exclude each other'),
+    ({'--config': None, '--suite': 'nope'}, 'experiments/suites/nope.py is not in the committed'),
+    ({'--config': None, '--suite': '../x'}, 'must name a suite under experiments/suites/'),
     ({'--name': None}, '--name is required'),
     ({'--name': 'Bad_Name'}, 'is not a valid TPU name'),
     ({'--zone': None}, '--zone is required'),
@@ -501,3 +504,107 @@ def test_slurm_tasks_get_the_gpus_srun_leaves_them(fakes, monkeypatch, per, gpus
       assert distributed.initialize()
     asked.append(seen[0].get('local_device_ids'))
   assert asked == gpus_by_task
+
+
+# A suite worker's python: records its command line and the TPU variables it was given.
+SUITE_WORKER_PYTHON = f"""#!{sys.executable}
+import json, os, sys
+with open(os.environ['FAKE_LOG'], 'a') as f:
+  f.write(json.dumps({{'tool': 'python', 'argv': sys.argv[1:],
+                      'multiprocess': os.environ.get('COMPARENETS_MULTIPROCESS'),
+                      'tpu': {{k: v for k, v in os.environ.items()
+                              if k.startswith(('TPU_', 'CLOUD_TPU_'))}}}}) + '\\n')
+"""
+
+# The GCE metadata server as curl reaches it on a TPU VM worker: this worker's number and the
+# slice's workers (one "?:?:IP" entry each); $FAKE_METADATA=down fails as curl -f does.
+FAKE_CURL = f"""#!{sys.executable}
+import json, os, sys
+with open(os.environ['FAKE_LOG'], 'a') as f:
+  f.write(json.dumps({{'tool': 'curl', 'argv': sys.argv[1:]}}) + '\\n')
+if os.environ.get('FAKE_METADATA') == 'down':
+  sys.exit(7)
+url = sys.argv[-1]
+if url.endswith('/agent-worker-number'):
+  print('3', end='')
+elif url.endswith('/worker-network-endpoints'):
+  print(','.join(f'unknown:unknown:10.130.0.{{i}}' for i in range(4)), end='')
+else:
+  sys.exit(22)
+"""
+
+SUITE_FLAGS = [f for f in TPU_FLAGS if not f.startswith('--config=')] + ['--suite=quick']
+SUITE_WORKDIR = 'gs://my-bucket/comparenets/cn-test/suite-quick'
+
+
+@pytest.mark.parametrize('source,shard', [('env', '1/2'), ('metadata', '3/4'), ('none', None)])
+def test_tpu_suite_every_worker_runs_its_own_shard(fakes, tmp_path, source, shard):
+  """`--suite`: each worker's job runs `compare --shard=I/N --report_when_all_done`, I and N
+  read on the worker (TPU_WORKER_ID and TPU_WORKER_HOSTNAMES, else the metadata server), one
+  single-host process on its host's 4 chips, not a member of jax.distributed."""
+  env, calls = fakes
+  lines = _tpu(env, *SUITE_FLAGS)
+  assert len(lines) == 6
+  run = _option(shlex.split(lines[5]), '--command')
+  assert '--report_when_all_done' in run and '--shard="$i/$n"' in run
+  assert 'COMPARENETS_MULTIPROCESS' not in run and 'comparenets.main' not in run
+  home = tmp_path / 'home'
+  python = home / 'comparenets-venv' / 'bin' / 'python'
+  python.parent.mkdir(parents=True)
+  python.write_text(SUITE_WORKER_PYTHON)
+  python.chmod(0o755)
+  (home / 'comparenets').mkdir()
+  curl = tmp_path / 'bin' / 'curl'
+  curl.write_text(FAKE_CURL)
+  curl.chmod(0o755)
+  worker_env = dict(env, HOME=str(home))
+  for name in list(worker_env):  # a bare worker: no TPU variable of this machine's
+    if name.startswith(('TPU_', 'CLOUD_TPU_')):
+      worker_env.pop(name)
+  if source == 'env':
+    worker_env.update(TPU_WORKER_ID='1', TPU_WORKER_HOSTNAMES='t1v-n-0,t1v-n-1')
+  elif source == 'none':
+    worker_env['FAKE_METADATA'] = 'down'
+  assert _run(['bash', '-c', run], env=worker_env, timeout=10).returncode == 0
+  if shard is None:  # no index to be had: the job says so in its log, nothing runs
+    deadline = time.time() + 20
+    log = home / 'comparenets.log'
+    while time.time() < deadline and 'exit status' not in (log.read_text() if log.exists()
+                                                           else ''):
+      time.sleep(0.05)
+    text = log.read_text()
+    assert 'comparenets: error: cannot tell the index of this worker () among 0 workers' in text
+    assert 'comparenets: exit status 2' in text
+    assert not [c for c in calls() if c['tool'] == 'python']
+    return
+  job = _wait_for(calls, 'python')
+  assert job['argv'] == ['-m', 'comparenets.compare', '--suite=quick',
+                         f'--workdir={SUITE_WORKDIR}', f'--shard={shard}',
+                         '--report_when_all_done']
+  assert job['multiprocess'] is None  # no jax.distributed: each worker alone
+  assert job['tpu'] == {'TPU_PROCESS_BOUNDS': '1,1,1', 'TPU_CHIPS_PER_PROCESS_BOUNDS': '2,2,1',
+                        'TPU_VISIBLE_CHIPS': '0,1,2,3', 'CLOUD_TPU_TASK_ID': '0',
+                        'TPU_PROCESS_PORT': '8476', 'TPU_PROCESS_ADDRESSES': 'localhost:8476',
+                        'TPU_WORKER_HOSTNAMES': 'localhost', 'TPU_WORKER_ID': '0'}
+  asked = [c['argv'] for c in calls() if c['tool'] == 'curl']
+  if source == 'env':
+    assert not asked
+  else:
+    assert [a[-1].rsplit('/', 1)[1] for a in asked] == ['agent-worker-number',
+                                                        'worker-network-endpoints']
+    assert all(a[:3] == ['-sf', '-H', 'Metadata-Flavor: Google'] for a in asked)
+
+
+def test_tpu_suite_on_one_host_leaves_libtpu_alone(fakes):
+  """A single-host TPU VM (v4-8, v6e-8): its one worker has every chip: shard 0/1 there, no
+  chip variables; the default workdir names the suite."""
+  env, _ = fakes
+  for accelerator in ('v4-8', 'v6e-8', 'v5litepod-8'):
+    run = _option(shlex.split(_tpu(env, *_with(SUITE_FLAGS, accelerator_type=accelerator))[5]),
+                  '--command')
+    assert 'TPU_PROCESS_BOUNDS' not in run and '--report_when_all_done' in run
+    assert f'--workdir={SUITE_WORKDIR}' in run
+  for accelerator in ('v5litepod-16', 'v6e-16', 'v5p-16', 'v2-32'):
+    run = _option(shlex.split(_tpu(env, *_with(SUITE_FLAGS, accelerator_type=accelerator))[5]),
+                  '--command')
+    assert 'TPU_CHIPS_PER_PROCESS_BOUNDS=2,2,1 TPU_VISIBLE_CHIPS=0,1,2,3' in run, accelerator

@@ -18,10 +18,12 @@ import pytest
 from comparenets import distributed
 
 import fake_slurm
+from test_compare import SUITE  # the tiny suite, run here one process a device
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TPU = os.path.join(ROOT, 'scripts', 'launch_tpu.sh')
 SLURM = os.path.join(ROOT, 'scripts', 'launch_slurm.sh')
+PER_DEVICE = os.path.join(ROOT, 'scripts', 'run_suite_per_device.sh')
 CONFIG = 'experiments/digits.py:model=lstm,quick'
 TPU_FLAGS = ['--name=cn-test', '--zone=us-central2-b', '--accelerator-type=v4-16',
              '--bucket=gs://my-bucket', f'--config={CONFIG}']
@@ -90,7 +92,7 @@ def _option(argv, name):
 
 
 def test_scripts_parse():
-  for script in (TPU, SLURM):
+  for script in (TPU, SLURM, PER_DEVICE):
     assert _run(['bash', '-n', script]).returncode == 0
 
 
@@ -608,3 +610,78 @@ def test_tpu_suite_on_one_host_leaves_libtpu_alone(fakes):
     run = _option(shlex.split(_tpu(env, *_with(SUITE_FLAGS, accelerator_type=accelerator))[5]),
                   '--command')
     assert 'TPU_CHIPS_PER_PROCESS_BOUNDS=2,2,1 TPU_VISIBLE_CHIPS=0,1,2,3' in run, accelerator
+
+# Put first on PYTHONPATH of the shards' processes: training replaced by a stand-in that writes
+# the run's results.json from its config (the processes, shards, markers and report are real).
+FAKE_TRAINING = '''
+import json, os
+from comparenets import train
+
+def _fake_train(config, run_dir):
+  value = 0.5 + len(config.model.name) / 100
+  metric = 'accuracy' if config.task.name == 'digits' else 'nrmse'
+  results = {'model': config.model.name, 'task': {'name': config.task.name},
+             'input_kind': 'sequence', 'steps': 100, 'params': {'total': 1000},
+             'train_time_s': 1.0, 'target_metric': metric,
+             'validation': {metric: value - 0.05}, 'test': {metric: value},
+             'device': os.environ.get('CUDA_VISIBLE_DEVICES')}
+  os.makedirs(run_dir, exist_ok=True)
+  with open(os.path.join(run_dir, 'results.json'), 'w') as f:
+    json.dump(results, f)
+  return results
+
+train.train_and_evaluate = _fake_train
+'''
+
+
+def test_one_process_per_device_runs_every_shard_and_the_last_writes_the_report(tmp_path):
+  """`--devices=2` on the tiny suite of tests/test_compare.py: two processes, one a device
+  (CUDA_VISIBLE_DEVICES 0 and 1, TPU chip 0 and 1 on distinct ports), each its shard; both
+  logs, both markers, every run once, and REPORT.md."""
+  suite = tmp_path / 'tiny.py'
+  suite.write_text(SUITE)
+  workdir = tmp_path / 'w'
+  workdir.mkdir()
+  (workdir / 'structure.jsonl').write_text('')  # no structure rows: the report in seconds
+  hooks = tmp_path / 'hooks'
+  hooks.mkdir()
+  (hooks / 'sitecustomize.py').write_text(FAKE_TRAINING)
+  env = dict(os.environ, PYTHONPATH=f'{hooks}:{ROOT}', JAX_PLATFORMS='cpu')
+  proc = _run(['bash', PER_DEVICE, f'--suite={suite}', f'--workdir={workdir}', '--devices=2',
+               f'--python={sys.executable}'], env=env, timeout=120)
+  assert proc.returncode == 0, proc.stderr + ''.join(
+      p.read_text()[-2000:] for p in (workdir / 'logs').glob('*.log'))
+  assert sorted(os.listdir(workdir / 'logs')) == ['shard-0.log', 'shard-1.log']
+  assert sorted(os.listdir(workdir / '.shards')) == ['0-of-2.json', '1-of-2.json']
+  devices = {name: json.loads((workdir / name / 'results.json').read_text())['device']
+             for name in ('digits/cnn', 'digits/lstm', 'forecasting/gru')}
+  assert devices == {'digits/cnn': '0', 'digits/lstm': '1', 'forecasting/gru': '0'}
+  text = (workdir / 'REPORT.md').read_text()
+  assert '3 runs below' in text and '`digits/lstm`' in text and '`forecasting/gru`' in text
+  logs = [(workdir / 'logs' / f'shard-{i}.log').read_text() for i in (0, 1)]
+  assert sum(f'report: {workdir}/REPORT.md' in log for log in logs) >= 1
+  assert 'all 2 shards done' in proc.stderr
+
+
+def test_one_process_per_device_names_a_failed_shard(tmp_path):
+  """Each process's device variables, and a shard that fails: exit 1 naming it, after the
+  others finished."""
+  python = tmp_path / 'python'
+  python.write_text('#!/bin/bash\n'
+                    'echo "$CUDA_VISIBLE_DEVICES $TPU_VISIBLE_CHIPS $TPU_PROCESS_PORT '
+                    '$TPU_PROCESS_ADDRESSES $TPU_CHIPS_PER_PROCESS_BOUNDS $*"\n'
+                    '[[ "$*" != *--shard=1/3* ]] || exit 3\n')
+  python.chmod(0o755)
+  proc = _run(['bash', PER_DEVICE, '--suite=quick', f'--workdir={tmp_path / "w"}',
+               '--devices=3', f'--python={python}'])
+  assert proc.returncode == 1
+  assert proc.stderr.splitlines()[-1] == (
+      f'run_suite_per_device.sh: error: 1 of 3 failed: shard 1/3 (exit 3, log '
+      f'{tmp_path}/w/logs/shard-1.log)')
+  for i in range(3):
+    assert (tmp_path / 'w' / 'logs' / f'shard-{i}.log').read_text() == (
+        f'{i} {i} {8476 + i} localhost:{8476 + i} 1,1,1 -m comparenets.compare --suite=quick '
+        f'--workdir={tmp_path}/w --shard={i}/3 --report_when_all_done\n')
+  bad = _run(['bash', PER_DEVICE, '--suite=quick', '--workdir=gs://b/w'])
+  assert bad.returncode == 2 and bad.stderr.strip() == (
+      'run_suite_per_device.sh: error: --workdir=gs://b/w is on a bucket: give --logs=DIR (local)')

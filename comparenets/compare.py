@@ -19,12 +19,26 @@ shards. Shards share the workdir (a shared filesystem or a bucket: every entry's
 is its own) and write no report, which the other shards' runs are not in yet; once all have
 finished, the same command without ``--shard`` finds every run finished and writes the report.
 SLURM job arrays (``scripts/launch_slurm.sh --suite``) run the shards; nothing here schedules.
+
+    python -m comparenets.compare --suite=full --workdir=W --shard=I/N --report_when_all_done
+
+lets the shards write the report themselves, where no job runs after them (each worker of a
+Cloud TPU slice, ``scripts/launch_tpu.sh --suite``; one process per device on one machine,
+``scripts/run_suite_per_device.sh``): a shard whose entries all finished writes the marker
+``W/.shards/I-of-N.json`` (whole: a temporary file of its own renamed, or one upload on a
+bucket), then looks for all N markers; the shard that finds them, and every entry of the suite
+finished, writes the report. Shards finishing together may both find them: both then write the
+same files (each file renamed whole over the other's; the timings a report measures are cached
+by the first writer, `workdir.write_text_once`), so REPORT.md is never torn. A shard stopped
+early (SIGTERM) writes no marker; run it again.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import os
+import socket
 import sys
 import time
 from typing import Any, Sequence
@@ -52,6 +66,9 @@ def _define_flags() -> None:
   flags.DEFINE_string('workdir', None, 'Directory for the runs and the report.')
   flags.DEFINE_string('shard', None, 'I/N: run only shard I (0-based) of N of the suite\'s '
                       'entries, and write no report (see the module docstring).')
+  flags.DEFINE_bool('report_when_all_done', False, 'With --shard: once this shard\'s entries '
+                    'finished, mark it done (W/.shards/I-of-N.json); the shard that finds all N '
+                    'marked writes the report.')
 
 
 def load_suite(suite: str) -> list[tuple[str, str, str, dict[str, Any]]]:
@@ -100,13 +117,61 @@ def run_suite(suite: str, workdir: str, shard: tuple[int, int] = (0, 1)) -> list
     return _run_entries(entries, workdir)
 
 
+def is_finished(workdir: str, name: str) -> bool:
+  """Whether the run ``name`` of a suite in ``workdir`` finished: its results.json, or a
+  sweep's sweep.json (its members' runs are below it)."""
+  return any(workdirs.join(workdir, name, f).exists() for f in ('results.json', 'sweep.json'))
+
+
+def unfinished(entries, workdir: str) -> list[str]:
+  """The names of ``entries`` whose runs have not finished in ``workdir``."""
+  return [entry[0] for entry in entries if not is_finished(workdir, entry[0])]
+
+
+SHARDS_DIR = '.shards'  # hidden: the report's search for runs does not look inside
+
+
+def shard_marker(workdir: str, index: int, count: int):
+  """Where shard ``index`` of ``count`` says it is done: ``workdir/.shards/I-of-N.json``."""
+  return workdirs.join(workdir, SHARDS_DIR, f'{index}-of-{count}.json')
+
+
+def finish_shard(suite: str, workdir: str, shard: tuple[int, int]) -> str | None:
+  """After shard ``(index, count)`` of ``suite`` ran: marks it done if its entries all finished,
+  then writes the report if every shard is marked and every entry of the suite finished.
+  Returns the report's path, or None (this shard unfinished, or others still running)."""
+  index, count = shard
+  entries = load_suite(suite)
+  mine = shard_entries(entries, index, count)
+  left = unfinished(mine, workdir)
+  if left:
+    logging.warning('shard %d/%d: %d run(s) not finished (%s): no marker written; run the '
+                    'same command to finish them', index, count, len(left), ', '.join(left))
+    return None
+  marker = shard_marker(workdir, index, count)
+  marker.parent.mkdir(parents=True, exist_ok=True)
+  workdirs.write_text(marker, json.dumps({
+      'suite': suite, 'shard': index, 'shards': count, 'runs': [e[0] for e in mine],
+      'host': socket.gethostname(), 'pid': os.getpid(), 'finished_at': time.time()}, indent=2))
+  waiting = [i for i in range(count) if not shard_marker(workdir, i, count).exists()]
+  if waiting:
+    logging.info('shard %d/%d marked done; waiting for shard(s) %s, the last of which writes '
+                 'the report', index, count, ', '.join(map(str, waiting)))
+    return None
+  left = unfinished(entries, workdir)  # a marker of an earlier attempt, a run deleted since
+  if left:
+    logging.warning('every shard is marked done, but %d run(s) are not finished (%s): no '
+                    'report; run their shards again', len(left), ', '.join(left))
+    return None
+  return report.write_report(workdir)
+
+
 def _run_entries(entries, workdir) -> list[str]:
   trained = []
   bar = console.progress(entries, unit='run')
   for i, (name, experiment_file, arg, overrides) in enumerate(bar):
     run_dir = str(workdirs.join(workdir, name))  # a local path or gs://...
-    # a run's results.json, or a sweep's sweep.json (its members' runs are below it)
-    if any(workdirs.join(run_dir, f).exists() for f in ('results.json', 'sweep.json')):
+    if is_finished(workdir, name):
       logging.info('[%d/%d] %s: finished before, skipped', i + 1, len(entries), name)
       continue
     logging.info('[%d/%d] %s: %s:%s %s', i + 1, len(entries), name, experiment_file, arg,
@@ -130,18 +195,29 @@ def main(argv: Sequence[str]) -> None:
   runtime.configure_cpu()
   runtime.enable_compilation_cache()
   suite, workdir, shard = flags.FLAGS.suite, flags.FLAGS.workdir, flags.FLAGS.shard
+  when_all_done = flags.FLAGS.report_when_all_done
   if not workdir:
     print('comparenets.compare: error: --workdir is required', file=sys.stderr)
     sys.exit(2)
   try:
+    if when_all_done and not shard:
+      raise ConfigError('--report_when_all_done needs --shard=I/N (without --shard the command '
+                        'writes the report anyway)')
     workdirs.require_bucket_support(workdir, '--workdir')
     shard = parse_shard(shard) if shard else (0, 1)
     run_suite(suite, workdir, shard)
-    if shard[1] > 1:
+    if when_all_done:
+      path = finish_shard(suite, workdir, shard)
+      if path is None:
+        print(f'shard {shard[0]}/{shard[1]} of {suite}: no report from this shard (the log '
+              'above says why: its runs not all finished, or shards still running)')
+        return
+    elif shard[1] > 1:
       print(f'shard {shard[0]}/{shard[1]} of {suite} done; once every shard is, the report: '
             f'python -m comparenets.compare --suite={suite} --workdir={workdir}')
       return
-    path = report.write_report(workdir)
+    else:
+      path = report.write_report(workdir)
   except UserError as e:
     print(f'comparenets: error: {e}', file=sys.stderr)
     sys.exit(e.exit_code)

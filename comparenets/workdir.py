@@ -23,6 +23,7 @@ import json
 import os
 import posixpath
 import shutil
+import threading
 from typing import TYPE_CHECKING, Any, Iterator
 
 from etils import epath
@@ -69,16 +70,26 @@ def join(workdir: str | os.PathLike, *parts: str) -> epath.Path:
   return epath.Path(resolve(workdir)).joinpath(*parts)
 
 
-def write_text(path: epath.Path, text: str) -> None:
-  """Writes a whole file so that readers see the old or the new contents, never a part.
+def _temporary(path: epath.Path) -> epath.Path:
+  """A temporary name beside ``path`` that no other writer uses: this process's id and this
+  thread's, so that two processes (shards on a shared filesystem) or threads writing the same
+  file at once each rename a whole file of their own over it, never one the other is still
+  writing. Hidden (a leading dot): a run directory's glob does not see one left by a crash."""
+  return path.parent / f'.{path.name}.tmp-{os.getpid()}-{threading.get_ident()}'
 
-  Locally: a temporary file renamed over the target. On a bucket an object appears only when
-  its upload completes, so a direct write is already all-or-nothing.
+
+def write_text(path: epath.Path, text: str) -> None:
+  """Writes a whole file so that readers see the old or the new contents, never a part, also
+  while other processes write the same file (the last rename wins, whole).
+
+  Locally: a temporary file of this writer's own (`_temporary`) renamed over the target. On a
+  bucket an object appears only when its upload completes, so a direct write is already
+  all-or-nothing (and the last upload wins).
   """
   if not is_local(path):
     path.write_text(text)
     return
-  tmp = path.parent / (path.name + '.tmp')
+  tmp = _temporary(path)
   tmp.write_text(text, encoding='utf-8')
   os.replace(tmp, path)
 
@@ -88,9 +99,38 @@ def write_bytes(path: epath.Path, data: bytes) -> None:
   if not is_local(path):
     path.write_bytes(data)
     return
-  tmp = path.parent / (path.name + '.tmp')
+  tmp = _temporary(path)
   tmp.write_bytes(data)
   os.replace(tmp, path)
+
+
+def write_text_once(path: epath.Path, text: str) -> str:
+  """Writes ``text`` to ``path`` unless the file exists, and returns the file's contents: the
+  first writer's, when several write at once. What a measurement (timings) cached for later
+  readers needs: every writer then goes on with the same numbers.
+
+  Locally the first writer wins atomically (a hard link of a whole temporary file, which fails
+  when the name exists). A bucket has no such operation through epath: a look, then a write,
+  then a read back; two writers within one upload's time of each other may each read their
+  own (the later upload then stays).
+  """
+  if not is_local(path):
+    if not path.exists():
+      path.write_text(text)
+    return path.read_text()
+  tmp = _temporary(path)
+  tmp.write_text(text, encoding='utf-8')
+  try:
+    os.link(tmp, path)
+  except FileExistsError:
+    pass
+  except OSError:  # no hard links there (some FUSE mounts): a look, then a rename
+    if not path.exists():
+      os.replace(tmp, path)
+  finally:
+    if tmp.exists():
+      os.unlink(tmp)
+  return path.read_text(encoding='utf-8')
 
 
 def read_text(path: epath.Path) -> str | None:

@@ -6,6 +6,8 @@
 #     [--workdir=gs://my-bucket/runs/x] [--version=RUNTIME] [--project=P] [--spot] [--queued] \
 #     [--repo=https://github.com/me/comparenets.git [--ref=main]] [--dry-run] \
 #     [-- --config.train.steps=5000 ...]
+#   scripts/launch_tpu.sh --name=cn-v4 --zone=us-central2-b --accelerator-type=v4-32 \
+#     --bucket=gs://my-bucket --suite=full [--workdir=gs://my-bucket/runs/full] [...]
 #   scripts/launch_tpu.sh --name=cn-v4 --zone=us-central2-b --logs    # follow worker 0's log
 #   scripts/launch_tpu.sh --name=cn-v4 --zone=us-central2-b --stop    # SIGTERM on every worker
 #
@@ -26,6 +28,14 @@
 #    job ends; one job per TPU VM at a time (the TPU chips belong to one process). The workdir
 #    is on the bucket (default gs://BUCKET/comparenets/NAME/EXPERIMENT), which every worker
 #    sees, and the same command resumes from its newest checkpoint.
+#    With --suite=NAME instead of --config, every worker runs its own shard of the suite
+#    instead: `python -m comparenets.compare --suite=NAME --workdir=WORKDIR --shard=I/N
+#    --report_when_all_done`, I the worker's index and N the number of workers, both read on
+#    the worker when the job starts (TPU_WORKER_ID and TPU_WORKER_HOSTNAMES where set, else the
+#    GCE metadata server's agent-worker-number and worker-network-endpoints). Each worker is a
+#    process of its own on its own host's chips (no jax.distributed; libtpu told so by
+#    TPU_PROCESS_BOUNDS=1,1,1 and the host's chip bounds), and the last worker to finish writes
+#    WORKDIR/REPORT.md (default workdir gs://BUCKET/comparenets/NAME/suite-NAME).
 # --logs follows worker 0's log (process 0 is the one that logs). --stop sends SIGTERM to the job
 # on every worker and waits for it to end: it saves a checkpoint and exits 0.
 #
@@ -59,6 +69,23 @@ quote_all() {
   printf '%s' "$out"
 }
 
+# "CHIPS BOUNDS" for one host of a multi-host slice of type $1, or "0 -" for a single-host one
+# (its one worker has every chip anyway). Multi-host slices have 4 chips a host in every
+# generation here: v2/v3-N and v4/v5p-N count TensorCores (2 a chip), v5e/v6e-N count chips (up
+# to 8 on one host).
+host_chips_of() {
+  local n="${1##*-}" chips one_host
+  case "${1%-*}" in
+    v5litepod|v5e|v6e) chips="$n"; one_host=8 ;;
+    *) chips=$((n / 2)); one_host=4 ;;
+  esac
+  if ((chips > one_host)); then
+    echo "4 2,2,1"
+  else
+    echo "0 -"
+  fi
+}
+
 # The TPU software version Google's "TPU software versions" page names for JAX on each
 # generation (https://cloud.google.com/tpu/docs/runtimes).
 runtime_for() {
@@ -71,7 +98,7 @@ runtime_for() {
   esac
 }
 
-NAME='' ZONE='' ACCELERATOR='v4-8' VERSION='' BUCKET='' CONFIG='' WORKDIR=''
+NAME='' ZONE='' ACCELERATOR='v4-8' VERSION='' BUCKET='' CONFIG='' SUITE='' WORKDIR=''
 PROJECT='' REPO='' REF='' SPOT=0 QUEUED=0 DRY_RUN=0 ACTION=launch
 EXTRA=()
 while (($#)); do
@@ -98,6 +125,7 @@ while (($#)); do
     --version) VERSION="$value"; [[ -n "$VERSION" ]] || die "--version must not be empty" ;;
     --bucket) BUCKET="$value" ;;
     --config) CONFIG="$value" ;;
+    --suite) SUITE="$value" ;;
     --workdir) WORKDIR="$value" ;;
     --project) PROJECT="$value" ;;
     --repo) REPO="$value" ;;
@@ -148,16 +176,28 @@ if [[ -z "$VERSION" ]]; then
   VERSION="$(runtime_for "$ACCELERATOR")" ||
     die "no known TPU software version for --accelerator-type=$ACCELERATOR; give one with --version"
 fi
-[[ -n "$CONFIG" ]] || die "--config is required (e.g. experiments/digits.py:model=lstm)"
-EXPERIMENT="${CONFIG%%:*}"
-[[ "$EXPERIMENT" == experiments/*.py ]] ||
-  die "--config=$CONFIG must name a file under experiments/ (e.g. experiments/digits.py:model=lstm)"
+if [[ -n "$SUITE" ]]; then
+  [[ -z "$CONFIG" ]] || die "--suite and --config exclude each other: a suite names its experiments"
+  ((${#EXTRA[@]} == 0)) ||
+    die "--suite takes no comparenets.main flags after '--' (the suite file sets its overrides)"
+  [[ "${SUITE%%:*}" =~ ^[A-Za-z0-9_.-]+$ ]] ||
+    die "--suite=$SUITE must name a suite under experiments/suites/ (e.g. --suite=full)"
+  EXPERIMENT="experiments/suites/${SUITE%%:*}.py"  # the file that must be shipped
+else
+  [[ -n "$CONFIG" ]] ||
+    die "--config is required (e.g. experiments/digits.py:model=lstm), or --suite=NAME for a suite"
+  EXPERIMENT="${CONFIG%%:*}"
+  [[ "$EXPERIMENT" == experiments/*.py ]] ||
+    die "--config=$CONFIG must name a file under experiments/ (e.g. experiments/digits.py:model=lstm)"
+fi
 [[ -n "$BUCKET" || -n "$WORKDIR" ]] || die "--bucket (gs://...) or --workdir (gs://...) is required"
 if [[ -n "$BUCKET" ]]; then
   [[ "$BUCKET" =~ ^gs://[a-z0-9][-a-z0-9_.]*[a-z0-9](/.*)?$ ]] ||
     die "--bucket=$BUCKET is not a gs:// bucket"
 fi
-if [[ -z "$WORKDIR" ]]; then
+if [[ -z "$WORKDIR" && -n "$SUITE" ]]; then
+  WORKDIR="${BUCKET%/}/comparenets/$NAME/suite-${SUITE//[^A-Za-z0-9._-]/_}"
+elif [[ -z "$WORKDIR" ]]; then
   stem="$(basename "$EXPERIMENT" .py)"
   arg_part="${CONFIG#"$EXPERIMENT"}"; arg_part="${arg_part#:}"
   [[ -n "$arg_part" ]] && stem+="-${arg_part//[^A-Za-z0-9._-]/_}"
@@ -247,10 +287,43 @@ setup="set -e; $fetch; python3 -m pip install -q --user -U uv;"
 setup+=" $UV venv -q --allow-existing --python 3.11 $VENV;"
 setup+=" $UV pip install -q --python $VENV/bin/python -e \"\$HOME/comparenets[gcs]\""
 setup+=" $(quote "$JAX_SPEC") -f $LIBTPU_INDEX"
-run_args=(-m comparenets.main --config="$CONFIG" --workdir="$WORKDIR" "${EXTRA[@]}")
+if [[ -z "$SUITE" ]]; then
+  # one experiment over the whole slice: every worker joins jax.distributed
+  run_args=(-m comparenets.main --config="$CONFIG" --workdir="$WORKDIR" "${EXTRA[@]}")
+  start="COMPARENETS_MULTIPROCESS=auto $VENV/bin/python $(quote_all "${run_args[@]}")"
+else
+  # A suite: each worker a single-host process running its own shard, its index I and the
+  # worker count N read on the worker (TPU_WORKER_ID / TPU_WORKER_HOSTNAMES where the image
+  # sets them, else the GCE metadata server's agent-worker-number and worker-network-endpoints,
+  # a comma-separated list of "?:?:IP" entries, one per worker).
+  read -r host_chips chip_bounds <<<"$(host_chips_of "$ACCELERATOR")"
+  md='http://metadata.google.internal/computeMetadata/v1/instance/attributes'
+  ask="curl -sf -H \"Metadata-Flavor: Google\" $md"
+  start="( i=\"\${TPU_WORKER_ID:-\$($ask/agent-worker-number)}\";"
+  start+=" hosts=\"\${TPU_WORKER_HOSTNAMES:-\$($ask/worker-network-endpoints)}\";"
+  start+=" n=\$(printf %s \"\$hosts\" | tr , \"\\n\" | grep -c .);"
+  start+=" if ! [[ \"\$i\" =~ ^[0-9]+\$ ]] || ((n < 1 || i >= n)); then"
+  start+=" echo \"comparenets: error: cannot tell the index of this worker (\$i) among \$n workers\" >&2; exit 2; fi;"
+  if ((host_chips > 0)); then
+    # A worker of a multi-host slice alone on its host's chips, not one process of the slice:
+    # the variables that run one libtpu process on a subset of a TPU VM's chips (Skye
+    # Wanderman-Milne's gist, gist.github.com/skye/f82ba45d2445bb19d53545538754f9a3; torch_xla's
+    # single-process values, github.com/pytorch/xla/pull/4724; for one host out of a pod also
+    # TPU_WORKER_HOSTNAMES=localhost and worker 0, github.com/pytorch/xla/issues/7714).
+    # UNVERIFIED on a real slice: whether libtpu then still asks the metadata server for the
+    # slice's topology (that issue also sets TPU_SKIP_MDS_QUERY=1, left out here: with it libtpu
+    # may want the accelerator type and topology from the environment too).
+    visible="$(seq -s, 0 $((host_chips - 1)))"
+    start+=" export TPU_PROCESS_BOUNDS=1,1,1 TPU_CHIPS_PER_PROCESS_BOUNDS=$chip_bounds"
+    start+=" TPU_VISIBLE_CHIPS=$visible CLOUD_TPU_TASK_ID=0 TPU_PROCESS_PORT=8476"
+    start+=" TPU_PROCESS_ADDRESSES=localhost:8476 TPU_WORKER_HOSTNAMES=localhost TPU_WORKER_ID=0;"
+  fi
+  run_args=(-m comparenets.compare --suite="$SUITE" --workdir="$WORKDIR")
+  start+=" exec $VENV/bin/python $(quote_all "${run_args[@]}") --shard=\"\$i/\$n\" --report_when_all_done )"
+fi
 # The job, detached: its own session (setsid), immune to the ssh session's hang-up (nohup), its
 # pid in ~/comparenets.pid for --stop, its log copied to the bucket when it ends.
-job="cd $CODE || exit 1; COMPARENETS_MULTIPROCESS=auto $VENV/bin/python $(quote_all "${run_args[@]}") &"
+job="cd $CODE || exit 1; $start &"
 job+=" echo \$! > $PIDFILE; wait \$!; rc=\$?; echo \"comparenets: exit status \$rc\";"
 job+=" gcloud storage cp $LOG $(quote "${WORKDIR%/}/logs/")\"\$(hostname).log\" || true; exit \$rc"
 run="if pid=\$(cat $PIDFILE 2>/dev/null) && kill -0 \"\$pid\" 2>/dev/null; then"

@@ -4,6 +4,9 @@ the full suite's entries; the same suite run twice gives the same results."""
 import json
 import os
 import re
+import subprocess
+import sys
+import threading
 
 from etils import epath
 from fsspec.implementations.memory import MemoryFileSystem
@@ -590,3 +593,110 @@ def test_a_suite_sharded_into_a_bucket_reports_as_one_process_locally(bucket, tm
            workdirs.join(report.write_report(sharded, structure_lengths=())).read_text()
            .replace(sharded, 'R')]
   assert texts[0] == texts[1] and '`digits/lstm/seed{0,1,2}` | 3 |' in texts[1]
+
+
+def _fake_train_into_workdir(config, run_dir):
+  """A stand-in for training: the run's results.json and config.json, written through the
+  workdir helpers (a local directory or the stand-in bucket)."""
+  value = 0.5 + 0.1 * config.seed + len(config.model.name) / 100
+  metric = 'accuracy' if config.task.name == 'digits' else 'nrmse'
+  results = {'model': config.model.name, 'task': {'name': config.task.name},
+             'input_kind': 'sequence', 'steps': 100, 'params': {'total': 1000},
+             'train_time_s': 1.0, 'target_metric': metric,
+             'validation': {metric: value - 0.05}, 'test': {metric: value}}
+  workdirs.join(run_dir).mkdir(parents=True, exist_ok=True)
+  workdirs.write_text(workdirs.join(run_dir, 'config.json'), json.dumps({'seed': config.seed}))
+  workdirs.write_text(workdirs.join(run_dir, 'results.json'), json.dumps(results))
+  return results
+
+
+@pytest.mark.parametrize('where', ['local', 'bucket'])
+def test_the_last_shard_to_finish_writes_the_report(where, tmp_path, monkeypatch, request):
+  """`compare --shard=I/2 --report_when_all_done` for shard 0, then shard 1 (the tiny suite,
+  a stand-in trainer): no report after shard 0; after shard 1, a marker per shard and the report
+  the plain command writes (its text and PNGs), on a local disk and on the stand-in bucket."""
+  workdir = request.getfixturevalue('bucket') if where == 'bucket' else str(tmp_path / 'w')
+  suite = tmp_path / 'tiny.py'
+  suite.write_text(SUITE)
+  monkeypatch.setattr(compare, 'train_and_evaluate', _fake_train_into_workdir)
+  workdirs.join(workdir).mkdir(parents=True, exist_ok=True)
+  # no structure rows: the report in a second (they and the peak are measured once and cached)
+  workdirs.write_text(workdirs.join(workdir, 'structure.jsonl'), '')
+  report_md = workdirs.join(workdir, 'REPORT.md')
+  assert compare.run_suite(str(suite), workdir, (0, 2)) == ['digits/cnn', 'forecasting/gru']
+  assert compare.finish_shard(str(suite), workdir, (0, 2)) is None
+  marker = json.loads(compare.shard_marker(workdir, 0, 2).read_text())
+  assert marker['runs'] == ['digits/cnn', 'forecasting/gru'] and marker['shards'] == 2
+  assert not report_md.exists() and not compare.shard_marker(workdir, 1, 2).exists()
+  assert compare.run_suite(str(suite), workdir, (1, 2)) == ['digits/lstm']
+  assert compare.finish_shard(str(suite), workdir, (1, 2)) == f'{workdir}/REPORT.md'
+  pngs = ('metric_vs_params.png', 'learning_curves_digits.png',
+          'learning_curves_forecasting.png')
+  by_shards = report_md.read_text(), [workdirs.join(workdir, p).read_bytes() for p in pngs]
+  assert '3 runs below' in by_shards[0] and '`digits/lstm`' in by_shards[0]
+  # the plain command afterwards: nothing to train, the very same report
+  assert compare.run_suite(str(suite), workdir) == []
+  report.write_report(workdir)
+  assert (report_md.read_text(), [workdirs.join(workdir, p).read_bytes() for p in pngs]) == \
+      by_shards
+  # the report's search for runs does not enter .shards/; a marker is not a run
+  assert [r['workdir'] for r in load_results(workdir)] == ['digits/cnn', 'digits/lstm',
+                                                          'forecasting/gru']
+  if where == 'local':  # no temporary file left beside what was written
+    assert not [p for p in os.listdir(workdir) if '.tmp' in p]
+    assert sorted(os.listdir(os.path.join(workdir, '.shards'))) == ['0-of-2.json', '1-of-2.json']
+
+
+def test_a_shard_with_runs_left_writes_no_marker(tmp_path, monkeypatch):
+  """A shard stopped before its last entry (SIGTERM between runs), or every shard marked but a
+  run deleted since: no marker, no report."""
+  suite = tmp_path / 'tiny.py'
+  suite.write_text(SUITE)
+  workdir = str(tmp_path / 'w')
+  monkeypatch.setattr(compare, 'train_and_evaluate', _fake_train_into_workdir)
+  assert compare.finish_shard(str(suite), workdir, (0, 2)) is None  # nothing ran yet
+  assert not compare.shard_marker(workdir, 0, 2).exists()
+  for i in (0, 1):
+    compare.run_suite(str(suite), workdir, (i, 2))
+  assert compare.finish_shard(str(suite), workdir, (0, 2)) is None
+  os.remove(os.path.join(workdir, 'digits', 'cnn', 'results.json'))  # shard 0's run, gone
+  assert compare.finish_shard(str(suite), workdir, (1, 2)) is None
+  assert compare.shard_marker(workdir, 1, 2).exists()
+  assert not os.path.exists(os.path.join(workdir, 'REPORT.md'))
+
+
+def test_report_when_all_done_without_a_shard_is_one_error_line(tmp_path):
+  proc = subprocess.run([sys.executable, '-m', 'comparenets.compare', '--suite=quick',
+                         f'--workdir={tmp_path}/w', '--report_when_all_done'],
+                        capture_output=True, text=True, timeout=120, cwd=ROOT)
+  lines = [l for l in proc.stderr.splitlines() if l.strip()]
+  assert proc.returncode == 2 and lines == [
+      'comparenets: error: --report_when_all_done needs --shard=I/N (without --shard the '
+      'command writes the report anyway)'], proc.stderr[-2000:]
+  assert not os.path.exists(tmp_path / 'w')  # nothing ran
+
+
+def test_writers_of_one_file_at_once_leave_a_whole_file(tmp_path):
+  """Threads (as processes would) writing the same file at once: every read sees one writer's
+  whole text, and none of their temporary files is left; `write_text_once` keeps the first."""
+  path = workdirs.join(str(tmp_path), 'REPORT.md')
+  texts = [str(i) * 100_000 for i in range(4)]
+  errors, seen = [], set()
+
+  def write(text):
+    try:
+      for _ in range(30):
+        workdirs.write_text(path, text)
+        seen.add(path.read_text())
+    except Exception as e:  # pylint: disable=broad-except
+      errors.append(e)
+  threads = [threading.Thread(target=write, args=(t,)) for t in texts]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
+  assert not errors and seen <= set(texts) and os.listdir(tmp_path) == ['REPORT.md']
+  once = workdirs.join(str(tmp_path), 'peak.json')
+  kept = [workdirs.write_text_once(once, t) for t in ('first', 'second')]
+  assert kept == ['first', 'first'] and once.read_text() == 'first'
+  assert sorted(os.listdir(tmp_path)) == ['REPORT.md', 'peak.json']

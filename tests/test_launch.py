@@ -18,10 +18,12 @@ import pytest
 from comparenets import distributed
 
 import fake_slurm
+from test_compare import SUITE  # the tiny suite, run here one process a device
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TPU = os.path.join(ROOT, 'scripts', 'launch_tpu.sh')
 SLURM = os.path.join(ROOT, 'scripts', 'launch_slurm.sh')
+PER_DEVICE = os.path.join(ROOT, 'scripts', 'run_suite_per_device.sh')
 CONFIG = 'experiments/digits.py:model=lstm,quick'
 TPU_FLAGS = ['--name=cn-test', '--zone=us-central2-b', '--accelerator-type=v4-16',
              '--bucket=gs://my-bucket', f'--config={CONFIG}']
@@ -90,7 +92,7 @@ def _option(argv, name):
 
 
 def test_scripts_parse():
-  for script in (TPU, SLURM):
+  for script in (TPU, SLURM, PER_DEVICE):
     assert _run(['bash', '-n', script]).returncode == 0
 
 
@@ -338,6 +340,9 @@ def test_tpu_clone_instead_of_copy(fakes):
 
 
 @pytest.mark.parametrize('change,message', [
+    ({'--suite': 'quick'}, '--suite and --config exclude each other'),
+    ({'--config': None, '--suite': 'nope'}, 'experiments/suites/nope.py is not in the committed'),
+    ({'--config': None, '--suite': '../x'}, 'must name a suite under experiments/suites/'),
     ({'--name': None}, '--name is required'),
     ({'--name': 'Bad_Name'}, 'is not a valid TPU name'),
     ({'--zone': None}, '--zone is required'),
@@ -501,3 +506,182 @@ def test_slurm_tasks_get_the_gpus_srun_leaves_them(fakes, monkeypatch, per, gpus
       assert distributed.initialize()
     asked.append(seen[0].get('local_device_ids'))
   assert asked == gpus_by_task
+
+
+# A suite worker's python: records its command line and the TPU variables it was given.
+SUITE_WORKER_PYTHON = f"""#!{sys.executable}
+import json, os, sys
+with open(os.environ['FAKE_LOG'], 'a') as f:
+  f.write(json.dumps({{'tool': 'python', 'argv': sys.argv[1:],
+                      'multiprocess': os.environ.get('COMPARENETS_MULTIPROCESS'),
+                      'tpu': {{k: v for k, v in os.environ.items()
+                              if k.startswith(('TPU_', 'CLOUD_TPU_'))}}}}) + '\\n')
+"""
+
+# The GCE metadata server as curl reaches it on a TPU VM worker: this worker's number and the
+# slice's workers (one "?:?:IP" entry each); $FAKE_METADATA=down fails as curl -f does.
+FAKE_CURL = f"""#!{sys.executable}
+import json, os, sys
+with open(os.environ['FAKE_LOG'], 'a') as f:
+  f.write(json.dumps({{'tool': 'curl', 'argv': sys.argv[1:]}}) + '\\n')
+if os.environ.get('FAKE_METADATA') == 'down':
+  sys.exit(7)
+url = sys.argv[-1]
+if url.endswith('/agent-worker-number'):
+  print('3', end='')
+elif url.endswith('/worker-network-endpoints'):
+  print(','.join(f'unknown:unknown:10.130.0.{{i}}' for i in range(4)), end='')
+else:
+  sys.exit(22)
+"""
+
+SUITE_FLAGS = [f for f in TPU_FLAGS if not f.startswith('--config=')] + ['--suite=quick']
+SUITE_WORKDIR = 'gs://my-bucket/comparenets/cn-test/suite-quick'
+
+
+@pytest.mark.parametrize('source,shard', [('env', '1/2'), ('metadata', '3/4'), ('none', None)])
+def test_tpu_suite_every_worker_runs_its_own_shard(fakes, tmp_path, source, shard):
+  """`--suite`: each worker's job runs `compare --shard=I/N --report_when_all_done`, I and N
+  read on the worker (TPU_WORKER_ID and TPU_WORKER_HOSTNAMES, else the metadata server), one
+  single-host process on its host's 4 chips, not a member of jax.distributed."""
+  env, calls = fakes
+  lines = _tpu(env, *SUITE_FLAGS)
+  assert len(lines) == 6
+  run = _option(shlex.split(lines[5]), '--command')
+  assert '--report_when_all_done' in run and '--shard="$i/$n"' in run
+  assert 'COMPARENETS_MULTIPROCESS' not in run and 'comparenets.main' not in run
+  home = tmp_path / 'home'
+  python = home / 'comparenets-venv' / 'bin' / 'python'
+  python.parent.mkdir(parents=True)
+  python.write_text(SUITE_WORKER_PYTHON)
+  python.chmod(0o755)
+  (home / 'comparenets').mkdir()
+  curl = tmp_path / 'bin' / 'curl'
+  curl.write_text(FAKE_CURL)
+  curl.chmod(0o755)
+  worker_env = dict(env, HOME=str(home))
+  for name in list(worker_env):  # a bare worker: no TPU variable of this machine's
+    if name.startswith(('TPU_', 'CLOUD_TPU_')):
+      worker_env.pop(name)
+  if source == 'env':
+    worker_env.update(TPU_WORKER_ID='1', TPU_WORKER_HOSTNAMES='t1v-n-0,t1v-n-1')
+  elif source == 'none':
+    worker_env['FAKE_METADATA'] = 'down'
+  assert _run(['bash', '-c', run], env=worker_env, timeout=10).returncode == 0
+  if shard is None:  # no index to be had: the job says so in its log, nothing runs
+    deadline = time.time() + 20
+    log = home / 'comparenets.log'
+    while time.time() < deadline and 'exit status' not in (log.read_text() if log.exists()
+                                                           else ''):
+      time.sleep(0.05)
+    text = log.read_text()
+    assert 'comparenets: error: cannot tell the index of this worker () among 0 workers' in text
+    assert 'comparenets: exit status 2' in text
+    assert not [c for c in calls() if c['tool'] == 'python']
+    return
+  job = _wait_for(calls, 'python')
+  assert job['argv'] == ['-m', 'comparenets.compare', '--suite=quick',
+                         f'--workdir={SUITE_WORKDIR}', f'--shard={shard}',
+                         '--report_when_all_done']
+  assert job['multiprocess'] is None  # no jax.distributed: each worker alone
+  assert job['tpu'] == {'TPU_PROCESS_BOUNDS': '1,1,1', 'TPU_CHIPS_PER_PROCESS_BOUNDS': '2,2,1',
+                        'TPU_VISIBLE_CHIPS': '0,1,2,3', 'CLOUD_TPU_TASK_ID': '0',
+                        'TPU_PROCESS_PORT': '8476', 'TPU_PROCESS_ADDRESSES': 'localhost:8476',
+                        'TPU_WORKER_HOSTNAMES': 'localhost', 'TPU_WORKER_ID': '0'}
+  asked = [c['argv'] for c in calls() if c['tool'] == 'curl']
+  if source == 'env':
+    assert not asked
+  else:
+    assert [a[-1].rsplit('/', 1)[1] for a in asked] == ['agent-worker-number',
+                                                        'worker-network-endpoints']
+    assert all(a[:3] == ['-sf', '-H', 'Metadata-Flavor: Google'] for a in asked)
+
+
+def test_tpu_suite_on_one_host_leaves_libtpu_alone(fakes):
+  """A single-host TPU VM (v4-8, v6e-8): its one worker has every chip: shard 0/1 there, no
+  chip variables; the default workdir names the suite."""
+  env, _ = fakes
+  for accelerator in ('v4-8', 'v6e-8', 'v5litepod-8'):
+    run = _option(shlex.split(_tpu(env, *_with(SUITE_FLAGS, accelerator_type=accelerator))[5]),
+                  '--command')
+    assert 'TPU_PROCESS_BOUNDS' not in run and '--report_when_all_done' in run
+    assert f'--workdir={SUITE_WORKDIR}' in run
+  for accelerator in ('v5litepod-16', 'v6e-16', 'v5p-16', 'v2-32'):
+    run = _option(shlex.split(_tpu(env, *_with(SUITE_FLAGS, accelerator_type=accelerator))[5]),
+                  '--command')
+    assert 'TPU_CHIPS_PER_PROCESS_BOUNDS=2,2,1 TPU_VISIBLE_CHIPS=0,1,2,3' in run, accelerator
+
+# Put first on PYTHONPATH of the shards' processes: training replaced by a stand-in that writes
+# the run's results.json from its config (the processes, shards, markers and report are real).
+FAKE_TRAINING = '''
+import json, os
+from comparenets import train
+
+def _fake_train(config, run_dir):
+  value = 0.5 + len(config.model.name) / 100
+  metric = 'accuracy' if config.task.name == 'digits' else 'nrmse'
+  results = {'model': config.model.name, 'task': {'name': config.task.name},
+             'input_kind': 'sequence', 'steps': 100, 'params': {'total': 1000},
+             'train_time_s': 1.0, 'target_metric': metric,
+             'validation': {metric: value - 0.05}, 'test': {metric: value},
+             'device': os.environ.get('CUDA_VISIBLE_DEVICES')}
+  os.makedirs(run_dir, exist_ok=True)
+  with open(os.path.join(run_dir, 'results.json'), 'w') as f:
+    json.dump(results, f)
+  return results
+
+train.train_and_evaluate = _fake_train
+'''
+
+
+def test_one_process_per_device_runs_every_shard_and_the_last_writes_the_report(tmp_path):
+  """`--devices=2` on the tiny suite of tests/test_compare.py: two processes, one a device
+  (CUDA_VISIBLE_DEVICES 0 and 1, TPU chip 0 and 1 on distinct ports), each its shard; both
+  logs, both markers, every run once, and REPORT.md."""
+  suite = tmp_path / 'tiny.py'
+  suite.write_text(SUITE)
+  workdir = tmp_path / 'w'
+  workdir.mkdir()
+  (workdir / 'structure.jsonl').write_text('')  # no structure rows: the report in seconds
+  hooks = tmp_path / 'hooks'
+  hooks.mkdir()
+  (hooks / 'sitecustomize.py').write_text(FAKE_TRAINING)
+  env = dict(os.environ, PYTHONPATH=f'{hooks}:{ROOT}', JAX_PLATFORMS='cpu')
+  proc = _run(['bash', PER_DEVICE, f'--suite={suite}', f'--workdir={workdir}', '--devices=2',
+               f'--python={sys.executable}'], env=env, timeout=120)
+  assert proc.returncode == 0, proc.stderr + ''.join(
+      p.read_text()[-2000:] for p in (workdir / 'logs').glob('*.log'))
+  assert sorted(os.listdir(workdir / 'logs')) == ['shard-0.log', 'shard-1.log']
+  assert sorted(os.listdir(workdir / '.shards')) == ['0-of-2.json', '1-of-2.json']
+  devices = {name: json.loads((workdir / name / 'results.json').read_text())['device']
+             for name in ('digits/cnn', 'digits/lstm', 'forecasting/gru')}
+  assert devices == {'digits/cnn': '0', 'digits/lstm': '1', 'forecasting/gru': '0'}
+  text = (workdir / 'REPORT.md').read_text()
+  assert '3 runs below' in text and '`digits/lstm`' in text and '`forecasting/gru`' in text
+  logs = [(workdir / 'logs' / f'shard-{i}.log').read_text() for i in (0, 1)]
+  assert sum(f'report: {workdir}/REPORT.md' in log for log in logs) >= 1
+  assert 'all 2 shards done' in proc.stderr
+
+
+def test_one_process_per_device_names_a_failed_shard(tmp_path):
+  """Each process's device variables, and a shard that fails: exit 1 naming it, after the
+  others finished."""
+  python = tmp_path / 'python'
+  python.write_text('#!/bin/bash\n'
+                    'echo "$CUDA_VISIBLE_DEVICES $TPU_VISIBLE_CHIPS $TPU_PROCESS_PORT '
+                    '$TPU_PROCESS_ADDRESSES $TPU_CHIPS_PER_PROCESS_BOUNDS $*"\n'
+                    '[[ "$*" != *--shard=1/3* ]] || exit 3\n')
+  python.chmod(0o755)
+  proc = _run(['bash', PER_DEVICE, '--suite=quick', f'--workdir={tmp_path / "w"}',
+               '--devices=3', f'--python={python}'])
+  assert proc.returncode == 1
+  assert proc.stderr.splitlines()[-1] == (
+      f'run_suite_per_device.sh: error: 1 of 3 failed: shard 1/3 (exit 3, log '
+      f'{tmp_path}/w/logs/shard-1.log)')
+  for i in range(3):
+    assert (tmp_path / 'w' / 'logs' / f'shard-{i}.log').read_text() == (
+        f'{i} {i} {8476 + i} localhost:{8476 + i} 1,1,1 -m comparenets.compare --suite=quick '
+        f'--workdir={tmp_path}/w --shard={i}/3 --report_when_all_done\n')
+  bad = _run(['bash', PER_DEVICE, '--suite=quick', '--workdir=gs://b/w'])
+  assert bad.returncode == 2 and bad.stderr.strip() == (
+      'run_suite_per_device.sh: error: --workdir=gs://b/w is on a bucket: give --logs=DIR (local)')

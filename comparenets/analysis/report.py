@@ -43,11 +43,10 @@ from comparenets.summary import load_results
 
 def _save(fig, path: str) -> None:
   fig.tight_layout()
-  # a detached Figure renders with Agg: no pyplot, no backend switch
-  if workdirs.is_local(path):
-    fig.savefig(path, dpi=110)
-    return
-  buffer = io.BytesIO()  # matplotlib writes local files only: a bucket gets the PNG's bytes
+  # a detached Figure renders with Agg: no pyplot, no backend switch. Rendered to bytes, then
+  # written whole (`workdirs.write_bytes`): matplotlib writes local files only, and two shards
+  # writing the same report at once (`compare --report_when_all_done`) must not tear a PNG.
+  buffer = io.BytesIO()
   fig.savefig(buffer, dpi=110, format='png')
   workdirs.write_bytes(workdirs.join(path), buffer.getvalue())
 
@@ -322,8 +321,10 @@ def measure_structure(root: str, lengths=(16, 64, 256), batch: int = 32) -> list
     return [json.loads(l) for l in text.splitlines() if l.strip()]
   rows = [structure.analyze(m, structure.DEFAULT_KWARGS[m], t, batch=batch)
           for m in structure.sequence_models() for t in lengths]
-  workdirs.write_text(path, ''.join(json.dumps(r) + '\n' for r in rows))
-  return rows
+  # the first writer's rows when several reports are written at once (shards that finished
+  # together): every writer's report then shows the same timings
+  text = workdirs.write_text_once(path, ''.join(json.dumps(r) + '\n' for r in rows))
+  return [json.loads(l) for l in text.splitlines() if l.strip()]
 
 
 def measure_peak(n: int = 1024, repeats: int = 3, min_time: float = 0.2) -> dict[str, Any]:
@@ -343,9 +344,7 @@ def cached_peak(root: str) -> dict[str, Any]:
   text = workdirs.read_text(path)
   if text is not None:
     return json.loads(text)
-  peak = measure_peak()
-  workdirs.write_text(path, json.dumps(peak))
-  return peak
+  return json.loads(workdirs.write_text_once(path, json.dumps(measure_peak())))  # as above
 
 
 def write_report(root: str, structure_lengths: Sequence[int] = (16, 64, 256),

@@ -32,10 +32,8 @@ set -euo pipefail
 
 PROG=launch_slurm.sh
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-
-die() { echo "$PROG: error: $*" >&2; exit 2; }
-
-usage() { sed -n '2,/^set /{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+# die, usage, split_flag
+source "$ROOT/scripts/flags.sh"
 
 quote() {
   if [[ "$1" =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then
@@ -61,12 +59,9 @@ while (($#)); do
     --dry-run) DRY_RUN=1; shift; continue ;;
     -h|--help) usage; exit 0 ;;
     --) shift; EXTRA=("$@"); break ;;
-    --*=*) key="${arg%%=*}"; value="${arg#*=}"; shift ;;
-    --*)
-      key="$arg"
-      (($# >= 2)) && [[ "$2" != --* ]] || die "$key needs a value"
-      value="$2"; shift 2 ;;
-    *) die "unexpected argument '$arg' (flags go before '--', comparenets flags after it)" ;;
+    *)
+      split_flag "$@" || die "unexpected argument '$arg' (flags go before '--', comparenets flags after it)"
+      key="$KEY" value="$VALUE"; shift "$TAKEN" ;;
   esac
   case "$key" in
     --nodes) NODES="$value" ;;

@@ -46,13 +46,11 @@ set -euo pipefail
 
 PROG=launch_tpu.sh
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# die, usage, split_flag
+source "$ROOT/scripts/flags.sh"
 JAX_SPEC='jax[tpu]>=0.10.2,<0.11'
 LIBTPU_INDEX='https://storage.googleapis.com/jax-releases/libtpu_releases.html'
 POLL_S="${COMPARENETS_TPU_POLL_S:-30}"  # seconds between two looks at a node being made
-
-die() { echo "$PROG: error: $*" >&2; exit 2; }
-
-usage() { sed -n '2,/^set /{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 # One shell word for $1: bare when it is plainly safe, else single-quoted.
 quote() {
@@ -111,12 +109,9 @@ while (($#)); do
     --stop) ACTION=stop; shift; continue ;;
     -h|--help) usage; exit 0 ;;
     --) shift; EXTRA=("$@"); break ;;
-    --*=*) key="${arg%%=*}"; value="${arg#*=}"; shift ;;
-    --*)
-      key="$arg"
-      (($# >= 2)) && [[ "$2" != --* ]] || die "$key needs a value"
-      value="$2"; shift 2 ;;
-    *) die "unexpected argument '$arg' (flags go before '--', comparenets flags after it)" ;;
+    *)
+      split_flag "$@" || die "unexpected argument '$arg' (flags go before '--', comparenets flags after it)"
+      key="$KEY" value="$VALUE"; shift "$TAKEN" ;;
   esac
   case "$key" in
     --name) NAME="$value" ;;

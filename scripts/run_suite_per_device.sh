@@ -23,23 +23,18 @@ set -euo pipefail
 
 PROG=run_suite_per_device.sh
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# die, usage, split_flag
+source "$ROOT/scripts/flags.sh"
 BASE_PORT=8476
-
-die() { echo "$PROG: error: $*" >&2; exit 2; }
-
-usage() { sed -n '2,/^set /{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 SUITE='' WORKDIR='' DEVICES='' PYTHON='' LOGS=''
 while (($#)); do
   arg="$1"
   case "$arg" in
     -h|--help) usage; exit 0 ;;
-    --*=*) key="${arg%%=*}"; value="${arg#*=}"; shift ;;
-    --*)
-      key="$arg"
-      (($# >= 2)) && [[ "$2" != --* ]] || die "$key needs a value"
-      value="$2"; shift 2 ;;
-    *) die "unexpected argument '$arg'" ;;
+    *)
+      split_flag "$@" || die "unexpected argument '$arg'"
+      key="$KEY" value="$VALUE"; shift "$TAKEN" ;;
   esac
   case "$key" in
     --suite) SUITE="$value" ;;

@@ -26,9 +26,9 @@ import os
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from absl import logging
-from etils import epath
 
 from comparenets import tasks
+from comparenets import workdir as workdirs
 from comparenets.figures import new_figure, png_bytes, render
 from comparenets.metric_writers import read_metrics
 
@@ -36,18 +36,6 @@ if TYPE_CHECKING:
   from matplotlib.figure import Figure
 
 PLOTS_DIR = 'plots'
-
-
-def _write_bytes(path: str, data: bytes) -> None:
-  """Writes a file atomically; a bucket path (``gs://``) goes through `etils.epath`."""
-  if '://' in path:
-    epath.Path(path).parent.mkdir(parents=True, exist_ok=True)
-    epath.Path(path).write_bytes(data)
-    return
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path + '.tmp', 'wb') as f:
-    f.write(data)
-  os.replace(path + '.tmp', path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -132,7 +120,9 @@ def write_figures(workdir: str, figures: Mapping[str, 'Figure'], *, writer=None,
   for name, fig in figures.items():
     rgba = render(fig)
     path = f'{PLOTS_DIR}/{name}.png'
-    _write_bytes(f'{os.fspath(workdir).rstrip("/")}/{path}', png_bytes(rgba))
+    target = workdirs.join(workdir, PLOTS_DIR, f'{name}.png')
+    target.parent.mkdir(parents=True, exist_ok=True)
+    workdirs.write_bytes(target, png_bytes(rgba))  # whole, locally and on a bucket
     if writer is not None:
       writer.write_image(f'{PLOTS_DIR}/{name}', rgba[..., :3], step)
     written.append(path)

@@ -27,6 +27,19 @@ class RecordingSource:
     return self.source[i]
 
 
+class BatchedSource(RecordingSource):
+  """A source that also reads many records in one call, as `tfds.data_source`'s ArrayRecord
+  sources do; it remembers each call's keys."""
+
+  def __init__(self, source):
+    super().__init__(source)
+    self.calls = []
+
+  def __getitems__(self, keys):
+    self.calls.append(list(keys))
+    return [self.source[k] for k in keys]
+
+
 def _records(n):
   return [{'x': np.full(3, i, np.float32), 'y': np.int32(i)} for i in range(n)]
 
@@ -128,3 +141,29 @@ def test_global_batch_must_divide_over_all_devices():
   with pytest.raises(ConfigError, match=r"train.batch_size=12 does not divide over the 8 devices "
                      r"of train.parallel='jit'; use a multiple of 8 \(it is the global batch"):
     build_setup(config)
+
+
+def test_a_source_that_reads_batches_is_asked_in_chunks_in_order(monkeypatch):
+  """`SourceSplit.take` asks a source with ``__getitems__`` for its records in chunks (ArrayRecord
+  then reads them in parallel) and returns what reading them one at a time returns."""
+  monkeypatch.setattr(pipeline, 'READ_CHUNK', 4)
+  source = BatchedSource(_records(20))
+  split = pipeline.SourceSplit(source, lambda e: {'inputs': e['x'], 'label': e['y']},
+                               ('inputs', 'label'), indices=np.arange(19, -1, -1))
+  got = split.take(np.array([0, 5, 3, 3, 9, 1, 2, 8, 7, 6]))
+  want = [19, 14, 16, 16, 10, 18, 17, 11, 12, 13]
+  assert source.calls == [want[:4], want[4:8], want[8:]] and source.read == []
+  np.testing.assert_array_equal(got['label'], want)
+  np.testing.assert_array_equal(got['inputs'][:, 0], np.array(want, np.float32))
+
+
+def test_mock_data_sources_are_read_one_record_at_a_time():
+  """`tfds.testing.mock_data`'s ArrayRecord stand-in fails in ``__getitems__`` (it is called
+  without its self), so its sources are read by index; a batch equals the records read alone."""
+  with tfds.testing.mock_data(num_examples=30):
+    source = tfds_source.open_split('mnist', 'train')
+    with pytest.raises(TypeError):
+      source.__getitems__([0, 1])
+    got = pipeline.read_records(source, [4, 2, 9])
+    for record, key in zip(got, [4, 2, 9]):
+      np.testing.assert_array_equal(record['image'], source[key]['image'])

@@ -151,6 +151,17 @@ def test_benchmarks_run_on_tiny_shapes(tmp_path):
   assert cnn['step_gflop'] > 0 and 0 < cnn['fraction_of_matmul_peak']
 
 
+def test_reads_case_runs_on_mock_data_and_asks_for_prepared_data_otherwise():
+  records = list(bench.reads_cases('', 1, 0.0, tiny=True))
+  assert {(r['source'], r['impl']) for r in records} == {
+      (s, i) for s in ('mnist_train_batches', 'imdb_train_whole')
+      for i in ('batched', 'one_at_a_time')}
+  assert all(r['same_records'] and r['examples_per_s'] > 0 for r in records)
+  assert all(r['speedup'] == 1.0 for r in records if r['impl'] == 'one_at_a_time')
+  (skipped,) = bench.reads_cases('', 1, 0.0, tiny=False)
+  assert 'needs --data_dir=DIR with mnist and imdb_reviews' in skipped['skipped']
+
+
 def test_equal_param_channels_is_the_nearest_width():
   kwargs = dict(structure.DEFAULT_KWARGS['tcn'])
   # 56 channels: 66,584 parameters against the structure LSTM's 66,560 (55: 64,240)

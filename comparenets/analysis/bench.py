@@ -22,6 +22,12 @@ Cases:
 * ``loop``: `train_and_evaluate` with logging and checkpoints (and ``--steps_per_dispatch``)
   against the bare compiled step on the same batches.
 * ``compile``: compile time of a recurrent train step for T = 16 and 1024.
+* ``reads``: TFDS records read through `tfds.data_source` (ArrayRecord), in batches
+  (`pipeline.read_records`: one ``__getitems__`` per chunk, what the tasks do) against one record
+  at a time (``source[i]``, the reference): MNIST training batches of 128 at random indices and
+  the whole IMDB training split, examples/s. Needs ``--data_dir`` with ``mnist`` and
+  ``imdb_reviews`` prepared (``scripts/bench/prepare_tfds_reads.py`` writes datasets of their
+  shapes, with TensorFlow); ``--tiny`` runs it on `tfds.testing.mock_data` instead.
 * ``members``: the train step of a sweep's members in one program (`comparenets.sweep`), 3 and 8
   members of the digits CNN and LSTM, batched (``vmap``) and in turn (``map``), against one
   member's own step: members trained per second relative to as many separate runs, and the
@@ -59,12 +65,15 @@ from comparenets import runtime
 from comparenets import sweep as sweep_lib
 from comparenets import train as train_lib
 from comparenets.analysis import structure
+from comparenets.data import pipeline
+from comparenets.data import tfds_source
 from comparenets.metric_writers import read_metrics
 from comparenets.models import conv as conv_lib
 from comparenets.models import recurrent
 from comparenets.models.heads import ClassificationHead, TaskModel
+from comparenets.tasks import tfds_images
 
-CASES = ('matmul', 'recurrent', 'cnn', 'tcn', 'loop', 'compile', 'members')
+CASES = ('matmul', 'recurrent', 'cnn', 'tcn', 'loop', 'compile', 'members', 'reads')
 
 
 def _torch():
@@ -540,13 +549,72 @@ def compile_cases(cell: str, lengths: Sequence[int], hidden: int) -> Iterator[di
          'ratio_longest_to_shortest': times[longest] / times[shortest]}
 
 
+# -- TFDS reads ----------------------------------------------------------------------------------
+
+
+class OneAtATime:
+  """A random-access source read one record at a time (``source[i]``, no ``__getitems__``):
+  the reads case's reference, how the tasks read before they asked for batches."""
+
+  def __init__(self, source):
+    self.source = source
+
+  def __len__(self):
+    return len(self.source)
+
+  def __getitem__(self, key):
+    return self.source[key]
+
+
+def reads_cases(data_dir: str, repeats: int, min_time: float, tiny: bool
+                ) -> Iterator[dict[str, Any]]:
+  """Examples/s of the MNIST and IMDB sources, batched against one at a time (module doc)."""
+  if not data_dir and not tiny:
+    yield {'case': 'reads', 'skipped': 'needs --data_dir=DIR with mnist and imdb_reviews '
+                                       'prepared (scripts/bench/prepare_tfds_reads.py)'}
+    return
+  context = contextlib.nullcontext()
+  if not data_dir:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  # seconds to import
+    context = tfds.testing.mock_data(num_examples=256)
+  with context:
+    mnist = tfds_source.open_split('mnist', 'train', data_dir or None)
+    imdb = tfds_source.open_split('imdb_reviews', 'train', data_dir or None)
+    batch = 8 if tiny else 128
+    sampler = lambda source: pipeline.EpochSampler(
+        pipeline.SourceSplit(source, tfds_images.convert_example, ('inputs', 'label')), batch, 0)
+    step = iter(range(10**9))
+    batched, single = sampler(mnist), sampler(OneAtATime(mnist))
+    got = batched.batch(3)
+    want = single.batch(3)
+    same = all(np.array_equal(got[k], want[k]) for k in got)
+    n_imdb = min(len(imdb), 64 if tiny else len(imdb))
+    whole = lambda source: pipeline.read_records(source, range(n_imdb))
+    same_imdb = [r['text'] for r in whole(imdb)[:50]] == [
+        r['text'] for r in whole(OneAtATime(imdb))[:50]]
+    for name, fns, examples, equal in (
+        ('mnist_train_batches', {'batched': lambda: batched.batch(next(step)),
+                                 'one_at_a_time': lambda: single.batch(next(step))}, batch, same),
+        ('imdb_train_whole', {'batched': lambda: whole(imdb),
+                              'one_at_a_time': lambda: whole(OneAtATime(imdb))}, n_imdb,
+         same_imdb)):
+      samples = measure(fns, repeats, min_time)
+      rates = {k: examples / statistics.median(v) for k, v in samples.items()}
+      for impl, v in samples.items():
+        yield {'case': 'reads', 'source': name, 'impl': impl, 'data_dir': data_dir or 'mock_data',
+               'examples_per_call': examples, **_summary(v),
+               'examples_per_s': rates[impl], 'speedup': rates[impl] / rates['one_at_a_time'],
+               'same_records': equal}
+
+
 # -- command line ---------------------------------------------------------------------------------
 
 
 def run(cases: Sequence[str], repeats: int, min_time: float, tiny: bool, out=None,
         recurrent_shapes: Sequence[Sequence[int]] = ((64, 128, 32, 256),),
         steps_per_dispatch: Sequence[int] = (1,), cpu_tuning: Mapping[str, Any] | None = None,
-        tcn_lengths: Sequence[int] = (256,), tcn_batch: int = 32) -> list[dict[str, Any]]:
+        tcn_lengths: Sequence[int] = (256,), tcn_batch: int = 32,
+        data_dir: str = '') -> list[dict[str, Any]]:
   records = []
 
   def put(record):
@@ -586,6 +654,9 @@ def run(cases: Sequence[str], repeats: int, min_time: float, tiny: bool, out=Non
         put(rec)
   if 'compile' in cases:
     for rec in compile_cases('lstm', (16, 64) if tiny else (16, 1024), 8 if tiny else 128):
+      put(rec)
+  if 'reads' in cases:
+    for rec in reads_cases(data_dir, repeats, min_time, tiny):
       put(rec)
   return records
 
@@ -639,6 +710,8 @@ def _define_flags() -> None:
   flags.DEFINE_string('steps_per_dispatch', '1',
                       'train.steps_per_dispatch values of the loop case, e.g. 1,10')
   flags.DEFINE_string('tcn_lengths', '256', 'sequence lengths T of the tcn case, e.g. 256,4096')
+  flags.DEFINE_string('data_dir', '', 'TFDS data directory of the reads case (mnist and '
+                      'imdb_reviews prepared as array_record)')
   flags.DEFINE_integer('tcn_batch', 32, 'batch of the tcn case (the structure sweep\'s)',
                        lower_bound=1)
   for name, parse in (('cases', _cases), ('recurrent_shapes', _recurrent_shapes),
@@ -661,7 +734,7 @@ def main(argv: Sequence[str]) -> None:
         else contextlib.nullcontext()) as out:
     run(_cases(opts.cases), opts.repeats, opts.min_time, opts.tiny, out,
         _recurrent_shapes(opts.recurrent_shapes), _steps_per_dispatch(opts.steps_per_dispatch),
-        tuning, _tcn_lengths(opts.tcn_lengths), opts.tcn_batch)
+        tuning, _tcn_lengths(opts.tcn_lengths), opts.tcn_batch, opts.data_dir)
 
 
 if __name__ == '__main__':

@@ -14,12 +14,41 @@ random-access source (e.g. `tfds.data_source`) only when they are asked for.
 from __future__ import annotations
 
 from typing import Any, Callable, Iterator, Mapping, Sequence
+import unittest.mock
 
 import numpy as np
 
 from comparenets.errors import ConfigError
 
 Split = Mapping[str, np.ndarray]
+
+
+READ_CHUNK = 1024  # records a `__getitems__` call asks for at most
+
+
+def read_records(source: Sequence[Any], keys) -> list[Any]:
+  """The records ``keys`` of a random-access source, in that order.
+
+  A source with ``__getitems__`` (`tfds.data_source`'s ArrayRecord sources, grain's protocol)
+  gets one call per chunk of keys: ArrayRecord then reads the records of a batch in parallel
+  threads, against one at a time by ``source[i]`` (BUILD_NOTES, "Reading TFDS records in
+  batches"). Any other sequence is indexed one key at a time.
+  """
+  keys = [int(k) for k in keys]
+  getitems = getattr(source, '__getitems__', None)
+  if getitems is None or _mocked(source):
+    return [source[k] for k in keys]
+  records = []
+  for start in range(0, len(keys), READ_CHUNK):
+    records.extend(getitems(keys[start:start + READ_CHUNK]))
+  return records
+
+
+def _mocked(source: Any) -> bool:
+  """Whether ``source`` reads from `tfds.testing.mock_data`'s stand-in for ArrayRecord, whose
+  ``__getitems__`` fails (tensorflow-datasets 4.9.10 sets it on a MagicMock, which calls it
+  without its ``self``): such a source is read one record at a time."""
+  return isinstance(getattr(source, 'data_source', None), unittest.mock.NonCallableMock)
 
 
 class SourceSplit(Mapping):
@@ -42,7 +71,7 @@ class SourceSplit(Mapping):
     return len(self.indices)
 
   def take(self, idx: np.ndarray) -> dict[str, np.ndarray]:
-    rows = [self.convert(self.source[int(i)]) for i in self.indices[np.asarray(idx)]]
+    rows = [self.convert(r) for r in read_records(self.source, self.indices[np.asarray(idx)])]
     return {k: np.stack([r[k] for r in rows]) for k in self._keys}
 
   def __getitem__(self, key):

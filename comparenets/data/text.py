@@ -15,6 +15,7 @@ import zlib
 
 import numpy as np
 
+from comparenets.data import pipeline
 from comparenets.data import tfds_source
 
 VOCAB = 256
@@ -49,7 +50,7 @@ def tfds_corpus(name: str = 'tiny_shakespeare', data_dir: str | None = None):
   out = {}
   for split in SPLITS:
     source = tfds_source.open_split(name, split, data_dir)
-    texts = [source[i]['text'] for i in range(len(source))]
+    texts = [r['text'] for r in pipeline.read_records(source, range(len(source)))]
     joined = b'\n\n'.join(t if isinstance(t, bytes) else str(t).encode() for t in texts)
     out[split] = np.frombuffer(joined, np.uint8).copy()
   return out

@@ -7,10 +7,6 @@ TFDS to download) is a `DatasetNotFoundError` whose message says how to prepare 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
-
-import numpy as np
-
 from comparenets.errors import DatasetNotFoundError
 
 
@@ -41,18 +37,3 @@ def open_split(name: str, split: str, data_dir: str | None = None):
         f'TFDS dataset {name!r} is prepared but cannot be read without TensorFlow '
         f'({str(e).splitlines()[0]}); rebuild it in the array_record format: '
         f'{prepare_hint(name, data_dir)}') from None
-
-
-def load_arrays(source, fields: Mapping[str, str], limit: int = 0) -> dict[str, np.ndarray]:
-  """Reads a whole (or the first ``limit`` examples of a) source into NumPy arrays.
-
-  ``fields`` maps the names wanted to the dataset's feature names, e.g.
-  ``{'inputs': 'image', 'label': 'label'}``.
-  """
-  n = len(source) if not limit else min(limit, len(source))
-  columns: dict[str, list[Any]] = {k: [] for k in fields}
-  for i in range(n):
-    example = source[i]
-    for key, feature in fields.items():
-      columns[key].append(np.asarray(example[feature]))
-  return {k: np.stack(v) for k, v in columns.items()}

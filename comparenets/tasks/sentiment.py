@@ -73,7 +73,7 @@ class Sentiment(Task):
   def _read(self, split: str, limit: int = 0):
     source = tfds_source.open_split(self.dataset, split, self.data_dir or None)
     n = len(source) if not limit else min(limit, len(source))
-    examples = [source[i] for i in range(n)]
+    examples = pipeline.read_records(source, range(n))
     return ([tokenize(e['text']) for e in examples],
             np.array([int(e['label']) for e in examples], np.int32))
 

@@ -51,12 +51,13 @@ class TFDSImageClassification(ImageClassification):
     test = tfds_source.open_split(self.dataset, 'test', data_dir)
     n = len(train) if not self.max_train_examples else min(self.max_train_examples, len(train))
     kept, held = index_holdout(n, self.validation_fraction, self.split_seed)
-    split = lambda source, idx: pipeline.SourceSplit(source, _convert, ('inputs', 'label'), idx)
+    split = lambda source, idx: pipeline.SourceSplit(source, convert_example, ('inputs', 'label'), idx)
     return {'train': split(train, kept), 'validation': split(train, held),
             'test': split(test, None)}
 
 
-def _convert(example) -> dict[str, np.ndarray]:
+def convert_example(example) -> dict[str, np.ndarray]:
+  """One TFDS image record as the split's fields: pixels in [0, 1], an int32 label."""
   return {'inputs': np.asarray(example['image'], np.float32) / 255.0,
           'label': np.asarray(example['label'], np.int32)}
 

@@ -12,6 +12,12 @@ random 28x28 images; imdb_reviews/plain_text 1.0.0: 25,000 + 25,000 reviews of 5
 words), so `tfds.data_source(..., data_dir=DIR)` reads them as it reads the real data, with the
 same features and decoding (PNG images, UTF-8 text); random pixels make larger PNGs than real
 digits do, so MNIST's decoding costs more here than on the real data.
+
+    python scripts/bench/prepare_tfds_reads.py DIR --small
+
+writes the same datasets small (MNIST 24 + 8 images, IMDB 24 + 24 reviews and 4 unlabelled):
+the real array_record files of `tests/data/tfds/` (without `downloads/`), which the tests read
+without TensorFlow.
 """
 
 import sys
@@ -20,6 +26,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 D = sys.argv[1]
+SMALL = '--small' in sys.argv[2:]
+size = lambda n: {60000: 24, 25000: 24, 10000: 8, 100: 4}[n] if SMALL else n
 MNIST = tfds.builder_cls('mnist')
 IMDB = tfds.builder_cls('imdb_reviews')
 
@@ -27,7 +35,7 @@ IMDB = tfds.builder_cls('imdb_reviews')
 class RandomMNIST(MNIST, skip_registration=True):
   name = 'mnist'
   def _split_generators(self, dl_manager):
-    return {'train': self._gen(60000, 0), 'test': self._gen(10000, 1)}
+    return {'train': self._gen(size(60000), 0), 'test': self._gen(size(10000), 1)}
   def _gen(self, n, seed):
     rng = np.random.default_rng(seed)
     for i in range(n):
@@ -40,8 +48,8 @@ WORDS = [f'w{i}' for i in range(5000)]
 class RandomIMDB(IMDB, skip_registration=True):
   name = 'imdb_reviews'
   def _split_generators(self, dl_manager):
-    return {'train': self._gen(25000, 0), 'test': self._gen(25000, 1),
-            'unsupervised': self._gen(100, 2)}
+    return {'train': self._gen(size(25000), 0), 'test': self._gen(size(25000), 1),
+            'unsupervised': self._gen(size(100), 2)}
   def _gen(self, n, seed):
     rng = np.random.default_rng(seed)
     for i in range(n):

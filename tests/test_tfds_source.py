@@ -1,0 +1,129 @@
+"""TFDS data read from real array_record files (tests/data/tfds: MNIST and IMDB of their real
+builders' names, versions and features, 24 training examples each of random content, written by
+`scripts/bench/prepare_tfds_reads.py --small`): records read in batches, and a bucket data_dir
+copied to the host (tests/fake_gcs.py stands in for gs://)."""
+
+import os
+
+import numpy as np
+import pytest
+
+from comparenets import tasks
+from comparenets.data import pipeline
+from comparenets.data import tfds_source
+from comparenets.errors import DatasetNotFoundError
+from fake_gcs import FakeGCS, bucket, upload  # pylint: disable=unused-import  (bucket: a fixture)
+
+FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data', 'tfds')
+BUCKET_DATA = 'gs://bucket/tfds'
+
+
+class Recording:
+  """A source that passes reads on and remembers how it was asked."""
+
+  def __init__(self, source):
+    self.source, self.single, self.batched = source, [], []
+
+  def __len__(self):
+    return len(self.source)
+
+  def __getitem__(self, key):
+    self.single.append(key)
+    return self.source[key]
+
+  def __getitems__(self, keys):
+    self.batched.append(list(keys))
+    return self.source.__getitems__(keys)
+
+
+def _same(a, b):
+  assert a.keys() == b.keys()
+  for key in a:
+    np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_array_record_batches_are_one_call_and_the_records_read_alone():
+  source = tfds_source.open_split('mnist', 'train', FIXTURE)
+  assert len(source) == 24
+  recording = Recording(source)
+  keys = [17, 3, 3, 0, 23, 9]
+  got = pipeline.read_records(recording, keys)
+  assert recording.batched == [keys] and recording.single == []
+  for record, key in zip(got, keys):
+    _same(record, source[key])
+  texts = pipeline.read_records(tfds_source.open_split('imdb_reviews', 'train', FIXTURE),
+                                range(24))
+  assert len(texts) == 24 and all(t['text'] and t['label'] in (0, 1) for t in texts)
+
+
+def test_tfds_images_train_on_the_real_files_through_batched_reads():
+  task = tasks.build('tfds_images', dataset='mnist', data_dir=FIXTURE, validation_fraction=0.25)
+  splits = task.splits()
+  assert [pipeline.split_size(splits[s]) for s in ('train', 'validation', 'test')] == [18, 6, 8]
+  batch = task.train_sampler(8, seed=0).batch(1)
+  assert batch['inputs'].shape == (8, 28, 28, 1) and batch['inputs'].dtype == np.float32
+  source = tfds_source.open_split('mnist', 'train', FIXTURE)
+  rows = splits['train'].indices[task.train_sampler(8, seed=0).indices(1)]
+  np.testing.assert_array_equal(batch['label'], [source[int(i)]['label'] for i in rows])
+
+
+@pytest.fixture
+def bucket_data(bucket, tmp_path, monkeypatch):  # pylint: disable=redefined-outer-name
+  """The fixture's datasets in the stand-in bucket, a data cache of the test's own, and a count
+  of the files copied from the bucket."""
+  del bucket
+  upload(FIXTURE, BUCKET_DATA)
+  monkeypatch.setenv('COMPARENETS_DATA_CACHE', str(tmp_path / 'cache'))
+  copied = []
+  copy = tfds_source.copy_file
+
+  def counting_copy(path, local):
+    copied.append(local)
+    copy(path, local)
+
+  monkeypatch.setattr(tfds_source, 'copy_file', counting_copy)
+  return copied
+
+
+def test_a_bucket_data_dir_is_copied_to_this_host_once_and_read_there(bucket_data, tmp_path):
+  source = tfds_source.open_split('mnist', 'train', BUCKET_DATA)
+  local = tmp_path / 'cache' / 'gs_bucket_tfds' / 'mnist' / '3.0.1'
+  assert sorted(os.listdir(local)) == sorted(os.listdir(os.path.join(FIXTURE, 'mnist', '3.0.1')))
+  assert len(bucket_data) == 4  # dataset_info, features and the two splits' records
+  want = tfds_source.open_split('mnist', 'train', FIXTURE)
+  for key in (0, 11, 23):
+    _same(source[key], want[key])
+  tfds_source.open_split('mnist', 'test', BUCKET_DATA)  # the copy is there: nothing copied
+  assert len(bucket_data) == 4
+  imdb = tfds_source.open_split('imdb_reviews', 'test', BUCKET_DATA)  # a dataset with a config
+  assert imdb[5]['text'] == tfds_source.open_split('imdb_reviews', 'test', FIXTURE)[5]['text']
+  assert sorted(os.listdir(tmp_path / 'cache' / 'gs_bucket_tfds')) == ['imdb_reviews', 'mnist']
+
+
+def test_a_copy_cut_short_is_never_read_and_the_next_run_copies_again(bucket_data, tmp_path,
+                                                                       monkeypatch):
+  copy = tfds_source.copy_file
+
+  def failing_copy(path, local):
+    if len(bucket_data) == 2:
+      raise OSError('connection reset')
+    copy(path, local)
+
+  monkeypatch.setattr(tfds_source, 'copy_file', failing_copy)
+  with pytest.raises(OSError, match='connection reset'):
+    tfds_source.open_split('mnist', 'train', BUCKET_DATA)
+  assert os.listdir(tmp_path / 'cache' / 'gs_bucket_tfds' / 'mnist') == []  # no part left
+  monkeypatch.setattr(tfds_source, 'copy_file', copy)
+  assert len(tfds_source.open_split('mnist', 'train', BUCKET_DATA)) == 24
+
+
+def test_a_dataset_missing_from_the_bucket_names_the_bucket(bucket_data):
+  with pytest.raises(DatasetNotFoundError,
+                     match="'fashion_mnist' is not prepared in gs://bucket/tfds; prepare it"):
+    tfds_source.open_split('fashion_mnist', 'train', BUCKET_DATA)
+  assert not bucket_data
+
+
+def test_the_data_cache_is_chosen_by_the_environment():
+  assert tfds_source.cache_root({'COMPARENETS_DATA_CACHE': '/d'}) == '/d'
+  assert tfds_source.cache_root({'XDG_CACHE_HOME': '/x'}) == '/x/comparenets/tfds'

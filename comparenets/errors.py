@@ -18,6 +18,11 @@ class DatasetNotFoundError(UserError, RuntimeError):
   """A dataset that is not prepared on this machine; the message says how to prepare it."""
 
 
+class DataCopyError(UserError, OSError):
+  """A dataset in a bucket could not be copied to this host's data cache; the message names
+  the cache and the cause."""
+
+
 class CheckpointError(UserError, RuntimeError):
   """No checkpoint in the workdir can be restored into this run's state."""
 

@@ -78,6 +78,19 @@ def _temporary(path: epath.Path) -> epath.Path:
   return path.parent / f'.{path.name}.tmp-{os.getpid()}-{threading.get_ident()}'
 
 
+@contextlib.contextmanager
+def _replacing(path: epath.Path) -> Iterator[epath.Path]:
+  """A temporary file of this writer's own (`_temporary`), renamed over ``path`` when the block
+  ends; removed when the block fails (a full disk), so that failed writes leave nothing."""
+  tmp = _temporary(path)
+  try:
+    yield tmp
+    os.replace(tmp, path)
+  finally:
+    if os.path.lexists(tmp):
+      os.unlink(tmp)
+
+
 def write_text(path: epath.Path, text: str) -> None:
   """Writes a whole file so that readers see the old or the new contents, never a part, also
   while other processes write the same file (the last rename wins, whole).
@@ -89,9 +102,8 @@ def write_text(path: epath.Path, text: str) -> None:
   if not is_local(path):
     path.write_text(text)
     return
-  tmp = _temporary(path)
-  tmp.write_text(text, encoding='utf-8')
-  os.replace(tmp, path)
+  with _replacing(path) as tmp:
+    tmp.write_text(text, encoding='utf-8')
 
 
 def write_bytes(path: epath.Path, data: bytes) -> None:
@@ -99,9 +111,8 @@ def write_bytes(path: epath.Path, data: bytes) -> None:
   if not is_local(path):
     path.write_bytes(data)
     return
-  tmp = _temporary(path)
-  tmp.write_bytes(data)
-  os.replace(tmp, path)
+  with _replacing(path) as tmp:
+    tmp.write_bytes(data)
 
 
 def write_text_once(path: epath.Path, text: str) -> str:
@@ -119,16 +130,17 @@ def write_text_once(path: epath.Path, text: str) -> str:
       path.write_text(text)
     return path.read_text()
   tmp = _temporary(path)
-  tmp.write_text(text, encoding='utf-8')
   try:
-    os.link(tmp, path)
-  except FileExistsError:
-    pass
-  except OSError:  # no hard links there (some FUSE mounts): a look, then a rename
-    if not path.exists():
-      os.replace(tmp, path)
-  finally:
-    if tmp.exists():
+    tmp.write_text(text, encoding='utf-8')
+    try:
+      os.link(tmp, path)
+    except FileExistsError:
+      pass
+    except OSError:  # no hard links there (some FUSE mounts): a look, then a rename
+      if not path.exists():
+        os.replace(tmp, path)
+  finally:  # also when the write failed (a full disk): nothing of this writer's is left
+    if os.path.lexists(tmp):
       os.unlink(tmp)
   return path.read_text(encoding='utf-8')
 

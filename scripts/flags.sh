@@ -1,11 +1,11 @@
 # Sourced by the launch scripts (launch_tpu.sh, launch_slurm.sh, run_suite_per_device.sh): their
 # error line, their --help and the splitting of their flags. The sourcing script sets PROG.
 
-die() { echo "$PROG: error: $*" >&2; exit 2; }
+die() { echo "${PROG:-${0##*/}}: error: $*" >&2; exit 2; }
 
 # The sourcing script's header comment (from line 2 to `set -euo pipefail`) as its --help.
 usage() {
-  local script="${BASH_SOURCE[${#BASH_SOURCE[@]}-1]}"
+  local script="${BASH_SOURCE[1]}"  # the script whose body called usage
   sed -n '2,/^set /{/^#/p}' "$script" | sed 's/^# \{0,1\}//'
 }
 

@@ -63,8 +63,12 @@ if [[ -z "$LOGS" ]]; then
 fi
 mkdir -p "$LOGS"
 
-pids=()
-stop() { echo "$PROG: stopping every shard (each checkpoints)" >&2; kill -TERM "${pids[@]}" 2>/dev/null || true; }
+pids=() stopped='' caught=0
+stop() {
+  stopped=1 caught=$((caught + 1))
+  echo "$PROG: stopping every shard (each checkpoints)" >&2
+  ((${#pids[@]} == 0)) || kill -TERM "${pids[@]}" 2>/dev/null || true
+}
 trap stop TERM INT HUP
 for ((i = 0; i < DEVICES; i++)); do
   port=$((BASE_PORT + i))
@@ -80,9 +84,12 @@ done
 failed=()
 for ((i = 0; i < DEVICES; i++)); do
   rc=0
-  while :; do  # a trapped signal ends `wait` early: wait again for the process itself
+  while :; do
+    signals=$caught
     wait "${pids[$i]}" && rc=0 || rc=$?
-    kill -0 "${pids[$i]}" 2>/dev/null || break
+    # a trapped signal ends `wait` early with 128+signal, the process not yet reaped: wait
+    # again, for the process's own status
+    ((caught == signals)) && break
   done
   ((rc == 0)) || failed+=("shard $i/$DEVICES (exit $rc, log $LOGS/shard-$i.log)")
 done
@@ -90,5 +97,14 @@ if ((${#failed[@]})); then
   echo "$PROG: error: ${#failed[@]} of $DEVICES failed: ${failed[*]}" >&2
   exit 1
 fi
+if [[ -n "$stopped" ]]; then  # the shards exit 0 when stopped: nothing is finished
+  echo "$PROG: stopped; run the same command to finish the suite" >&2
+  exit 143
+fi
 report="$WORKDIR/REPORT.md"
+if [[ "$WORKDIR" != *://* && ! -e "$report" ]]; then
+  echo "$PROG: error: every shard exited 0 but no report was written; the logs in $LOGS say" \
+    "which runs are left" >&2
+  exit 1
+fi
 echo "$PROG: all $DEVICES shards done; report: $report" >&2

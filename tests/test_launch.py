@@ -6,6 +6,7 @@ the right flags."""
 import json
 import os
 import shlex
+import signal
 import socket
 import stat
 import subprocess
@@ -661,6 +662,35 @@ def test_one_process_per_device_runs_every_shard_and_the_last_writes_the_report(
   logs = [(workdir / 'logs' / f'shard-{i}.log').read_text() for i in (0, 1)]
   assert sum(f'report: {workdir}/REPORT.md' in log for log in logs) >= 1
   assert 'all 2 shards done' in proc.stderr
+
+
+def test_one_process_per_device_stopped_or_without_a_report_says_so(tmp_path):
+  """Shards that exit 0 yet leave no report (runs left), and a SIGTERM to the script: the
+  shards stop (each checkpoints) and exit 0, so neither may be reported as a finished suite."""
+  python = tmp_path / 'python'
+  python.write_text('#!/bin/bash\n'
+                    'trap "echo stopped; exit 0" TERM\n'
+                    '[[ -z "$SLEEP" ]] || { sleep "$SLEEP" & wait; }\n')
+  python.chmod(0o755)
+  args = ['bash', PER_DEVICE, '--suite=quick', f'--workdir={tmp_path / "w"}', '--devices=2',
+          f'--python={python}']
+  proc = _run(args)
+  assert proc.returncode == 1 and proc.stderr.splitlines()[-1] == (
+      'run_suite_per_device.sh: error: every shard exited 0 but no report was written; the '
+      f'logs in {tmp_path}/w/logs say which runs are left')
+  args[3] = f'--workdir={tmp_path / "w2"}'  # logs of their own
+  script = subprocess.Popen(args, env=dict(os.environ, SLEEP='30'), stderr=subprocess.PIPE,
+                            text=True)
+  logs = [tmp_path / 'w2' / 'logs' / f'shard-{i}.log' for i in (0, 1)]
+  deadline = time.time() + 20
+  while time.time() < deadline and not all(log.exists() for log in logs):
+    time.sleep(0.1)
+  time.sleep(1)  # both shards started (their trap set)
+  script.send_signal(signal.SIGTERM)
+  assert script.wait(timeout=20) == 143, script.stderr.read()
+  assert script.stderr.read().splitlines()[-1] == (
+      'run_suite_per_device.sh: stopped; run the same command to finish the suite')
+  assert all(log.read_text() == 'stopped\n' for log in logs)
 
 
 def test_one_process_per_device_names_a_failed_shard(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from comparenets import tasks
 from comparenets.data import pipeline
 from comparenets.data import tfds_source
-from comparenets.errors import DatasetNotFoundError
+from comparenets.errors import DataCopyError, DatasetNotFoundError
 from fake_gcs import FakeGCS, bucket, upload  # pylint: disable=unused-import  (bucket: a fixture)
 
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data', 'tfds')
@@ -85,9 +85,14 @@ def bucket_data(bucket, tmp_path, monkeypatch):  # pylint: disable=redefined-out
   return copied
 
 
+def _copy_root(tmp_path):
+  (root,) = (tmp_path / 'cache').glob('gs_bucket_tfds-*')  # the bucket's name and its hash
+  return root
+
+
 def test_a_bucket_data_dir_is_copied_to_this_host_once_and_read_there(bucket_data, tmp_path):
   source = tfds_source.open_split('mnist', 'train', BUCKET_DATA)
-  local = tmp_path / 'cache' / 'gs_bucket_tfds' / 'mnist' / '3.0.1'
+  local = _copy_root(tmp_path) / 'mnist' / '3.0.1'
   assert sorted(os.listdir(local)) == sorted(os.listdir(os.path.join(FIXTURE, 'mnist', '3.0.1')))
   assert len(bucket_data) == 4  # dataset_info, features and the two splits' records
   want = tfds_source.open_split('mnist', 'train', FIXTURE)
@@ -97,7 +102,19 @@ def test_a_bucket_data_dir_is_copied_to_this_host_once_and_read_there(bucket_dat
   assert len(bucket_data) == 4
   imdb = tfds_source.open_split('imdb_reviews', 'test', BUCKET_DATA)  # a dataset with a config
   assert imdb[5]['text'] == tfds_source.open_split('imdb_reviews', 'test', FIXTURE)[5]['text']
-  assert sorted(os.listdir(tmp_path / 'cache' / 'gs_bucket_tfds')) == ['imdb_reviews', 'mnist']
+  assert {p.name for p in _copy_root(tmp_path).iterdir()} == {'imdb_reviews', 'mnist'}
+
+
+def test_a_copy_of_an_older_preparation_is_replaced(bucket_data, tmp_path):
+  tfds_source.open_split('mnist', 'train', BUCKET_DATA)
+  info = _copy_root(tmp_path) / 'mnist' / '3.0.1' / 'dataset_info.json'
+  fresh = info.read_text()
+  info.write_text(fresh.replace('"name": "mnist"', '"name": "mnist" ', 1))  # prepared again
+  assert info.read_text() != fresh
+  assert len(tfds_source.open_split('mnist', 'train', BUCKET_DATA)) == 24
+  assert len(bucket_data) == 8 and info.read_text() == fresh
+  assert sorted(p.name for p in info.parent.parent.iterdir()
+                if not p.name.endswith('.lock')) == ['3.0.1']  # nothing old or temporary left
 
 
 def test_a_copy_cut_short_is_never_read_and_the_next_run_copies_again(bucket_data, tmp_path,
@@ -110,9 +127,14 @@ def test_a_copy_cut_short_is_never_read_and_the_next_run_copies_again(bucket_dat
     copy(path, local)
 
   monkeypatch.setattr(tfds_source, 'copy_file', failing_copy)
-  with pytest.raises(OSError, match='connection reset'):
+  with pytest.raises(DataCopyError) as error:
     tfds_source.open_split('mnist', 'train', BUCKET_DATA)
-  assert os.listdir(tmp_path / 'cache' / 'gs_bucket_tfds' / 'mnist') == []  # no part left
+  message = str(error.value)
+  assert "TFDS dataset 'mnist' could not be copied from gs://bucket/tfds/mnist/3.0.1" in message
+  assert '(connection reset); free space there or choose another cache with ' \
+      'COMPARENETS_DATA_CACHE=DIR' in message
+  assert [p.name for p in (_copy_root(tmp_path) / 'mnist').iterdir()
+          if not p.name.endswith('.lock')] == []  # no part left
   monkeypatch.setattr(tfds_source, 'copy_file', copy)
   assert len(tfds_source.open_split('mnist', 'train', BUCKET_DATA)) == 24
 

@@ -221,3 +221,29 @@ def test_only_process_0_moves_an_unreadable_checkpoint_aside(tmp_path, monkeypat
     assert (directory / '30').is_dir() != moved
   assert len(synced) == 2  # both met at the barrier after process 0's move
   assert len(reloads) == 2  # and then looked at the directory again
+
+
+@pytest.mark.parametrize('write', ['text', 'bytes', 'once'])
+def test_a_write_cut_short_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch, write):
+  """A full disk during a write: the file keeps its old contents and the writer's temporary
+  file is gone (each writer's has a name of its own, so left ones would pile up)."""
+  path = workdirs.join(str(tmp_path), 'results.json')
+  path.write_text('old')
+  if write == 'once':
+    path.unlink()
+  cls = type(path)
+
+  def full(self, data, *args, **kwargs):
+    with open(self, 'w', encoding='utf-8') as f:
+      f.write('par')  # part of it written, then the disk is full
+    raise OSError(28, 'No space left on device')
+
+  monkeypatch.setattr(cls, 'write_text', full)
+  monkeypatch.setattr(cls, 'write_bytes', full)
+  with pytest.raises(OSError, match='No space left'):
+    {'text': lambda: workdirs.write_text(path, 'new'),
+     'bytes': lambda: workdirs.write_bytes(path, b'new'),
+     'once': lambda: workdirs.write_text_once(path, 'new')}[write]()
+  assert sorted(os.listdir(tmp_path)) == ([] if write == 'once' else ['results.json'])
+  if write != 'once':
+    assert open(path, encoding='utf-8').read() == 'old'

@@ -13,6 +13,7 @@ network it hangs at the first record), so every host of a pod reads its own loca
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
 import re
@@ -22,9 +23,10 @@ from typing import Mapping
 
 from absl import logging
 from etils import epath
+import filelock
 
 from comparenets import workdir as workdirs
-from comparenets.errors import DatasetNotFoundError
+from comparenets.errors import DataCopyError, DatasetNotFoundError, UserError
 
 COPY_BLOCK = 16 * 2**20  # bytes per read while copying a dataset's files
 
@@ -48,30 +50,67 @@ def cache_root(environ: Mapping[str, str] | None = None) -> str:
 def local_data_dir(name: str, data_dir: str) -> str:
   """A local data directory with dataset ``name`` as prepared in the bucket ``data_dir``.
 
-  The dataset's prepared directory (``NAME[/CONFIG]/VERSION``, TFDS's layout) is copied whole,
-  once per host and bucket, into `cache_root` under a name made of ``data_dir``; the copy is
-  written to a temporary directory of this process and renamed into place, so processes of one
-  host copying at once leave one whole copy, and a copy cut short is never read. A dataset not
-  prepared in the bucket is a `DatasetNotFoundError`.
+  The dataset's prepared directory (``NAME[/CONFIG]/VERSION``, TFDS's layout) is copied whole
+  into `cache_root`, under a name made of ``data_dir`` (and a hash of it, so that two buckets
+  never share a copy). One process of a host copies while the others wait on a file lock; the
+  copy is written to a temporary directory and renamed into place, so a copy cut short is never
+  read. A copy whose dataset_info.json differs from the bucket's (the dataset prepared again) is
+  replaced. A dataset not prepared in the bucket is a `DatasetNotFoundError`; a copy that fails
+  (space, permissions, the network) a `DataCopyError` naming the cache.
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  # seconds to import
   data_dir = data_dir.rstrip('/')
+  cause = ''
   try:
     builder = tfds.builder(name, data_dir=data_dir)  # reads dataset_info.json through epath
     prepared = builder.is_prepared()
-  except Exception:  # pylint: disable=broad-except  # tfds raises several kinds
-    prepared = False
+  except Exception as e:  # pylint: disable=broad-except  # tfds raises several kinds
+    prepared, cause = False, f' ({_first_line(e)})'
   if not prepared:
-    raise DatasetNotFoundError(f'TFDS dataset {name!r} is not prepared in {data_dir}; '
+    raise DatasetNotFoundError(f'TFDS dataset {name!r} is not prepared in {data_dir}{cause}; '
                                f'{prepare_hint(name, data_dir)}')
   remote = epath.Path(builder.data_dir)
-  relative = posixpath.relpath(os.fspath(remote), data_dir)
-  root = os.path.join(cache_root(), re.sub(r'[^A-Za-z0-9._-]+', '_', data_dir))
-  target = os.path.join(root, *relative.split('/'))
-  if os.path.isdir(target):
-    return root
-  os.makedirs(os.path.dirname(target), exist_ok=True)
+  slug = re.sub(r'[^A-Za-z0-9._-]+', '_', data_dir)[-80:]
+  root = os.path.join(cache_root(),
+                      f'{slug}-{hashlib.sha256(data_dir.encode()).hexdigest()[:8]}')
+  target = os.path.join(root, *posixpath.relpath(os.fspath(remote), data_dir).split('/'))
+  try:
+    info = (remote / INFO).read_text()
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    with filelock.FileLock(f'{target}.lock'):
+      if not _copied(target, info):
+        _copy_tree(name, remote, target)
+  except UserError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except  # OSError, gcsfs's and fsspec's own
+    raise DataCopyError(
+        f'TFDS dataset {name!r} could not be copied from {remote} to this host\'s data cache '
+        f'{target} ({_first_line(e)}); free space there or choose another cache with '
+        f'COMPARENETS_DATA_CACHE=DIR, then run the same command again') from None
+  return root
+
+
+INFO = 'dataset_info.json'
+
+
+def _first_line(e: BaseException) -> str:
+  return (str(e).splitlines() or [type(e).__name__])[0]
+
+
+def _copied(target: str, info: str) -> bool:
+  """Whether ``target`` is a whole copy of the dataset whose dataset_info.json is ``info``."""
+  try:
+    with open(os.path.join(target, INFO), encoding='utf-8') as f:
+      return f.read() == info
+  except FileNotFoundError:
+    return False
+
+
+def _copy_tree(name: str, remote: epath.Path, target: str) -> None:
+  """Copies ``remote``'s files into ``target`` through a temporary directory renamed into place
+  (an older copy at ``target`` is replaced whole)."""
   tmp = f'{target}.tmp-{os.getpid()}-{threading.get_ident()}'
+  old = f'{target}.old-{os.getpid()}-{threading.get_ident()}'
   files = list(_files(remote))
   logging.info('copying TFDS dataset %s (%d files) from %s to %s, once for this host', name,
                len(files), remote, target)
@@ -80,14 +119,13 @@ def local_data_dir(name: str, data_dir: str) -> str:
       local = os.path.join(tmp, *posixpath.relpath(os.fspath(path), os.fspath(remote)).split('/'))
       os.makedirs(os.path.dirname(local), exist_ok=True)
       copy_file(path, local)
-    try:
-      os.rename(tmp, target)
-    except OSError:
-      if not os.path.isdir(target):  # not another process's copy, renamed first: a real error
-        raise
+    if os.path.isdir(target):  # prepared again since it was copied
+      logging.info('the copy in %s is of an older preparation: replaced', target)
+      os.rename(target, old)
+    os.rename(tmp, target)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
-  return root
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def copy_file(path: epath.Path, local: str) -> None:

@@ -234,9 +234,12 @@ class SuperResolution(Task):
                                           self.eval_tile)
     train_split = pipeline.SourceSplit(train, centre, ('inputs', 'target'),
                                        np.arange(n_train))
+    held = range(n_train, len(train))
     return {'train': (read, np.ones(n_train), DIV2K_PATCHES_PER_IMAGE, train_split),
-            'validation': [read(i) for i in range(n_train, len(train))],
-            'test': [div2k_pair(f'validation/{i}', test[i], self.scale) for i in range(n_test)]}
+            'validation': [div2k_pair(f'train/{i}', example, self.scale) for i, example in
+                           zip(held, pipeline.read_records(train, held))],
+            'test': [div2k_pair(f'validation/{i}', example, self.scale) for i, example in
+                     enumerate(pipeline.read_records(test, range(n_test)))]}
 
   def splits(self):
     """'train': tiles of the training images (skimage) or one centre tile per image (div2k,

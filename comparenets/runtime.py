@@ -115,14 +115,21 @@ def configure_cpu(environ: MutableMapping[str, str] | None = None) -> dict[str, 
   return {'xla_flags': add_xla_flags(environ), 'malloc': tune_malloc()}
 
 
+def user_cache_dir(environ: Mapping[str, str] | None = None) -> str:
+  """This user's cache of comparenets (compiled programs, parsed chorales, datasets copied from
+  a bucket): ``$XDG_CACHE_HOME/comparenets``, else ``~/.cache/comparenets``."""
+  environ = os.environ if environ is None else environ
+  base = environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+  return os.path.join(base, 'comparenets')
+
+
 def compilation_cache_dir(environ: Mapping[str, str] | None = None) -> str | None:
   """Where the command lines keep compiled programs: ``$COMPARENETS_COMPILATION_CACHE``
   (empty: none), else ``$XDG_CACHE_HOME/comparenets/xla`` (``~/.cache/...``)."""
   environ = os.environ if environ is None else environ
   if 'COMPARENETS_COMPILATION_CACHE' in environ:
     return environ['COMPARENETS_COMPILATION_CACHE'] or None
-  base = environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
-  return os.path.join(base, 'comparenets', 'xla')
+  return os.path.join(user_cache_dir(environ), 'xla')
 
 
 def enable_compilation_cache(environ: Mapping[str, str] | None = None) -> str | None:

@@ -33,6 +33,7 @@ import tempfile
 from absl import logging
 import numpy as np
 
+from comparenets import runtime
 from comparenets.errors import DatasetNotFoundError
 
 INSTALL = "pip install 'music21>=10.5,<11'"
@@ -45,8 +46,7 @@ EXTENSIONS = ('mxl', 'xml', 'krn')
 
 
 def default_cache_dir() -> str:
-  base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
-  return os.path.join(base, 'comparenets')
+  return runtime.user_cache_dir()
 
 
 def music21_version() -> str:

@@ -25,6 +25,7 @@ from absl import logging
 from etils import epath
 import filelock
 
+from comparenets import runtime
 from comparenets import workdir as workdirs
 from comparenets.errors import DataCopyError, DatasetNotFoundError, UserError
 
@@ -43,8 +44,7 @@ def cache_root(environ: Mapping[str, str] | None = None) -> str:
   environ = os.environ if environ is None else environ
   if environ.get('COMPARENETS_DATA_CACHE'):
     return environ['COMPARENETS_DATA_CACHE']
-  base = environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
-  return os.path.join(base, 'comparenets', 'tfds')
+  return os.path.join(runtime.user_cache_dir(environ), 'tfds')
 
 
 def local_data_dir(name: str, data_dir: str) -> str:

@@ -2,7 +2,7 @@
 as piano rolls (53 MIDI keys, one step per eighth note), a sigmoid per key; NLL per time step
 (nats, Bai et al.'s JSB Chorales metric) and frame accuracy, against the previous-frame and
 per-key-frequency baselines. Causal sequence models only. The first run parses the scores
-(about a minute) into a cache under ~/.cache/comparenets (``task.cache_dir`` to choose).
+(10 s on 2 cores) into a cache under ~/.cache/comparenets (``task.cache_dir`` to choose).
 
     python -m comparenets.main --config=experiments/song.py:model=lstm --workdir=/tmp/song
     python -m comparenets.main --config=experiments/song.py:model=tcn,quick --workdir=/tmp/sq

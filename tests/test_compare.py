@@ -135,7 +135,7 @@ def test_quick_suite_has_three_seeds_on_every_row_and_sweeps_digits_rates():
   # the long-run scenarios (vision, coloured video) and TFDS / wheel data are the full suite's
   assert experiments == {f for f in os.listdir(os.path.join(ROOT, 'experiments'))
                          if f.endswith('.py')} - {'sentiment.py', 'tfds_images.py',
-                                                  'song.py', 'detection.py',
+                                                  'detection.py',
                                                   'super_resolution.py', 'edges.py'}
   assert {n.split('/')[1] for n in names if n.startswith('digits/')} == {
       'cnn', 'tcn', 'rnn', 'lstm', 'gru'}
@@ -145,6 +145,11 @@ def test_quick_suite_has_three_seeds_on_every_row_and_sweeps_digits_rates():
   assert all(load_config(e, a, o).task.series == 'sunspots'
              for n, e, a, o in entries if n.startswith('forecasting_sunspots/'))
   assert {n.split('/')[1] for n in names if n.startswith('char_lm/')} == {'tcn', 'rnn', 'lstm', 'gru'}
+  # music: the chorales for every causal family, tested on whole pieces
+  songs = {n.split('/')[1]: load_config(e, a, o) for n, e, a, o in entries
+           if n.startswith('song/')}
+  assert set(songs) == {'tcn', 'rnn', 'lstm', 'gru'}
+  assert all(c.task.name == 'song' and c.train.steps >= 400 for c in songs.values())
   for name, experiment, arg, overrides in entries:
     config = load_config(experiment, arg, overrides)  # every entry builds a config
     assert config.sweep.seeds == 3, name

@@ -152,7 +152,7 @@ def test_a_missing_music21_is_one_error_naming_the_install(monkeypatch, tmp_path
 @pytest.fixture(scope='module')
 def small_cache(tmp_path_factory):
   """A cache of the first 14 chorale files, converted by the real code (the whole corpus
-  takes a minute to parse)."""
+  takes 10 to 20 s to parse)."""
   cache = tmp_path_factory.mktemp('chorales')
   paths = chorales.chorale_paths()[:14]
   with pytest.MonkeyPatch.context() as patch:

@@ -17,6 +17,8 @@ setup(
         'orbax-checkpoint>=0.12.8,<0.13',
         'etils[epath]>=1.7,<2',  # workdir files, local or gs://
         'tensorflow-datasets>=4.9.10,<5',
+        # worker processes reading TFDS training batches ahead (task.read_workers)
+        'grain>=0.2.18,<0.3',
         'absl-py>=2.1,<3',
         'ml-collections>=1.1,<2',
         'numpy>=2.0,<3',

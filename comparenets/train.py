@@ -379,6 +379,9 @@ def _train_and_evaluate(config, workdir, stop: StopRequest) -> dict[str, Any]:
   finally:
     if calls is not None:
       calls.close()  # stops the batches made ahead
+    for member_sampler in samplers:
+      if hasattr(member_sampler, 'close'):
+        member_sampler.close()  # grain's worker processes, where the task has them
     checkpointer.close()  # waits for an asynchronous save in flight
     for writer in writers:
       writer.close()

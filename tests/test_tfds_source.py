@@ -67,6 +67,78 @@ def test_tfds_images_train_on_the_real_files_through_batched_reads():
   np.testing.assert_array_equal(batch['label'], [source[int(i)]['label'] for i in rows])
 
 
+def _batches(sampler, steps, index=0, count=1):
+  return [sampler.batch(s, index, count) for s in steps]
+
+
+def test_grain_workers_read_the_same_batches_in_order_and_resume_mid_run():
+  """Batches made ahead by grain worker processes are the in-process sampler's, step for step,
+  for a process's rows too; a stray step is read here without restarting the stream."""
+  task = tasks.build('tfds_images', dataset='mnist', data_dir=FIXTURE, validation_fraction=0.25)
+  plain = task.train_sampler(8, seed=3)
+  streamed = tasks.build('tfds_images', dataset='mnist', data_dir=FIXTURE,
+                         validation_fraction=0.25, read_workers=2).train_sampler(8, seed=3)
+  assert isinstance(streamed, pipeline.StreamedSampler) and streamed.batch_size == 8
+  try:
+    # the run's order: the sizing batch, a warm-up, then steps 0, 1, 2, ... (three epochs of 2)
+    for got, want in zip(_batches(streamed, [0, 0] + list(range(7))),
+                         _batches(plain, [0, 0] + list(range(7)))):
+      _same(got, want)
+    assert streamed._stream is not None and streamed._next == (7, 0, 1)
+    _same(streamed.batch(2), plain.batch(2))  # a stray step: read here
+    assert streamed._next == (7, 0, 1)        # the stream waits where it was
+    _same(streamed.batch(7), plain.batch(7))
+    # a resumed run of process 1 of 2: its rows only, from step 5 on
+    streamed.close()
+    assert streamed._stream is None
+    for got, want in zip(_batches(streamed, [5, 5, 6, 7, 8], 1, 2),
+                         _batches(plain, [5, 5, 6, 7, 8], 1, 2)):
+      assert got['inputs'].shape == (4, 28, 28, 1)
+      _same(got, want)
+    assert streamed._next == (9, 1, 2)
+  finally:
+    streamed.close()
+
+
+def test_grain_workers_cut_the_same_super_resolution_patches():
+  """A generated sampler (random patches of the training photos) pickles into the workers and
+  gives the batches made in this process."""
+  plain = tasks.build('super_resolution', patch=24).train_sampler(4, seed=1)
+  streamed = tasks.build('super_resolution', patch=24, read_workers=1).train_sampler(4, seed=1)
+  try:
+    for got, want in zip(_batches(streamed, range(5)), _batches(plain, range(5))):
+      _same(got, want)
+    assert streamed._next == (5, 0, 1)
+  finally:
+    streamed.close()
+
+
+def test_the_bench_times_grain_workers_on_the_same_batches():
+  from comparenets.analysis import bench  # pylint: disable=g-import-not-at-top
+  plain = tasks.build('tfds_images', dataset='mnist', data_dir=FIXTURE).train_sampler(8, 0)
+  records = list(bench.streamed_reads(plain, 8, repeats=2, run=4, workers=(1,)))
+  assert [r['impl'] for r in records] == ['in_process', '1_workers']
+  assert all(r['same_records'] and r['examples_per_s'] > 0 for r in records)
+  assert records[0]['speedup'] == 1.0
+
+
+def test_a_run_with_grain_workers_trains_as_one_without(tmp_path):
+  from comparenets import train  # pylint: disable=g-import-not-at-top
+  from comparenets.experiment import load_config  # pylint: disable=g-import-not-at-top
+  results = []
+  for workers in (0, 2):
+    config = load_config('tfds_images.py', 'model=cnn,dataset=mnist',
+                         {'task.data_dir': FIXTURE, 'task.validation_fraction': 0.25,
+                          'task.read_workers': workers, 'train.steps': 6,
+                          'train.batch_size': 8, 'train.eval_batch_size': 8,
+                          'train.log_every': 3, 'train.eval_every': 0,
+                          'train.checkpoint_every': 0, 'train.parallel': 'none'})
+    results.append(train.train_and_evaluate(config, str(tmp_path / f'workers{workers}')))
+  assert results[0]['steps'] == results[1]['steps'] == 6
+  assert results[0]['test'] == results[1]['test']
+  assert results[0]['validation'] == results[1]['validation']
+
+
 @pytest.fixture
 def bucket_data(bucket, tmp_path, monkeypatch):  # pylint: disable=redefined-outer-name
   """The fixture's datasets in the stand-in bucket, a data cache of the test's own, and a count

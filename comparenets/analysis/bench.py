@@ -27,7 +27,9 @@ Cases:
   at a time (``source[i]``, the reference): MNIST training batches of 128 at random indices and
   the whole IMDB training split, examples/s. Needs ``--data_dir`` with ``mnist`` and
   ``imdb_reviews`` prepared (``scripts/bench/prepare_tfds_reads.py`` writes datasets of their
-  shapes, with TensorFlow); ``--tiny`` runs it on `tfds.testing.mock_data` instead.
+  shapes, with TensorFlow); ``--tiny`` runs it on `tfds.testing.mock_data` instead. With
+  ``--data_dir``, also MNIST training batches in step order read in this process against grain
+  worker processes reading ahead (`pipeline.StreamedSampler`, ``task.read_workers``).
 * ``members``: the train step of a sweep's members in one program (`comparenets.sweep`), 3 and 8
   members of the digits CNN and LSTM, batched (``vmap``) and in turn (``map``), against one
   member's own step: members trained per second relative to as many separate runs, and the
@@ -605,6 +607,48 @@ def reads_cases(data_dir: str, repeats: int, min_time: float, tiny: bool
                'examples_per_call': examples, **_summary(v),
                'examples_per_s': rates[impl], 'speedup': rates[impl] / rates['one_at_a_time'],
                'same_records': equal}
+    if not data_dir:  # mock_data's stand-in cannot be pickled into worker processes
+      return
+    yield from streamed_reads(sampler(mnist), batch, repeats, 8 if tiny else 100)
+
+
+def streamed_reads(plain: pipeline.EpochSampler, batch: int, repeats: int, run: int,
+                   workers: Sequence[int] = (1, 2)) -> Iterator[dict[str, Any]]:
+  """MNIST training batches in step order, read in this process (`EpochSampler.batch`, the
+  reference) against grain worker processes reading ahead (`pipeline.StreamedSampler`): each
+  repeat consumes ``run`` consecutive batches of each in turn, so the workers' buffer (2
+  batches a worker, filled while the others run) is a small part of a repeat."""
+  streams = {f'{w}_workers': pipeline.StreamedSampler(plain, w) for w in workers}
+  try:
+    position = {name: 0 for name in streams}
+    for name, stream in streams.items():  # start the workers: their start-up is not timed
+      stream.batch(0)
+      stream.batch(1)
+      position[name] = 2
+    first = {name: stream.batch(2) for name, stream in streams.items()}
+    same = all(np.array_equal(first[n][k], plain.batch(2)[k]) for n in first for k in first[n])
+    position = {name: 3 for name in streams}
+    samples = {name: [] for name in ('in_process', *streams)}
+    for r in range(repeats):
+      for name in samples:
+        began = time.perf_counter()
+        if name == 'in_process':
+          for s in range(r * run, (r + 1) * run):
+            plain.batch(s)
+        else:
+          for _ in range(run):
+            streams[name].batch(position[name])
+            position[name] += 1
+        samples[name].append((time.perf_counter() - began) / run)
+  finally:
+    for stream in streams.values():
+      stream.close()
+  rates = {k: batch / statistics.median(v) for k, v in samples.items()}
+  for impl, v in samples.items():
+    yield {'case': 'reads', 'source': 'mnist_train_steps', 'impl': impl,
+           'examples_per_call': batch, 'batches_per_repeat': run, **_summary(v),
+           'examples_per_s': rates[impl], 'speedup': rates[impl] / rates['in_process'],
+           'same_records': same, 'cpus': os.cpu_count()}
 
 
 # -- command line ---------------------------------------------------------------------------------

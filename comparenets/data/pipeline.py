@@ -132,18 +132,91 @@ class EpochSampler:
     self.batch_size = batch_size
     self.seed = seed
     self.steps_per_epoch = self.size // batch_size
-    self._epoch, self._perm = -1, None
+    self._epoch_perm = (-1, None)  # one tuple, replaced whole: threads may ask at once
 
   def indices(self, step: int) -> np.ndarray:
     epoch, i = divmod(step, self.steps_per_epoch)
-    if epoch != self._epoch:
-      self._epoch = epoch
-      self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.size)
-    return self._perm[i * self.batch_size:(i + 1) * self.batch_size]
+    cached, perm = self._epoch_perm
+    if epoch != cached:
+      perm = np.random.default_rng([self.seed, epoch]).permutation(self.size)
+      self._epoch_perm = (epoch, perm)
+    return perm[i * self.batch_size:(i + 1) * self.batch_size]
 
   def batch(self, step: int, index: int = 0, count: int = 1) -> dict[str, np.ndarray]:
     """Process ``index`` of ``count``'s rows of the global batch of ``step`` (all by default)."""
     return take(self.split, self.indices(step)[process_rows(self.batch_size, index, count)])
+
+
+class _StepRows:
+  """``step -> sampler.batch(step, index, count)``: what grain's worker processes run (it is
+  pickled into them with the sampler, its split and the split's source)."""
+
+  def __init__(self, sampler: Any, index: int, count: int):
+    self.sampler, self.index, self.count = sampler, index, count
+
+  def __call__(self, step: int) -> dict[str, np.ndarray]:
+    return self.sampler.batch(int(step), self.index, self.count)
+
+
+class StreamedSampler:
+  """A sampler whose batches are read and converted ahead by ``workers`` grain worker processes
+  (`grain.MapDataset.mp_prefetch`), for sources whose reading and decoding would otherwise
+  hold up the step (a TFDS split on a host with cores to spare).
+
+  The batches are the wrapped sampler's, step for step (a pure function of (seed, step)), and
+  each process still reads only its rows: the stream is
+  ``MapDataset.range(step, ...).map(sampler.batch for this process)``, so its item k is the
+  batch of step ``step + k`` whichever worker made it. grain's own sharding
+  (``ShardByJaxProcess``) is not used: it gives each process a disjoint shard of the records,
+  so N processes would train on other batches than one process does, where here the process
+  shares tile the one global batch (``process_rows``).
+
+  The stream starts at the second of two consecutive steps asked for (the training loop's
+  order) and serves steps in order from there; any other step (the batch that sizes the model,
+  a warm-up, a resume) is read in this process, so a stray request never restarts the
+  workers. ``close`` stops them (the train loop does at its end).
+  """
+
+  def __init__(self, sampler: Any, workers: int, ahead: int = 2):
+    if workers < 1:
+      raise ValueError(f'StreamedSampler needs at least one worker process (got {workers})')
+    self.sampler, self.workers, self.ahead = sampler, workers, ahead
+    self._stream, self._next, self._last = None, None, None
+
+  def __getattr__(self, name):  # batch_size, seed, indices, ... of the wrapped sampler
+    if name == 'sampler':
+      raise AttributeError(name)
+    return getattr(self.sampler, name)
+
+  def batch(self, step: int, index: int = 0, count: int = 1) -> dict[str, np.ndarray]:
+    key = (step, index, count)
+    if self._stream is None and self._last == (step - 1, index, count):
+      self._open(*key)
+    if self._stream is not None and self._next == key:
+      self._next = (step + 1, index, count)
+      return next(self._stream)
+    self._last = key
+    return self.sampler.batch(step, index, count)
+
+  def _open(self, step: int, index: int, count: int) -> None:
+    import grain  # pylint: disable=g-import-not-at-top  # only a run that streams needs it
+    from absl import flags  # pylint: disable=g-import-not-at-top
+    if not flags.FLAGS.is_parsed():  # a notebook or a test: grain's workers read its absl
+      flags.FLAGS.mark_as_parsed()   # flags, which then keep their defaults
+    self.close()
+    dataset = grain.MapDataset.range(step, step + 2**40).map(_StepRows(self.sampler, index,
+                                                                          count))
+    dataset = dataset.to_iter_dataset(grain.ReadOptions(num_threads=1,
+                                                        prefetch_buffer_size=self.ahead))
+    dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(
+        num_workers=self.workers, per_worker_buffer_size=self.ahead))
+    self._stream, self._next = iter(dataset), (step, index, count)
+
+  def close(self) -> None:
+    """Stops the worker processes (the next in-order batch starts them again)."""
+    stream, self._stream, self._next, self._last = self._stream, None, None, None
+    if stream is not None and hasattr(stream, 'close'):
+      stream.close()
 
 
 class GeneratedSampler:

@@ -67,7 +67,13 @@ class Task:
     """An object whose ``batch(step)`` is the training batch of that step, a pure function of
     (seed, step) so that resumed runs see the same data. Default: shuffled epochs over
     ``splits()['train']``; tasks that generate data on the fly override it."""
-    return pipeline.EpochSampler(self.splits()['train'], batch_size, seed)
+    return self.streamed(pipeline.EpochSampler(self.splits()['train'], batch_size, seed))
+
+  def streamed(self, sampler):
+    """``sampler``, read ahead by grain worker processes where the task has a ``read_workers``
+    field above 0 (`pipeline.StreamedSampler`; the same batches)."""
+    workers = getattr(self, 'read_workers', 0)
+    return pipeline.StreamedSampler(sampler, workers) if workers else sampler
 
   def stem(self) -> nn.Module | None:
     """A module applied to the adapted input before the backbone (e.g. a token embedding)."""

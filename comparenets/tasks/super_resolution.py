@@ -160,6 +160,11 @@ def _names(value: str) -> list[str]:
   return [n.strip() for n in value.split(',') if n.strip()]
 
 
+def _generate_batch(generate, rng, n):
+  """``generate``'s batch of ``n`` (a module-level function: grain's workers pickle it)."""
+  return generate(rng, batch_size=n)
+
+
 @dataclasses.dataclass
 class SuperResolution(Task):
   scale: int = 2
@@ -171,6 +176,7 @@ class SuperResolution(Task):
   eval_tile: int = 96               # HR side of the tiles whose loss evaluation sums
   div2k_validation_images: int = 10
   max_test_images: int = 0          # div2k: 0 = every image of its validation set
+  read_workers: int = 0             # grain worker processes cutting training patches ahead
 
   name = 'super_resolution'
   input_kinds = ('image',)
@@ -180,6 +186,7 @@ class SuperResolution(Task):
       'scale': {'choices': (2, 3, 4)},
       'dataset': {'choices': DATASETS},
       'max_test_images': {'min': 0},
+      'read_workers': {'min': 0},
   }
 
   def __post_init__(self):
@@ -269,8 +276,8 @@ class SuperResolution(Task):
                         f'training image; use a smaller patch')
     generate = functools.partial(random_patches, read=read, weights=weights, scale=self.scale,
                                  patch=self.patch, patches_per_image=per_image)
-    return pipeline.GeneratedSampler(
-        lambda rng, b: generate(rng, batch_size=b), batch_size, seed)
+    return self.streamed(pipeline.GeneratedSampler(
+        functools.partial(_generate_batch, generate), batch_size, seed))
 
   # ------------------------------------------------------------------------------- model
 

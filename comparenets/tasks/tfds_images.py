@@ -30,6 +30,7 @@ class TFDSImageClassification(ImageClassification):
   validation_fraction: float = 0.1
   split_seed: int = 0
   max_train_examples: int = 0    # 0 = all; a smaller number for quick runs
+  read_workers: int = 0          # grain worker processes reading training batches ahead
 
   name = 'tfds_images'
   config_rules = {
@@ -38,6 +39,7 @@ class TFDSImageClassification(ImageClassification):
       'validation_fraction': {'min': 0.001, 'max': 0.5},
       'split_seed': {'min': 0},
       'max_train_examples': {'min': 0},
+      'read_workers': {'min': 0},
   }
 
   def splits(self):

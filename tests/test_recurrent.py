@@ -265,13 +265,33 @@ def test_fused_backward_keeps_weight_products_out_of_the_loop(cell):
   backward = next(d for d in inside if len(d) == 1)
   assert backward[0].outvars[0].aval.shape == (2, 8)  # dz @ W_h^T: the carry's gradient
   # the backward loop writes one pre-activation gradient per step, nothing more (the GRU's
-  # hidden-side one is made from it after the loop)
+  # hidden-side one is made from it after the loop): one [T, B, gates H] array among its
+  # results, stacked outputs or carried buffers alike
   loop = next(s for s, d in zip(scans, inside) if len(d) == 1)
-  stacked = [v.aval.shape for v in loop.outvars[loop.params['num_carry']:]]
+  stacked = [v.aval.shape for v in loop.outvars if v.aval.shape[:1] == (16,)]
   assert stacked == [(16, 2, recurrent.CELLS[cell].gates * 8)]
   big = [e for e in outside if e.primitive.name == 'dot_general'
          and 2 * 16 in e.invars[0].aval.shape + e.invars[1].aval.shape]
   assert big, 'the weight gradients should be products over all 2 x 16 steps'
+
+
+def test_lstm_backward_writes_over_the_saved_gates():
+  """The LSTM's backward loop carries the forward's saved gates ([T, B, 4H]) and writes each
+  step's pre-activation gradient over that step's gates: no second buffer of that size."""
+  x = jnp.ones((2, 16, 3))
+  layer = recurrent.RecurrentLayer('lstm', 8)
+  variables = layer.init(jax.random.PRNGKey(0), x)
+  jaxpr = jax.make_jaxpr(jax.grad(_loss(layer, None), argnums=(0, 1)))(variables, x).jaxpr
+  scans, outside = _scan_eqns(jaxpr)
+  big = (16, 2, 4 * 8)
+  dots = lambda s: sum(e.primitive.name == 'dot_general' for e in s.params['jaxpr'].jaxpr.eqns)
+  forward, backward = sorted(scans, key=dots, reverse=True)  # x_t W_x, h W_h; then dz W_h^T
+  assert (dots(forward), dots(backward)) == (2, 1)
+  n_consts, n_carry = backward.params['num_consts'], backward.params['num_carry']
+  carried = [v for v in backward.invars[n_consts:n_consts + n_carry] if v.aval.shape == big]
+  assert len(carried) == 1 and carried[0] in forward.outvars  # the saved gates themselves
+  assert not [e for e in outside for v in e.outvars if v.aval.shape == big
+              and e.primitive.name == 'broadcast_in_dim']  # no fresh (zero) buffer
 
 
 def test_unknown_cell_field_is_a_clear_error():

@@ -65,11 +65,15 @@ class _Cell(nn.Module):
   differentiates by itself: the readable reference. ``step`` / ``step_grad`` are the same step
   and its hand-written backward for the fused layer (`_fused_scan`); ``step`` also returns
   what ``step_grad`` needs. Inside ``step`` the carry is always a tuple whose last element is
-  the hidden state (the output).
+  the hidden state (the output), and what it saves is a tuple of ``[B, ...]`` arrays.
   """
   hidden: int
   gates = 1
   bias_init = staticmethod(nn.initializers.zeros_init())
+  # True where the first value ``step`` saves is ``[B, gates H]`` (xp's shape) and nothing reads
+  # it after ``step_grad`` has: the backward then writes each step's ``dxp`` over it in place
+  # instead of into a fresh ``[T, B, gates H]`` buffer (`_fused_scan_bwd`)
+  overwrite_saved = False
 
   def hidden_weights(self) -> tuple[Array, ...]:
     raise NotImplementedError
@@ -96,10 +100,11 @@ class _Cell(nn.Module):
     return _masked(mask, self.from_tuple(new), carry)
 
   @staticmethod
-  def hidden_preactivation_grad(saved: Array, dxp: Array) -> Array | None:
+  def hidden_preactivation_grad(saved: tuple[Array, ...], dxp: Array) -> Array | None:
     """The gradient of the hidden-side pre-activation (``h @ W_h``) of every step from the
-    input-side one (``dxp``, ``[T, B, gates H]``) and the saved gate values, computed after
-    the backward loop for all steps at once; None where the two are the same (RNN, LSTM)."""
+    input-side one (``dxp``, ``[T, B, gates H]``) and the saved values (stacked over steps),
+    computed after the backward loop for all steps at once; None where the two are the same
+    (RNN, LSTM)."""
     del saved, dxp
     return None
 
@@ -138,6 +143,7 @@ class LSTMCell(_Cell):
   """LSTM cell: input, forget and output gates plus the candidate; carry is ``(c, h)``."""
   gates = 4
   bias_init = staticmethod(_lstm_bias_init)
+  overwrite_saved = True  # the gates are read by step_grad only
 
   def setup(self):
     self.w_h = self.param('hidden', nn.initializers.orthogonal(column_axis=-1),
@@ -169,12 +175,12 @@ class LSTMCell(_Cell):
     zi, zf, zg, zo = jnp.split(z, 4, axis=-1)
     i, f, g, o = jax.nn.sigmoid(zi), jax.nn.sigmoid(zf), jnp.tanh(zg), jax.nn.sigmoid(zo)
     new_c = f * c + i * g
-    return (new_c, o * jnp.tanh(new_c)), jnp.concatenate([i, f, g, o], axis=-1)
+    return (new_c, o * jnp.tanh(new_c)), (jnp.concatenate([i, f, g, o], axis=-1),)
 
   @staticmethod
   def step_grad(weights, saved, prev, new, dnew):
     (w_h,), (c, _), (new_c, _), (dc, dh) = weights, prev, new, dnew
-    i, f, g, o = jnp.split(saved, 4, axis=-1)
+    i, f, g, o = jnp.split(saved[0], 4, axis=-1)
     tc = jnp.tanh(new_c)
     dc = dc + dh * o * _tanh_grad(tc)
     dz = jnp.concatenate([dc * g * _sigmoid_grad(i), dc * c * _sigmoid_grad(f),
@@ -203,13 +209,13 @@ class GRUCell(_Cell):
     z = jax.nn.sigmoid(xz + hz)
     q = hn + b_hn
     n = jnp.tanh(xn + r * q)
-    return (n + z * (h - n),), jnp.concatenate([r, z, n, q], axis=-1)
+    return (n + z * (h - n),), (jnp.concatenate([r, z, n, q], axis=-1),)
 
   @staticmethod
   def step_grad(weights, saved, prev, new, dnew):
     del new
     (w_h, _), (h,), (dh,) = weights, prev, dnew
-    r, z, n, q = jnp.split(saved, 4, axis=-1)
+    r, z, n, q = jnp.split(saved[0], 4, axis=-1)
     dn = dh * (1.0 - z) * _tanh_grad(n)
     dr = dn * q * _sigmoid_grad(r)
     dz = dh * (h - n) * _sigmoid_grad(z)
@@ -221,7 +227,7 @@ class GRUCell(_Cell):
   @staticmethod
   def hidden_preactivation_grad(saved, dxp):
     hidden = dxp.shape[-1] // 3
-    r = saved[..., :hidden]
+    r = saved[0][..., :hidden]
     return jnp.concatenate([dxp[..., :2 * hidden], dxp[..., 2 * hidden:] * r], axis=-1)
 
   @staticmethod
@@ -259,11 +265,6 @@ def _fused_forward(cell, unroll, w_x, b, weights, xs, m, carry0, save):
   return jax.lax.scan(step, carry0, (xs, m), unroll=unroll)
 
 
-def _shifted(carry0, carries):
-  """Every step's previous carry: ``carry0`` then ``carries[:-1]``."""
-  return tuple(jnp.concatenate([c0[None], c[:-1]]) for c0, c in zip(carry0, carries))
-
-
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
 def _fused_scan(cell, unroll, w_x, b, weights, xs, m, carry0):
   """One direction of one layer, time-major: ``xs [T, B, F]``, ``m [T, B, 1]`` (1 = real step)
@@ -291,24 +292,54 @@ def _fused_scan_fwd(cell, unroll, w_x, b, weights, xs, m, carry0):
 def _fused_scan_bwd(cell, unroll, residuals, cotangents):
   w_x, weights, xs, m, carry0, carries, saved = residuals
   douts, dcarry = cotangents
-  prevs = _shifted(carry0, carries)
+  steps = xs.shape[0]
+  at = lambda a, t: jax.lax.dynamic_index_in_dim(a, t, keepdims=False)
+  # every step's dxp goes into one [T, B, gates H] buffer carried through the loop: the saved
+  # gates themselves where the cell allows (each step's are read before its dxp is written),
+  # else a fresh one. In place, a step reads its saved gates from the loop's carry, put there
+  # by the step before from the buffer as updated: the buffer's only reader is then the update
+  # itself and XLA copies nothing (a read beside the update, e.g. fused into the carry's
+  # gradient, makes it copy the whole buffer every step). XLA loses this with unroll > 1.
+  in_place = cell.overwrite_saved and unroll == 1
 
-  def step(dcarry, inputs):
-    m_t, dout_t, saved_t, prev_t, new_t = inputs
-    dnew = dcarry[:-1] + (dcarry[-1] + dout_t,)
-    if m_t is not None:  # a masked step passes the carry's gradient through untouched
+  def grad(dcarry, saved_t, t):
+    """One step back: (the previous carry's gradient, dxp)."""
+    # the previous carry indexed here rather than a shifted copy of every carry
+    prev_t = tuple(jnp.where(t == 0, c0, at(c, jnp.maximum(t - 1, 0)))
+                   for c0, c in zip(carry0, carries))
+    new_t = tuple(at(c, t) for c in carries)
+    dnew = dcarry[:-1] + (dcarry[-1] + at(douts, t),)
+    if m is not None:  # a masked step passes the carry's gradient through untouched
+      m_t = at(m, t)
       dnew = tuple(m_t * d for d in dnew)
     dprev, dxp = cell.step_grad(weights, saved_t, prev_t, new_t, dnew)
-    if m_t is not None:
+    if m is not None:
       dprev = tuple(p + (1.0 - m_t) * d for p, d in zip(dprev, dcarry))
     return dprev, dxp
 
-  dcarry0, dxp = jax.lax.scan(step, tuple(dcarry), (m, douts, saved, prevs, carries),
-                              reverse=True, unroll=unroll)
-  dhp = cell.hidden_preactivation_grad(saved, dxp)
+  if in_place:
+    buf, kept = saved[0], saved[1:]
+    first = at(buf, steps - 1)
+  else:
+    dxp_type = jax.eval_shape(lambda: grad(tuple(dcarry), tuple(s[0] for s in saved), 0))[1]
+    buf, kept = jnp.zeros((steps,) + dxp_type.shape, dxp_type.dtype), saved
+    first = ()
+
+  def step(state, t):
+    dcarry, buf, first = state
+    saved_t = ((first,) if in_place else ()) + tuple(at(s, t) for s in kept)
+    dprev, dxp = grad(dcarry, saved_t, t)
+    buf = jax.lax.dynamic_update_index_in_dim(buf, dxp, t, 0)
+    if in_place:
+      first = at(buf, jnp.maximum(t - 1, 0))
+    return (dprev, buf, first), None
+
+  (dcarry0, dxp, _), _ = jax.lax.scan(step, (tuple(dcarry), buf, first), jnp.arange(steps),
+                                      reverse=True, unroll=unroll)
+  dhp = cell.hidden_preactivation_grad(kept, dxp)
   features = xs.shape[-1]
   flat = lambda a: a.reshape(-1, a.shape[-1])
-  h_prev = prevs[-1]
+  h_prev = jnp.concatenate([carry0[-1][None], carries[-1][:-1]])
   if dhp is None:  # one pre-activation gradient for both products: one [F+H] x [T B] x [gH] GEMM
     dw = flat(jnp.concatenate([xs, h_prev], axis=-1)).T @ flat(dxp)
     dw_x, dweights = dw[:features], (dw[features:],)

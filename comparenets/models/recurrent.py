@@ -18,7 +18,8 @@ Two implementations run the same cells over the same parameters (``RecurrentLaye
 ``'scan'``, an `nn.scan` of the cell with the input product of all steps computed before the
 loop, differentiated by JAX; and ``'fused'`` (the default), a `jax.lax.scan` of the same step
 with a hand-written backward pass whose weight gradients are one matrix product over all steps
-(`_fused_scan`). Tests hold the two equal to 1e-5 and to finite differences.
+(`_fused_scan`; its LSTM makes both products of a step as one, ``[h, x_t] @ [W_h; W_x]``).
+Tests hold the two equal to 1e-5 and to finite differences.
 
 Parameter counts with F input features and H hidden units:
 simple RNN ``F H + H H + H``; LSTM ``4 (F H + H H + H)``; GRU ``3 (F H + H H + H) + H``.
@@ -74,6 +75,10 @@ class _Cell(nn.Module):
   # it after ``step_grad`` has: the backward then writes each step's ``dxp`` over it in place
   # instead of into a fresh ``[T, B, gates H]`` buffer (`_fused_scan_bwd`)
   overwrite_saved = False
+  # ``(carry, z) -> (new carry, saved)`` from the whole pre-activation ``z = xp + h @ W_h``:
+  # the fused layer then makes z with one product ``[x_t, h] @ [W_x; W_h]`` per step instead
+  # of two (LSTM; faster there, not for the simple RNN's narrower product). None: ``step``.
+  from_preactivation = None
 
   def hidden_weights(self) -> tuple[Array, ...]:
     raise NotImplementedError
@@ -170,8 +175,12 @@ class LSTMCell(_Cell):
 
   @staticmethod
   def step(weights, carry, xp):
-    (w_h,), (c, h) = weights, carry
-    z = xp + h @ w_h
+    (w_h,), (_, h) = weights, carry
+    return LSTMCell.from_preactivation(carry, xp + h @ w_h)
+
+  @staticmethod
+  def from_preactivation(carry, z):
+    c, _ = carry
     zi, zf, zg, zo = jnp.split(z, 4, axis=-1)
     i, f, g, o = jax.nn.sigmoid(zi), jax.nn.sigmoid(zf), jnp.tanh(zg), jax.nn.sigmoid(zo)
     new_c = f * c + i * g
@@ -253,9 +262,18 @@ def _fused_forward(cell, unroll, w_x, b, weights, xs, m, carry0, save):
   """The time loop of `_fused_scan`: ``(final carry, outputs)``; with ``save`` the outputs are
   every step's carry and the cell's saved values, which the backward pass needs."""
 
+  if cell.from_preactivation is not None:  # one product per step: [h, x_t] [W_h; W_x]
+    # h first: its small terms summed before the input's larger ones, the output's float32
+    # error stays that of the two products (x_t first doubled it against a float64 reference)
+    w = jnp.concatenate([weights[0], w_x])
+    cell_step = lambda carry, x_t: cell.from_preactivation(
+        carry, jnp.concatenate([carry[-1], x_t], axis=-1) @ w + b)
+  else:
+    cell_step = lambda carry, x_t: cell.step(weights, carry, x_t @ w_x + b)
+
   def step(carry, inputs):
     x_t, m_t = inputs
-    new, saved = cell.step(weights, carry, x_t @ w_x + b)
+    new, saved = cell_step(carry, x_t)
     if m_t is not None:  # frozen where m_t == 0
       new = tuple(o + m_t * (n - o) for n, o in zip(new, carry))
     if save:
@@ -275,7 +293,13 @@ def _fused_scan(cell, unroll, w_x, b, weights, xs, m, carry0):
   does one ``[B, gH] x [gH, H]`` product per step; the weight gradients, the input gradient and
   the bias gradient are single matrix products over all ``T B`` steps after the loop, instead of
   ``T`` small products accumulated inside it as autodiff of the scan does. The forward keeps
-  every step's carry and the cell's gate activations for the backward, nothing more.
+  every step's carry and the cell's gate activations for the backward, nothing more; the
+  backward writes every step's ``dxp`` over the gate activations where the cell allows
+  (``overwrite_saved``), so training holds one ``[T, B, gH]`` array, not two.
+
+  Measured on the CPU against the forms this replaced (BUILD_NOTES.md, issue 19): computing the
+  input product of all steps before the loop as one ``[T B, F] x [F, gH]`` product (as the
+  ``'scan'`` form does) made the forward slower, not faster, and so did unroll > 1.
   """
   carry, outs = _fused_forward(cell, unroll, w_x, b, weights, xs, m, carry0, save=False)
   return outs, carry

@@ -282,15 +282,16 @@ def test_fused_backward_keeps_weight_products_out_of_the_loop(cell):
   assert big, 'the weight gradients should be products over all 2 x 16 steps'
 
 
-def test_lstm_backward_writes_over_the_saved_gates():
-  """The LSTM's backward loop carries the forward's saved gates ([T, B, 4H]) and writes each
-  step's pre-activation gradient over that step's gates: no second buffer of that size."""
+@pytest.mark.parametrize('cell', ['lstm', 'gru'])
+def test_backward_writes_over_the_saved_gates(cell):
+  """The backward loop carries the forward's saved gate values ([T, B, gates H]) and writes
+  each step's pre-activation gradient over that step's: no second buffer of that size."""
   x = jnp.ones((2, 16, 3))
-  layer = recurrent.RecurrentLayer('lstm', 8)
+  layer = recurrent.RecurrentLayer(cell, 8)
   variables = layer.init(jax.random.PRNGKey(0), x)
   jaxpr = jax.make_jaxpr(jax.grad(_loss(layer, None), argnums=(0, 1)))(variables, x).jaxpr
   scans, outside = _scan_eqns(jaxpr)
-  big = (16, 2, 4 * 8)
+  big = (16, 2, recurrent.CELLS[cell].gates * 8)
   forward, backward = scans
   assert (forward.params['reverse'], backward.params['reverse']) == (False, True)
   n_consts, n_carry = backward.params['num_consts'], backward.params['num_carry']

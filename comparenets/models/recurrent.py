@@ -200,6 +200,9 @@ class LSTMCell(_Cell):
 class GRUCell(_Cell):
   """GRU cell: reset and update gates plus the candidate; carry is ``h``."""
   gates = 3
+  # saves [q, z, n] (read by step_grad only, so overwritten by dxp) and r (needed after the
+  # loop by hidden_preactivation_grad)
+  overwrite_saved = True
 
   def setup(self):
     self.w_h = self.param('hidden', nn.initializers.orthogonal(column_axis=-1),
@@ -218,13 +221,14 @@ class GRUCell(_Cell):
     z = jax.nn.sigmoid(xz + hz)
     q = hn + b_hn
     n = jnp.tanh(xn + r * q)
-    return (n + z * (h - n),), (jnp.concatenate([r, z, n, q], axis=-1),)
+    return (n + z * (h - n),), (jnp.concatenate([q, z, n], axis=-1), r)
 
   @staticmethod
   def step_grad(weights, saved, prev, new, dnew):
     del new
     (w_h, _), (h,), (dh,) = weights, prev, dnew
-    r, z, n, q = jnp.split(saved[0], 4, axis=-1)
+    (qzn, r) = saved
+    q, z, n = jnp.split(qzn, 3, axis=-1)
     dn = dh * (1.0 - z) * _tanh_grad(n)
     dr = dn * q * _sigmoid_grad(r)
     dz = dh * (h - n) * _sigmoid_grad(z)
@@ -236,7 +240,7 @@ class GRUCell(_Cell):
   @staticmethod
   def hidden_preactivation_grad(saved, dxp):
     hidden = dxp.shape[-1] // 3
-    r = saved[0][..., :hidden]
+    r = saved[-1]
     return jnp.concatenate([dxp[..., :2 * hidden], dxp[..., 2 * hidden:] * r], axis=-1)
 
   @staticmethod

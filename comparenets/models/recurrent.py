@@ -76,7 +76,7 @@ class _Cell(nn.Module):
   # instead of into a fresh ``[T, B, gates H]`` buffer (`_fused_scan_bwd`)
   overwrite_saved = False
   # ``(carry, z) -> (new carry, saved)`` from the whole pre-activation ``z = xp + h @ W_h``:
-  # the fused layer then makes z with one product ``[x_t, h] @ [W_x; W_h]`` per step instead
+  # the fused layer then makes z with one product ``[h, x_t] @ [W_h; W_x]`` per step instead
   # of two (LSTM; faster there, not for the simple RNN's narrower product). None: ``step``.
   from_preactivation = None
 
@@ -107,9 +107,9 @@ class _Cell(nn.Module):
   @staticmethod
   def hidden_preactivation_grad(saved: tuple[Array, ...], dxp: Array) -> Array | None:
     """The gradient of the hidden-side pre-activation (``h @ W_h``) of every step from the
-    input-side one (``dxp``, ``[T, B, gates H]``) and the saved values (stacked over steps),
-    computed after the backward loop for all steps at once; None where the two are the same
-    (RNN, LSTM)."""
+    input-side one (``dxp``, ``[T, B, gates H]``) and the saved values the backward loop leaves
+    (stacked over steps; all but the first where ``overwrite_saved``), computed after the loop
+    for all steps at once; None where the two are the same (RNN, LSTM)."""
     del saved, dxp
     return None
 

@@ -252,8 +252,9 @@ def test_fused_gradient_matches_finite_differences(cell):
 
 @pytest.mark.parametrize('cell', CELLS)
 def test_fused_backward_keeps_weight_products_out_of_the_loop(cell):
-  """Forward loop: x_t W_x and h W_h; backward loop: one product by W_h^T; everything else
-  (weight, bias and input gradients) is computed once over all steps."""
+  """Forward loop: x_t W_x and h W_h (the LSTM: one product, [h, x_t] [W_h; W_x]); backward
+  loop: one product by W_h^T; everything else (weight, bias and input gradients) is computed
+  once over all steps."""
   x = jnp.ones((2, 16, 3))
   layer = recurrent.RecurrentLayer(cell, 8)
   variables = layer.init(jax.random.PRNGKey(0), x)
@@ -261,17 +262,43 @@ def test_fused_backward_keeps_weight_products_out_of_the_loop(cell):
   scans, outside = _scan_eqns(jaxpr)
   inside = [[e for e in s.params['jaxpr'].jaxpr.eqns if e.primitive.name == 'dot_general']
             for s in scans]
-  assert sorted(len(d) for d in inside) == [1, 2]
-  backward = next(d for d in inside if len(d) == 1)
+  assert [s.params['reverse'] for s in scans] == [False, True]  # forward, then backward
+  forward, backward = inside
+  if cell == 'lstm':
+    assert len(forward) == 1
+    assert forward[0].invars[1].aval.shape == (8 + 3, 4 * 8)  # [W_h; W_x]
+  else:
+    assert len(forward) == 2
+  assert len(backward) == 1
   assert backward[0].outvars[0].aval.shape == (2, 8)  # dz @ W_h^T: the carry's gradient
   # the backward loop writes one pre-activation gradient per step, nothing more (the GRU's
-  # hidden-side one is made from it after the loop)
-  loop = next(s for s, d in zip(scans, inside) if len(d) == 1)
-  stacked = [v.aval.shape for v in loop.outvars[loop.params['num_carry']:]]
+  # hidden-side one is made from it after the loop): one [T, B, gates H] array among its
+  # results, stacked outputs or carried buffers alike
+  loop = scans[1]
+  stacked = [v.aval.shape for v in loop.outvars if v.aval.shape[:1] == (16,)]
   assert stacked == [(16, 2, recurrent.CELLS[cell].gates * 8)]
   big = [e for e in outside if e.primitive.name == 'dot_general'
          and 2 * 16 in e.invars[0].aval.shape + e.invars[1].aval.shape]
   assert big, 'the weight gradients should be products over all 2 x 16 steps'
+
+
+@pytest.mark.parametrize('cell', ['lstm', 'gru'])
+def test_backward_writes_over_the_saved_gates(cell):
+  """The backward loop carries the forward's saved gate values ([T, B, gates H]) and writes
+  each step's pre-activation gradient over that step's: no second buffer of that size."""
+  x = jnp.ones((2, 16, 3))
+  layer = recurrent.RecurrentLayer(cell, 8)
+  variables = layer.init(jax.random.PRNGKey(0), x)
+  jaxpr = jax.make_jaxpr(jax.grad(_loss(layer, None), argnums=(0, 1)))(variables, x).jaxpr
+  scans, outside = _scan_eqns(jaxpr)
+  big = (16, 2, recurrent.CELLS[cell].gates * 8)
+  forward, backward = scans
+  assert (forward.params['reverse'], backward.params['reverse']) == (False, True)
+  n_consts, n_carry = backward.params['num_consts'], backward.params['num_carry']
+  carried = [v for v in backward.invars[n_consts:n_consts + n_carry] if v.aval.shape == big]
+  assert len(carried) == 1 and carried[0] in forward.outvars  # the saved gates themselves
+  assert not [e for e in outside for v in e.outvars if v.aval.shape == big
+              and e.primitive.name == 'broadcast_in_dim']  # no fresh (zero) buffer
 
 
 def test_unknown_cell_field_is_a_clear_error():

@@ -18,7 +18,8 @@ Two implementations run the same cells over the same parameters (``RecurrentLaye
 ``'scan'``, an `nn.scan` of the cell with the input product of all steps computed before the
 loop, differentiated by JAX; and ``'fused'`` (the default), a `jax.lax.scan` of the same step
 with a hand-written backward pass whose weight gradients are one matrix product over all steps
-(`_fused_scan`). Tests hold the two equal to 1e-5 and to finite differences.
+(`_fused_scan`; its LSTM makes both products of a step as one, ``[h, x_t] @ [W_h; W_x]``).
+Tests hold the two equal to 1e-5 and to finite differences.
 
 Parameter counts with F input features and H hidden units:
 simple RNN ``F H + H H + H``; LSTM ``4 (F H + H H + H)``; GRU ``3 (F H + H H + H) + H``.
@@ -65,11 +66,19 @@ class _Cell(nn.Module):
   differentiates by itself: the readable reference. ``step`` / ``step_grad`` are the same step
   and its hand-written backward for the fused layer (`_fused_scan`); ``step`` also returns
   what ``step_grad`` needs. Inside ``step`` the carry is always a tuple whose last element is
-  the hidden state (the output).
+  the hidden state (the output), and what it saves is a tuple of ``[B, ...]`` arrays.
   """
   hidden: int
   gates = 1
   bias_init = staticmethod(nn.initializers.zeros_init())
+  # True where the first value ``step`` saves is ``[B, gates H]`` (xp's shape) and nothing reads
+  # it after ``step_grad`` has: the backward then writes each step's ``dxp`` over it in place
+  # instead of into a fresh ``[T, B, gates H]`` buffer (`_fused_scan_bwd`)
+  overwrite_saved = False
+  # ``(carry, z) -> (new carry, saved)`` from the whole pre-activation ``z = xp + h @ W_h``:
+  # the fused layer then makes z with one product ``[h, x_t] @ [W_h; W_x]`` per step instead
+  # of two (LSTM; faster there, not for the simple RNN's narrower product). None: ``step``.
+  from_preactivation = None
 
   def hidden_weights(self) -> tuple[Array, ...]:
     raise NotImplementedError
@@ -96,10 +105,11 @@ class _Cell(nn.Module):
     return _masked(mask, self.from_tuple(new), carry)
 
   @staticmethod
-  def hidden_preactivation_grad(saved: Array, dxp: Array) -> Array | None:
+  def hidden_preactivation_grad(saved: tuple[Array, ...], dxp: Array) -> Array | None:
     """The gradient of the hidden-side pre-activation (``h @ W_h``) of every step from the
-    input-side one (``dxp``, ``[T, B, gates H]``) and the saved gate values, computed after
-    the backward loop for all steps at once; None where the two are the same (RNN, LSTM)."""
+    input-side one (``dxp``, ``[T, B, gates H]``) and the saved values the backward loop leaves
+    (stacked over steps; all but the first where ``overwrite_saved``), computed after the loop
+    for all steps at once; None where the two are the same (RNN, LSTM)."""
     del saved, dxp
     return None
 
@@ -138,6 +148,7 @@ class LSTMCell(_Cell):
   """LSTM cell: input, forget and output gates plus the candidate; carry is ``(c, h)``."""
   gates = 4
   bias_init = staticmethod(_lstm_bias_init)
+  overwrite_saved = True  # the gates are read by step_grad only
 
   def setup(self):
     self.w_h = self.param('hidden', nn.initializers.orthogonal(column_axis=-1),
@@ -164,17 +175,21 @@ class LSTMCell(_Cell):
 
   @staticmethod
   def step(weights, carry, xp):
-    (w_h,), (c, h) = weights, carry
-    z = xp + h @ w_h
+    (w_h,), (_, h) = weights, carry
+    return LSTMCell.from_preactivation(carry, xp + h @ w_h)
+
+  @staticmethod
+  def from_preactivation(carry, z):
+    c, _ = carry
     zi, zf, zg, zo = jnp.split(z, 4, axis=-1)
     i, f, g, o = jax.nn.sigmoid(zi), jax.nn.sigmoid(zf), jnp.tanh(zg), jax.nn.sigmoid(zo)
     new_c = f * c + i * g
-    return (new_c, o * jnp.tanh(new_c)), jnp.concatenate([i, f, g, o], axis=-1)
+    return (new_c, o * jnp.tanh(new_c)), (jnp.concatenate([i, f, g, o], axis=-1),)
 
   @staticmethod
   def step_grad(weights, saved, prev, new, dnew):
     (w_h,), (c, _), (new_c, _), (dc, dh) = weights, prev, new, dnew
-    i, f, g, o = jnp.split(saved, 4, axis=-1)
+    i, f, g, o = jnp.split(saved[0], 4, axis=-1)
     tc = jnp.tanh(new_c)
     dc = dc + dh * o * _tanh_grad(tc)
     dz = jnp.concatenate([dc * g * _sigmoid_grad(i), dc * c * _sigmoid_grad(f),
@@ -185,6 +200,9 @@ class LSTMCell(_Cell):
 class GRUCell(_Cell):
   """GRU cell: reset and update gates plus the candidate; carry is ``h``."""
   gates = 3
+  # saves [q, z, n] (read by step_grad only, so overwritten by dxp) and r (needed after the
+  # loop by hidden_preactivation_grad)
+  overwrite_saved = True
 
   def setup(self):
     self.w_h = self.param('hidden', nn.initializers.orthogonal(column_axis=-1),
@@ -203,13 +221,14 @@ class GRUCell(_Cell):
     z = jax.nn.sigmoid(xz + hz)
     q = hn + b_hn
     n = jnp.tanh(xn + r * q)
-    return (n + z * (h - n),), jnp.concatenate([r, z, n, q], axis=-1)
+    return (n + z * (h - n),), (jnp.concatenate([q, z, n], axis=-1), r)
 
   @staticmethod
   def step_grad(weights, saved, prev, new, dnew):
     del new
     (w_h, _), (h,), (dh,) = weights, prev, dnew
-    r, z, n, q = jnp.split(saved, 4, axis=-1)
+    (qzn, r) = saved
+    q, z, n = jnp.split(qzn, 3, axis=-1)
     dn = dh * (1.0 - z) * _tanh_grad(n)
     dr = dn * q * _sigmoid_grad(r)
     dz = dh * (h - n) * _sigmoid_grad(z)
@@ -221,7 +240,7 @@ class GRUCell(_Cell):
   @staticmethod
   def hidden_preactivation_grad(saved, dxp):
     hidden = dxp.shape[-1] // 3
-    r = saved[..., :hidden]
+    r = saved[-1]
     return jnp.concatenate([dxp[..., :2 * hidden], dxp[..., 2 * hidden:] * r], axis=-1)
 
   @staticmethod
@@ -247,9 +266,18 @@ def _fused_forward(cell, unroll, w_x, b, weights, xs, m, carry0, save):
   """The time loop of `_fused_scan`: ``(final carry, outputs)``; with ``save`` the outputs are
   every step's carry and the cell's saved values, which the backward pass needs."""
 
+  if cell.from_preactivation is not None:  # one product per step: [h, x_t] [W_h; W_x]
+    # h first: its small terms summed before the input's larger ones, the output's float32
+    # error stays that of the two products (x_t first doubled it against a float64 reference)
+    w = jnp.concatenate([weights[0], w_x])
+    cell_step = lambda carry, x_t: cell.from_preactivation(
+        carry, jnp.concatenate([carry[-1], x_t], axis=-1) @ w + b)
+  else:
+    cell_step = lambda carry, x_t: cell.step(weights, carry, x_t @ w_x + b)
+
   def step(carry, inputs):
     x_t, m_t = inputs
-    new, saved = cell.step(weights, carry, x_t @ w_x + b)
+    new, saved = cell_step(carry, x_t)
     if m_t is not None:  # frozen where m_t == 0
       new = tuple(o + m_t * (n - o) for n, o in zip(new, carry))
     if save:
@@ -257,11 +285,6 @@ def _fused_forward(cell, unroll, w_x, b, weights, xs, m, carry0, save):
     return new, (new[-1] if m_t is None else m_t * new[-1])
 
   return jax.lax.scan(step, carry0, (xs, m), unroll=unroll)
-
-
-def _shifted(carry0, carries):
-  """Every step's previous carry: ``carry0`` then ``carries[:-1]``."""
-  return tuple(jnp.concatenate([c0[None], c[:-1]]) for c0, c in zip(carry0, carries))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
@@ -274,7 +297,13 @@ def _fused_scan(cell, unroll, w_x, b, weights, xs, m, carry0):
   does one ``[B, gH] x [gH, H]`` product per step; the weight gradients, the input gradient and
   the bias gradient are single matrix products over all ``T B`` steps after the loop, instead of
   ``T`` small products accumulated inside it as autodiff of the scan does. The forward keeps
-  every step's carry and the cell's gate activations for the backward, nothing more.
+  every step's carry and the cell's gate activations for the backward, nothing more; the
+  backward writes every step's ``dxp`` over the gate activations where the cell allows
+  (``overwrite_saved``), so training holds one ``[T, B, gH]`` array, not two.
+
+  Measured on the CPU against the forms this replaced (BUILD_NOTES.md, issue 19): computing the
+  input product of all steps before the loop as one ``[T B, F] x [F, gH]`` product (as the
+  ``'scan'`` form does) made the forward slower, not faster, and so did unroll > 1.
   """
   carry, outs = _fused_forward(cell, unroll, w_x, b, weights, xs, m, carry0, save=False)
   return outs, carry
@@ -291,24 +320,54 @@ def _fused_scan_fwd(cell, unroll, w_x, b, weights, xs, m, carry0):
 def _fused_scan_bwd(cell, unroll, residuals, cotangents):
   w_x, weights, xs, m, carry0, carries, saved = residuals
   douts, dcarry = cotangents
-  prevs = _shifted(carry0, carries)
+  steps = xs.shape[0]
+  at = lambda a, t: jax.lax.dynamic_index_in_dim(a, t, keepdims=False)
+  # every step's dxp goes into one [T, B, gates H] buffer carried through the loop: the saved
+  # gates themselves where the cell allows (each step's are read before its dxp is written),
+  # else a fresh one. In place, a step reads its saved gates from the loop's carry, put there
+  # by the step before from the buffer as updated: the buffer's only reader is then the update
+  # itself and XLA copies nothing (a read beside the update, e.g. fused into the carry's
+  # gradient, makes it copy the whole buffer every step). XLA loses this with unroll > 1.
+  in_place = cell.overwrite_saved and unroll == 1
 
-  def step(dcarry, inputs):
-    m_t, dout_t, saved_t, prev_t, new_t = inputs
-    dnew = dcarry[:-1] + (dcarry[-1] + dout_t,)
-    if m_t is not None:  # a masked step passes the carry's gradient through untouched
+  def grad(dcarry, saved_t, t):
+    """One step back: (the previous carry's gradient, dxp)."""
+    # the previous carry indexed here rather than a shifted copy of every carry
+    prev_t = tuple(jnp.where(t == 0, c0, at(c, jnp.maximum(t - 1, 0)))
+                   for c0, c in zip(carry0, carries))
+    new_t = tuple(at(c, t) for c in carries)
+    dnew = dcarry[:-1] + (dcarry[-1] + at(douts, t),)
+    if m is not None:  # a masked step passes the carry's gradient through untouched
+      m_t = at(m, t)
       dnew = tuple(m_t * d for d in dnew)
     dprev, dxp = cell.step_grad(weights, saved_t, prev_t, new_t, dnew)
-    if m_t is not None:
+    if m is not None:
       dprev = tuple(p + (1.0 - m_t) * d for p, d in zip(dprev, dcarry))
     return dprev, dxp
 
-  dcarry0, dxp = jax.lax.scan(step, tuple(dcarry), (m, douts, saved, prevs, carries),
-                              reverse=True, unroll=unroll)
-  dhp = cell.hidden_preactivation_grad(saved, dxp)
+  if in_place:
+    buf, kept = saved[0], saved[1:]
+    first = at(buf, steps - 1)
+  else:
+    dxp_type = jax.eval_shape(lambda: grad(tuple(dcarry), tuple(s[0] for s in saved), 0))[1]
+    buf, kept = jnp.zeros((steps,) + dxp_type.shape, dxp_type.dtype), saved
+    first = ()
+
+  def step(state, t):
+    dcarry, buf, first = state
+    saved_t = ((first,) if in_place else ()) + tuple(at(s, t) for s in kept)
+    dprev, dxp = grad(dcarry, saved_t, t)
+    buf = jax.lax.dynamic_update_index_in_dim(buf, dxp, t, 0)
+    if in_place:
+      first = at(buf, jnp.maximum(t - 1, 0))
+    return (dprev, buf, first), None
+
+  (dcarry0, dxp, _), _ = jax.lax.scan(step, (tuple(dcarry), buf, first), jnp.arange(steps),
+                                      reverse=True, unroll=unroll)
+  dhp = cell.hidden_preactivation_grad(kept, dxp)
   features = xs.shape[-1]
   flat = lambda a: a.reshape(-1, a.shape[-1])
-  h_prev = prevs[-1]
+  h_prev = jnp.concatenate([carry0[-1][None], carries[-1][:-1]])
   if dhp is None:  # one pre-activation gradient for both products: one [F+H] x [T B] x [gH] GEMM
     dw = flat(jnp.concatenate([xs, h_prev], axis=-1)).T @ flat(dxp)
     dw_x, dweights = dw[:features], (dw[features:],)

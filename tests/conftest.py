@@ -49,3 +49,28 @@ def drill_reference(tmp_path_factory):
       assert proc.returncode == 0, proc.stderr[-3000:]
       os.rename(partial, workdir)
   return str(workdir)
+
+
+# The longest tests on an empty compilation cache (BUILD_NOTES.md, "Where the cold time goes"),
+# none with a module-scoped fixture that moving it would set up twice. They run first: under
+# `--dist worksteal` a worker steals from the end of the other's queue, so what is left for last
+# is short and the two workers end together, where one of these started last could run on alone
+# for a minute.
+LONG_FIRST = (
+    'test_performance.py::test_benchmarks_run_on_tiny_shapes',
+    'test_notebook.py::test_notebook_runs_top_to_bottom',
+    'test_sweep.py::test_sigterm_mid_sweep_checkpoints_and_the_rerun_matches',
+    'test_tfds_images.py::test_trains_end_to_end_on_mock_mnist',
+    'test_cli.py::test_kill_9_midway_then_rerun_equals_an_uninterrupted_run',
+    'test_super_resolution.py::test_quick_run_reports_model_and_bicubic',
+    'test_structure.py::test_analyze_reports_params_receptive_field_and_memory',
+    'test_conv.py::test_tcn_forms_share_parameters_outputs_and_gradients',
+    'test_edges.py::test_quick_run_reports_ods_f_next_to_the_baselines',
+)
+
+
+def pytest_collection_modifyitems(items):
+  def rank(item):
+    name = item.nodeid.split('/')[-1].split('[')[0]
+    return LONG_FIRST.index(name) if name in LONG_FIRST else len(LONG_FIRST)
+  items.sort(key=rank)  # stable: everything else keeps its order

@@ -22,6 +22,14 @@ from absl import flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# The run that the tests' kill and signal drills interrupt (test_reliability.py, test_cli.py):
+# one config, so that its programs are compiled once a test session (the tests' compilation
+# cache) and its uninterrupted run is trained once (conftest.py's `drill_reference`).
+DRILL_CONFIG = 'experiments/digits.py:model=rnn'
+DRILL_STEPS = 1200
+DRILL_OVERRIDES = (f'--config.train.steps={DRILL_STEPS}', '--config.train.checkpoint_every=50',
+                   '--config.train.log_every=50', '--config.train.eval_every=0')
+
 
 def command(config: str, workdir: str, overrides: Sequence[str] = ()) -> list[str]:
   return [sys.executable, '-m', 'comparenets.main', f'--config={config}',

@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+import faults
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -66,12 +68,12 @@ def _finished_steps(workdir):
   return sorted(int(p.name) for p in ckpt.iterdir() if p.name.isdigit())
 
 
-def test_kill_9_midway_then_rerun_equals_an_uninterrupted_run(tmp_path):
-  overrides = ['--config.train.steps=1500', '--config.train.checkpoint_every=100',
-               '--config.train.log_every=100', '--config.train.eval_every=0']
+def test_kill_9_midway_then_rerun_equals_an_uninterrupted_run(tmp_path, drill_reference):
+  # the digits RNN of test_reliability.py's drills (faults.DRILL_*): its programs are in the
+  # tests' compilation cache and its uninterrupted run (conftest.py) is trained once a session
+  overrides = faults.DRILL_OVERRIDES
   arg = 'model=rnn'
-  reference = _run(arg, tmp_path / 'reference', *overrides)
-  assert reference.returncode == 0, reference.stderr[-3000:]
+  assert faults.DRILL_CONFIG == f'experiments/digits.py:{arg}'
 
   workdir = tmp_path / 'killed'
   proc = subprocess.Popen(_cmd(arg, workdir, *overrides), cwd=ROOT, stdout=subprocess.DEVNULL,
@@ -82,14 +84,14 @@ def test_kill_9_midway_then_rerun_equals_an_uninterrupted_run(tmp_path):
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   killed_at = _finished_steps(workdir)
-  assert killed_at and killed_at[-1] < 1500, f'not killed midway: {killed_at}'
+  assert killed_at and killed_at[-1] < faults.DRILL_STEPS, f'not killed midway: {killed_at}'
   assert not (workdir / 'results.json').exists()
 
   resumed = _run(arg, workdir, *overrides)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert 'resuming from the checkpoint at step' in resumed.stderr
   got = json.loads((workdir / 'results.json').read_text())
-  want = json.loads((tmp_path / 'reference' / 'results.json').read_text())
+  want = json.loads(open(os.path.join(drill_reference, 'results.json')).read())
   assert got['resumed_from'] >= killed_at[-1] > 0
   assert got['test'] == want['test']
   assert got['validation'] == want['validation']

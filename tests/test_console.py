@@ -37,10 +37,15 @@ def _info_sources(stderr):
   return {m.group(2) for m in map(LINE.match, stderr.splitlines()) if m and m.group(1) == 'I'}
 
 
+# The digits CNN's quick run at 20 steps here, as in test_cli.py's quick run: one set of programs,
+# compiled once a session (the tests' compilation cache), serves the four command lines.
+STEPS = '--config.train.steps=20'
+
+
 def test_a_runs_console_is_its_own_lines(tmp_path):
   workdir = tmp_path / 'run'
   proc = _python('-m', 'comparenets.main', '--config=experiments/digits.py:model=cnn,quick',
-                 f'--workdir={workdir}')
+                 f'--workdir={workdir}', STEPS)
   assert proc.returncode == 0, proc.stderr[-3000:]
   lines = proc.stderr.splitlines()
   results = json.loads((workdir / 'results.json').read_text())
@@ -59,18 +64,18 @@ def test_a_runs_console_is_its_own_lines(tmp_path):
 
 def test_verbosity_brings_the_libraries_lines_back(tmp_path):
   proc = _python('-m', 'comparenets.main', '--config=experiments/digits.py:model=cnn,quick',
-                 f'--workdir={tmp_path / "run"}', '--config.train.steps=10', '--verbosity=0')
+                 f'--workdir={tmp_path / "run"}', STEPS, '--verbosity=0')
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'CheckpointManagerOptions' in proc.stderr
   assert _info_sources(proc.stderr) - _our_files()  # orbax's own files
-  assert any('] step 10/10: ' in l for l in proc.stderr.splitlines())
+  assert any('] step 20/20: ' in l for l in proc.stderr.splitlines())
 
 
 def test_a_suites_console_keeps_orbax_out_and_draws_no_bar_without_a_terminal(tmp_path):
   suite = tmp_path / 'one.py'
   suite.write_text('def get_suite():\n'
                    "  return [('digits/cnn', 'digits.py', 'model=cnn,quick', "
-                   "{'train.steps': 10})]\n")
+                   "{'train.steps': 20})]\n")  # as STEPS
   workdir = tmp_path / 'suite'
   workdir.mkdir()
   (workdir / 'structure.jsonl').write_text('')  # no structure rows: the report in seconds

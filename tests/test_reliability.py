@@ -21,14 +21,12 @@ from comparenets.errors import CheckpointError, ConfigError, NonFiniteError, Wor
 
 import faults
 
-STEPS = 1200
-OVERRIDES = [f'--config.train.steps={STEPS}', '--config.train.checkpoint_every=50',
-             '--config.train.log_every=50', '--config.train.eval_every=0']
-ARG = 'model=rnn'
+STEPS = faults.DRILL_STEPS
+OVERRIDES = list(faults.DRILL_OVERRIDES)
 
 
 def _cmd(workdir):
-  return faults.command(f'experiments/digits.py:{ARG}', workdir, OVERRIDES)
+  return faults.command(faults.DRILL_CONFIG, workdir, OVERRIDES)
 
 
 def _run(workdir, devices=8):
@@ -46,11 +44,10 @@ def _start_and_signal(workdir, sig, devices=8, **when):
 
 
 @pytest.fixture(scope='module')
-def reference(tmp_path_factory):
-  """One uninterrupted 8-device run that the interrupted ones must reproduce."""
-  workdir = str(tmp_path_factory.mktemp('reference'))
-  _run(workdir)
-  return workdir
+def reference(drill_reference):
+  """One uninterrupted 8-device run that the interrupted ones must reproduce (conftest.py:
+  trained once a session, also for test_cli.py's kill -9)."""
+  return drill_reference
 
 
 def test_sigterm_checkpoints_the_current_step_exits_0_and_resumes(tmp_path, reference):
@@ -74,10 +71,8 @@ def test_sigterm_checkpoints_the_current_step_exits_0_and_resumes(tmp_path, refe
 def test_sighup_stops_like_sigterm(tmp_path):
   """A dropped ssh connection (SIGHUP) saves the current step and exits 0, as SIGTERM does."""
   workdir = str(tmp_path / 'run')
-  cmd = faults.command(f'experiments/digits.py:{ARG}', workdir, [
-      '--config.train.steps=100000', '--config.train.checkpoint_every=20',
-      '--config.train.log_every=20', '--config.train.eval_every=0', '--config.model.hidden=8'])
-  code, err = faults.start_and_signal(cmd, workdir, signal.SIGHUP, after_steps=20, devices=1)
+  # the drills' run (its programs compiled once a session), stopped after its first checkpoint
+  code, err = _start_and_signal(workdir, signal.SIGHUP, after_steps=50)
   assert code == 0, err[-2000:]
   (line,) = [l for l in err.splitlines() if l.startswith('comparenets: stopped by SIGHUP')]
   assert max(_steps(workdir)) == int(line.split('after step ')[1].split(';')[0])

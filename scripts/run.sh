@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up .venv (see setup_env.sh) and runs the main job on embedded data: the quick comparison
 # suite (every family on digits, sequential digits, the adding problem, copy memory,
-# Mackey-Glass and sunspot forecasting, the character LM, Bach chorales, moving digits;
+# sunspot forecasting, the character LM, Bach chorales, moving digits;
 # experiments/suites/quick.py), then writes the report
 # $WORKDIR/REPORT.md with its plots (default WORKDIR: runs/quick). Finished runs are skipped and
 # an interrupted suite resumes, so running it again only writes the report again.

@@ -620,13 +620,12 @@ def streamed_reads(plain: pipeline.EpochSampler, batch: int, repeats: int, run: 
   batches a worker, filled while the others run) is a small part of a repeat."""
   streams = {f'{w}_workers': pipeline.StreamedSampler(plain, w) for w in workers}
   try:
-    position = {name: 0 for name in streams}
-    for name, stream in streams.items():  # start the workers: their start-up is not timed
+    for stream in streams.values():  # start the workers: their start-up is not timed
       stream.batch(0)
       stream.batch(1)
-      position[name] = 2
     first = {name: stream.batch(2) for name, stream in streams.items()}
-    same = all(np.array_equal(first[n][k], plain.batch(2)[k]) for n in first for k in first[n])
+    want = plain.batch(2)
+    same = all(np.array_equal(first[n][k], want[k]) for n in first for k in want)
     position = {name: 3 for name in streams}
     samples = {name: [] for name in ('in_process', *streams)}
     for r in range(repeats):

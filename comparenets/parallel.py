@@ -21,11 +21,13 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import itertools
+import json
 import time
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import flax.jax_utils
 import jax
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import numpy as np
 
@@ -38,6 +40,26 @@ StepFns = Callable[[str | None], tuple[Callable, Callable]]
 def this_process() -> tuple[int, int]:
   """(index, count): which rows of each global batch this process reads and feeds."""
   return jax.process_index(), jax.process_count()
+
+
+def share(n: int, index: int, count: int) -> range:
+  """Process ``index`` of ``count``'s contiguous share of ``n`` items (the shares tile
+  ``range(n)``, in order; they differ in size by one at most)."""
+  return range(n * index // count, n * (index + 1) // count)
+
+
+def gather(value: Any) -> list[Any]:
+  """``value`` (anything JSON holds) of every process of the run, in process order; in a
+  one-process run, ``[value]`` with nothing sent. Every process must call it, at the same point
+  (a collective, `multihost_utils.process_allgather`, of the values' JSON bytes)."""
+  if jax.process_count() == 1:
+    return [value]
+  data = np.frombuffer(json.dumps(value).encode(), np.uint8)
+  sizes = multihost_utils.process_allgather(np.array([data.size], np.int32)).reshape(-1)
+  padded = np.zeros(int(sizes.max()), np.uint8)
+  padded[:data.size] = data
+  rows = np.asarray(multihost_utils.process_allgather(padded))
+  return [json.loads(rows[i, :size].tobytes()) for i, size in enumerate(sizes)]
 
 
 def host_is_device() -> bool:

@@ -7,12 +7,21 @@ of the training split (id 0 pads, id 1 stands for any other token); each review 
 ``max_length`` tokens and is padded to that length with a mask, so padded steps change nothing
 (the recurrent layers freeze their state there, the TCN reads its output at the last real
 token). The validation split is a seeded, stratified holdout of TFDS's training split.
+
+Per host: each process of a run reads and tokenizes only its contiguous share of the training
+records at start; the labels (for the stratified holdout) and then the token counts of the
+kept reviews are gathered from every process and summed (`parallel.gather`), so every process
+builds the one vocabulary a single process builds. Nothing is encoded up front: the splits are
+`pipeline.SourceSplit` views whose ``take`` reads, tokenizes and encodes only the rows asked
+for, so each process reads only its rows of each training and evaluation batch
+(``read_workers`` > 0: training batches read and tokenized ahead by grain worker processes).
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import re
 
 import flax.linen as nn
@@ -21,6 +30,7 @@ import numpy as np
 import optax
 
 from comparenets import figures
+from comparenets import parallel
 from comparenets.data import pipeline
 from comparenets.data import tfds_source
 from comparenets.models.heads import ClassificationHead
@@ -39,7 +49,11 @@ def tokenize(text: str | bytes) -> list[str]:
 
 def build_vocab(token_lists, size: int) -> dict[str, int]:
   """The ``size - 2`` most frequent tokens (ties broken alphabetically) -> ids 2, 3, ..."""
-  counts = collections.Counter(t for tokens in token_lists for t in tokens)
+  return vocab_of_counts(collections.Counter(t for tokens in token_lists for t in tokens), size)
+
+
+def vocab_of_counts(counts: collections.Counter, size: int) -> dict[str, int]:
+  """`build_vocab` from token counts (``{token: count}``)."""
   ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:size - 2]
   return {word: i + 2 for i, (word, _) in enumerate(ranked)}
 
@@ -49,6 +63,17 @@ def encode(tokens: list[str], vocab: dict[str, int], max_length: int):
   kept = [vocab.get(t, UNK) for t in tokens[:max_length]]
   ids[:len(kept)] = kept
   return ids, len(kept)
+
+
+def encode_example(example, vocab: dict[str, int], max_length: int) -> dict[str, np.ndarray]:
+  """One TFDS review as the split's fields: 'inputs' (ids), 'mask' (the real tokens; an empty
+  review keeps its first, padding, step so that it has a state) and 'label'."""
+  ids, n = encode(tokenize(example['text']), vocab, max_length)
+  return {'inputs': ids, 'mask': np.arange(max_length) < max(n, 1),
+          'label': np.asarray(example['label'], np.int32)}
+
+
+FIELDS = ('inputs', 'mask', 'label')
 
 
 @dataclasses.dataclass
@@ -61,43 +86,39 @@ class Sentiment(Task):
   validation_fraction: float = 0.1
   split_seed: int = 0
   max_train_examples: int = 0    # 0 = all
+  read_workers: int = 0          # grain worker processes reading training batches ahead
 
   name = 'sentiment'
   input_kinds = ('sequence',)
   target_metric = 'accuracy'
   higher_is_better = True
   config_rules = {'vocab_size': {'min': 3}, 'split_seed': {'min': 0},
-                  'max_train_examples': {'min': 0},
+                  'max_train_examples': {'min': 0}, 'read_workers': {'min': 0},
                   'validation_fraction': {'min': 0.001, 'max': 0.5}}
-
-  def _read(self, split: str, limit: int = 0):
-    source = tfds_source.open_split(self.dataset, split, self.data_dir or None)
-    n = len(source) if not limit else min(limit, len(source))
-    examples = pipeline.read_records(source, range(n))
-    return ([tokenize(e['text']) for e in examples],
-            np.array([int(e['label']) for e in examples], np.int32))
-
-  def _encode_all(self, token_lists, labels):
-    encoded = [encode(t, self.vocab, self.max_length) for t in token_lists]
-    ids = np.stack([e[0] for e in encoded]) if encoded else np.zeros((0, self.max_length))
-    lengths = np.array([e[1] for e in encoded], np.int32)
-    mask = np.arange(self.max_length)[None] < np.maximum(lengths, 1)[:, None]
-    return {'inputs': ids.astype(np.int32), 'mask': mask, 'label': labels}
 
   def splits(self):
     if not hasattr(self, '_splits'):
-      tokens, labels = self._read('train', self.max_train_examples)
-      order = np.arange(len(labels))
-      (kept, kept_labels), (held, held_labels) = holdout(order, labels,
-                                                          self.validation_fraction,
-                                                          self.split_seed)
-      train_tokens = [tokens[i] for i in kept]
-      self.vocab = build_vocab(train_tokens, self.vocab_size)  # pylint: disable=attribute-defined-outside-init
-      test_tokens, test_labels = self._read('test')
-      self._splits = {  # pylint: disable=attribute-defined-outside-init
-          'train': self._encode_all(train_tokens, kept_labels),
-          'validation': self._encode_all([tokens[i] for i in held], held_labels),
-          'test': self._encode_all(test_tokens, test_labels)}
+      data_dir = self.data_dir or None
+      train = tfds_source.open_split(self.dataset, 'train', data_dir)
+      test = tfds_source.open_split(self.dataset, 'test', data_dir)
+      n = len(train) if not self.max_train_examples else min(self.max_train_examples, len(train))
+      mine = parallel.share(n, *parallel.this_process())
+      records = pipeline.read_records(train, mine)
+      labels = np.concatenate([np.asarray(l, np.int32) for l in
+                               parallel.gather([int(r['label']) for r in records])])
+      (kept, _), (held, _) = holdout(np.arange(n), labels, self.validation_fraction,
+                                     self.split_seed)
+      is_kept = np.isin(mine, kept)
+      mine_counted = collections.Counter(t for r, k in zip(records, is_kept) if k
+                                         for t in tokenize(r['text']))
+      counts = collections.Counter()
+      for part in parallel.gather(mine_counted):  # every process's, summed: the whole split's
+        counts.update(part)
+      self.vocab = vocab_of_counts(counts, self.vocab_size)  # pylint: disable=attribute-defined-outside-init
+      convert = functools.partial(encode_example, vocab=self.vocab, max_length=self.max_length)
+      split = lambda source, idx: pipeline.SourceSplit(source, convert, FIELDS, idx)
+      self._splits = {'train': split(train, kept), 'validation': split(train, held),  # pylint: disable=attribute-defined-outside-init
+                      'test': split(test, None)}
     return self._splits
 
   def adapt(self, batch, kind):

@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from comparenets import figures
+from comparenets import parallel
 from comparenets.data import photos
 from comparenets.data import pipeline
 from comparenets.data import tfds_source
@@ -338,9 +339,16 @@ class SuperResolution(Task):
     return out
 
   def split_metrics(self, predict, split):
-    per_image = self.measure(predict, self._pairs_of(split))
+    """The means over the split's whole images of `measure`'s metrics. Each process of a run
+    measures its contiguous share of the images (`parallel.share`) and the per-image values
+    are gathered in image order, so every process gets the means one process computes."""
+    pairs = self._pairs_of(split)
+    mine = self.measure(predict, [pairs[i] for i in
+                                  parallel.share(len(pairs), *parallel.this_process())])
     keys = ('psnr', 'ssim', 'bicubic_psnr', 'bicubic_ssim')
-    means = {k: float(np.mean([m[k] for m in per_image.values()])) for k in keys}
+    rows = [row for part in parallel.gather([[float(m[k]) for k in keys] for m in mine.values()])
+            for row in part]
+    means = {k: float(np.mean([row[j] for row in rows])) for j, k in enumerate(keys)}
     means['psnr_gain'] = means['psnr'] - means['bicubic_psnr']
     means['ssim_gain'] = means['ssim'] - means['bicubic_ssim']
     return means

@@ -1,8 +1,13 @@
-"""IMDB sentiment read per host, on the real array_record files of tests/data/tfds (24 training
-and 24 test reviews of random words): the vocabulary and the splits are those of the former
-whole-split build (`_whole_split_build`, the code this replaced), and two processes x 4 CPU
-devices read only their share at start and only their rows of each batch, which tile the one
-process's batches."""
+"""Data per host (issue 17, item 3), with two processes x 4 CPU devices joined over 127.0.0.1.
+
+IMDB sentiment, on the real array_record files of tests/data/tfds (24 training and 24 test
+reviews of random words): the vocabulary and the splits are those of the former whole-split
+build (`_whole_split_build`, the code this replaced), and each process reads only its share at
+start and only its rows of each batch, which tile the one process's batches.
+
+Super-resolution on DIV2K (`tfds.testing.mock_data`): each process measures only its share of
+the held-out whole images, and every process gets the one process's metrics.
+"""
 
 import collections
 import json
@@ -18,6 +23,8 @@ from comparenets.data import pipeline
 from comparenets.data import tfds_source
 from comparenets.tasks import sentiment
 from comparenets.tasks.images import holdout
+
+import tensorflow_datasets as tfds
 
 import faults
 
@@ -71,11 +78,15 @@ def test_the_vocabulary_and_splits_are_the_whole_split_builds():
   assert everything != vocab
 
 
-def process_main(index: int, port: int, out: str) -> None:
-  """Process ``index`` of 2 (started by the test below): writes the records it read at start,
-  its vocabulary and its rows of the training and evaluation batches to ``out``."""
+def _start(index: int, port: int) -> None:
   from comparenets import distributed  # pylint: disable=g-import-not-at-top  # a subprocess
   distributed.initialize(f'127.0.0.1:{port}', 2, index)
+
+
+def imdb_process(index: int, port: int, out: str) -> None:
+  """Process ``index`` of 2 (started by the test below): writes the records it read at start,
+  its vocabulary and its rows of the training and evaluation batches to ``out``."""
+  _start(index, port)
   reads = []
   original = pipeline.read_records
 
@@ -103,20 +114,26 @@ def process_main(index: int, port: int, out: str) -> None:
     json.dump({'vocab': task.vocab, 'at_start': at_start, 'batch_reads': batch_reads}, f)
 
 
-def test_two_processes_read_their_shares_and_build_one_processs_vocabulary_and_batches(
-    tmp_path):
+def _two_processes(tmp_path, function: str) -> list[dict]:
+  """Runs ``function(index, port, out)`` of this module in two processes joined as one run
+  (4 CPU devices each); returns what each wrote to ``out/<index>.json``."""
   with socket.socket() as s:
     s.bind(('127.0.0.1', 0))
     port = s.getsockname()[1]
   tests = os.path.dirname(os.path.abspath(__file__))
-  code = (f'import sys; sys.path[:0] = [{tests!r}, {faults.ROOT!r}]; import test_imdb_per_host '
-          f'as t; t.process_main(int(sys.argv[1]), {port}, {str(tmp_path)!r})')
+  code = (f'import sys; sys.path[:0] = [{tests!r}, {faults.ROOT!r}]; import test_per_host '
+          f'as t; t.{function}(int(sys.argv[1]), {port}, {str(tmp_path)!r})')
   procs = [subprocess.Popen([sys.executable, '-c', code, str(i)], cwd=faults.ROOT,
                             env=faults.environment(4), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True) for i in range(2)]
   for p in procs:
     assert p.wait(timeout=150) == 0, p.stderr.read()[-3000:]
-  got = [json.load(open(tmp_path / f'{i}.json')) for i in range(2)]
+  return [json.load(open(tmp_path / f'{i}.json')) for i in range(2)]
+
+
+def test_two_processes_read_their_shares_and_build_one_processs_vocabulary_and_batches(
+    tmp_path):
+  got = _two_processes(tmp_path, 'imdb_process')
   rows = [np.load(tmp_path / f'{i}.npz') for i in range(2)]
 
   vocab, reference = _whole_split_build(**TASK)
@@ -156,3 +173,49 @@ def test_grain_workers_tokenize_the_same_training_batches():
     assert streamed._next == (4, 1, 2)  # steps 1 to 3 came from the worker
   finally:
     streamed.close()
+
+
+DIV2K = dict(dataset='div2k', scale=2, patch=8, eval_tile=8, div2k_validation_images=4,
+             max_test_images=12)
+
+
+def _div2k_metrics(measured: list | None = None) -> dict:
+  """The test split's metrics of a fixed, image-dependent residual (its predictions recorded
+  in ``measured``), from mock DIV2K; every process must call it (a collective)."""
+  with tfds.testing.mock_data(num_examples=16):
+    task = tasks.build('super_resolution', **DIV2K)
+    test = task.splits()['test']
+
+  def predict(arrays):
+    lr = np.asarray(arrays['inputs'])
+    if measured is not None:
+      measured.append(lr.shape)
+    return 0.05 * np.sin(np.repeat(np.repeat(lr, 2, 1), 2, 2) * 7.0)
+
+  return task, test, predict, task.split_metrics(predict, test)
+
+
+def div2k_process(index: int, port: int, out: str) -> None:
+  """Process ``index`` of 2: writes its test metrics and the images it measured to ``out``."""
+  _start(index, port)
+  measured = []
+  metrics = _div2k_metrics(measured)[3]
+  with open(os.path.join(out, f'{index}.json'), 'w') as f:
+    json.dump({'metrics': metrics, 'measured': measured}, f)
+
+
+def test_two_processes_measure_their_share_of_div2k_images_and_get_one_processs_metrics(
+    tmp_path):
+  got = _two_processes(tmp_path, 'div2k_process')
+  task, test, predict, metrics = _div2k_metrics()
+  pairs = task._pairs_of(test)
+  assert len(pairs) >= 4  # the mock's images big enough to measure
+  # as before: the mean over every image, measured in one process
+  per_image = task.measure(predict, pairs)
+  for key in ('psnr', 'ssim', 'bicubic_psnr', 'bicubic_ssim'):
+    assert metrics[key] == float(np.mean([m[key] for m in per_image.values()]))
+  assert metrics['psnr'] != metrics['bicubic_psnr']  # the residual changes what is measured
+  assert got[0]['metrics'] == got[1]['metrics'] == metrics
+  half = len(pairs) // 2
+  assert [g['measured'] for g in got] == [[[1, *p.lr.shape] for p in pairs[:half]],
+                                          [[1, *p.lr.shape] for p in pairs[half:]]]

@@ -73,6 +73,10 @@ def encode_example(example, vocab: dict[str, int], max_length: int) -> dict[str,
           'label': np.asarray(example['label'], np.int32)}
 
 
+def label_of(example) -> dict[str, np.ndarray]:
+  return {'label': np.asarray(example['label'], np.int32)}
+
+
 FIELDS = ('inputs', 'mask', 'label')
 
 
@@ -140,6 +144,7 @@ class Sentiment(Task):
     """The test split's confusion matrix (negative / positive)."""
     test = self.splits()['test']
     predicted = predict(test).argmax(-1)
+    labels = pipeline.SourceSplit(test.source, label_of, ('label',), test.indices)  # untokenized
     return {'confusion_matrix': figures.confusion_matrix(
-        pipeline.column(test, 'label'), predicted, 2, ('negative', 'positive'),
+        pipeline.column(labels, 'label'), predicted, 2, ('negative', 'positive'),
         title=f'{self.dataset} test')}

@@ -101,8 +101,10 @@ class Task:
     """Metrics of a whole split that are not sums over examples (mAP over every detection of
     the split, an F-score at the one threshold best for the split), from the model's
     predictions (``predict`` as in `figures`). Merged into the split's metrics at every
-    evaluation (validation and test), computed on the host by every process. Default: none,
-    and then the train loop never calls it."""
+    evaluation (validation and test), computed on the host by every process; every process
+    calls it at the same point, so it may share the work and gather the results
+    (`parallel.gather`, as super_resolution does). Default: none, and then the train loop
+    never calls it."""
     del predict, split
     return {}
 

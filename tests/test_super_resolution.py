@@ -209,8 +209,9 @@ def test_div2k_from_tfds_mock_data():
     data = task.data()
     splits = task.splits()
     batch = task.train_sampler(8, seed=0).batch(0)
+    held_out = list(data['validation']) + list(data['test'])  # read when asked for
   assert len(data['validation']) == 3 and len(data['test']) == 5
-  for pair in data['validation'] + data['test']:
+  for pair in held_out:
     assert pair.hr.shape == (2 * pair.lr.shape[0], 2 * pair.lr.shape[1], 1)
     assert 16 / 255 - 1e-6 <= pair.hr.min() and pair.hr.max() <= 235 / 255 + 1e-6
   assert splits['test']['target'].shape[1:] == (16, 16, 1)

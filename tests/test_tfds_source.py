@@ -3,6 +3,7 @@ builders' names, versions and features, 24 training examples each of random cont
 `scripts/bench/prepare_tfds_reads.py --small`): records read in batches, and a bucket data_dir
 copied to the host (tests/fake_gcs.py stands in for gs://)."""
 
+import logging
 import os
 
 import numpy as np
@@ -146,6 +147,7 @@ def bucket_data(bucket, tmp_path, monkeypatch):  # pylint: disable=redefined-out
   del bucket
   upload(FIXTURE, BUCKET_DATA)
   monkeypatch.setenv('COMPARENETS_DATA_CACHE', str(tmp_path / 'cache'))
+  monkeypatch.setattr(tfds_source, '_LOCAL_DIRS', {})  # this test is a process of its own
   copied = []
   copy = tfds_source.copy_file
 
@@ -183,6 +185,7 @@ def test_a_copy_of_an_older_preparation_is_replaced(bucket_data, tmp_path):
   fresh = info.read_text()
   info.write_text(fresh.replace('"name": "mnist"', '"name": "mnist" ', 1))  # prepared again
   assert info.read_text() != fresh
+  tfds_source._LOCAL_DIRS.clear()  # pylint: disable=protected-access  # a later process
   assert len(tfds_source.open_split('mnist', 'train', BUCKET_DATA)) == 24
   assert len(bucket_data) == 8 and info.read_text() == fresh
   assert sorted(p.name for p in info.parent.parent.iterdir()
@@ -216,6 +219,80 @@ def test_a_dataset_missing_from_the_bucket_names_the_bucket(bucket_data):
                      match="'fashion_mnist' is not prepared in gs://bucket/tfds; prepare it"):
     tfds_source.open_split('fashion_mnist', 'train', BUCKET_DATA)
   assert not bucket_data
+
+
+def _count_bucket_calls(monkeypatch) -> list[str]:
+  """Every call of the stand-in bucket's filesystem that reads it (listing, metadata, opening a
+  file), by name."""
+  calls = []
+  for method in ('ls', 'info', '_open', 'cat_file'):
+    original = getattr(FakeGCS, method)
+
+    def counting(self, *args, _original=original, _method=method, **kwargs):
+      calls.append(_method)
+      return _original(self, *args, **kwargs)
+
+    monkeypatch.setattr(FakeGCS, method, counting)
+  return calls
+
+
+def _cut_off(monkeypatch) -> None:
+  """The stand-in bucket can no longer be reached: every call fails as with no network."""
+  def unreachable(self, *args, **kwargs):
+    raise ConnectionError('network is unreachable')
+
+  for method in ('ls', 'info', 'exists', 'isdir', 'isfile', '_open', 'cat_file'):
+    monkeypatch.setattr(FakeGCS, method, unreachable)
+
+
+def test_a_process_asks_the_bucket_once_per_dataset(bucket_data, monkeypatch):
+  calls = _count_bucket_calls(monkeypatch)
+  train = tfds_source.open_split('mnist', 'train', BUCKET_DATA)
+  assert calls and len(bucket_data) == 4
+  calls.clear()
+  test = tfds_source.open_split('mnist', 'test', BUCKET_DATA)  # the same dataset: not asked
+  assert calls == [] and len(test) == len(tfds_source.open_split('mnist', 'test', FIXTURE))
+  _same(train[3], tfds_source.open_split('mnist', 'train', FIXTURE)[3])
+  tfds_source.open_split('imdb_reviews', 'test', BUCKET_DATA)  # another dataset: asked
+  assert calls
+
+
+def test_an_unreachable_bucket_reads_this_hosts_complete_copy_with_one_warning(
+    bucket_data, monkeypatch, caplog):
+  tfds_source.open_split('mnist', 'train', BUCKET_DATA)  # the copy, made by an earlier run
+  tfds_source._LOCAL_DIRS.clear()  # pylint: disable=protected-access  # a later process
+  _cut_off(monkeypatch)
+  with caplog.at_level(logging.WARNING):
+    train = tfds_source.open_split('mnist', 'train', BUCKET_DATA)
+    test = tfds_source.open_split('mnist', 'test', BUCKET_DATA)
+  _same(train[7], tfds_source.open_split('mnist', 'train', FIXTURE)[7])
+  assert len(test) == len(tfds_source.open_split('mnist', 'test', FIXTURE))
+  assert len(bucket_data) == 4  # nothing copied again
+  warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+  assert len(warnings) == 1, warnings
+  assert warnings[0].startswith('TFDS dataset mnist: the bucket gs://bucket/tfds cannot be '
+                                'reached (ConnectionError: network is unreachable); reading '
+                                "this host's complete copy in ")
+  assert os.path.join('mnist', '3.0.1') in warnings[0]
+  # a dataset this host has no copy of: the error says the bucket could not be read
+  with pytest.raises(DatasetNotFoundError) as error:
+    tfds_source.open_split('imdb_reviews', 'train', BUCKET_DATA)
+  assert ("TFDS dataset 'imdb_reviews' cannot be read: the bucket gs://bucket/tfds cannot be "
+          'reached (ConnectionError: network is unreachable) and this host has no copy of the '
+          'dataset in ') in str(error.value)
+  assert 'gcloud storage ls gs://bucket/tfds' in str(error.value)
+
+
+def test_an_unreachable_bucket_and_a_copy_cut_short_is_the_error(bucket_data, monkeypatch,
+                                                                  tmp_path):
+  """A copy without its dataset_info.json (not renamed into place whole) is not used."""
+  tfds_source.open_split('mnist', 'train', BUCKET_DATA)
+  tfds_source._LOCAL_DIRS.clear()  # pylint: disable=protected-access
+  os.remove(_copy_root(tmp_path) / 'mnist' / '3.0.1' / 'dataset_info.json')
+  _cut_off(monkeypatch)
+  with pytest.raises(DatasetNotFoundError, match="'mnist' cannot be read: the bucket "
+                     r'gs://bucket/tfds cannot be reached \(ConnectionError'):
+    tfds_source.open_split('mnist', 'train', BUCKET_DATA)
 
 
 def test_the_data_cache_is_chosen_by_the_environment():

@@ -8,7 +8,9 @@ In a multi-process run every process computes the same global indices (cheap) an
 the rows of its own contiguous share (``index`` of ``count``), the rows its devices hold; the
 process shares of a global batch tile it exactly, so N processes see the data one process would.
 A split is a dict of arrays in memory, or a `SourceSplit` that reads examples from a
-random-access source (e.g. `tfds.data_source`) only when they are asked for.
+random-access source (e.g. `tfds.data_source`) only when they are asked for. An evaluation
+split may also be a `ProcessSplit`, whose examples are spread over the processes (each holds
+its own), batched by its own rule.
 """
 
 from __future__ import annotations
@@ -86,6 +88,61 @@ class SourceSplit(Mapping):
     return len(self._keys)
 
 
+class ProcessSplit(Mapping):
+  """An evaluation split whose examples are spread over the processes of a run, each process
+  holding only its own, where an ordinary split is read whole by every process's rows of shared
+  global batches (`eval_batches`).
+
+  The arrays are this process's examples; ``sizes`` is every process's count, in process order,
+  and the split is the examples of process 0, then of process 1, and so on (`split_size` is
+  their sum). `eval_batches` gives process ``index``'s rows of global batch b as the b-th chunk of
+  ``batch_size / count`` of its own examples, padded with zero rows of weight 0 once it has run
+  out; every process yields the same number of batches (the evaluation step is a collective),
+  as many as the process with the most examples needs. Each example is counted exactly once,
+  but in another batch than one process puts it in, so sums agree with one process's to
+  floating-point rounding. `take` and the arrays index this process's examples only.
+  """
+
+  def __init__(self, arrays: Mapping[str, np.ndarray], sizes: Sequence[int], index: int,
+               count: int):
+    sizes = [int(s) for s in sizes]
+    if len(sizes) != count or not 0 <= index < count:
+      raise ValueError(f'a ProcessSplit needs one size per process ({count}), got {sizes} '
+                       f'for process {index}')
+    self.arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    if split_size(self.arrays) != sizes[index]:
+      raise ValueError(f'process {index} holds {split_size(self.arrays)} examples, not the '
+                       f'{sizes[index]} its size says')
+    self.sizes, self.index, self.count = sizes, index, count
+
+  @property
+  def num_examples(self) -> int:
+    return sum(self.sizes)
+
+  def batches(self, batch_size: int, index: int, count: int) -> Iterator[dict[str, np.ndarray]]:
+    """This process's rows of every global evaluation batch (the class docstring)."""
+    if (index, count) != (self.index, self.count):
+      raise ValueError(f'this split holds the examples of process {self.index} of '
+                       f'{self.count}; it cannot be batched as process {index} of {count}')
+    rows = process_rows(batch_size, index, count)
+    per = rows.stop - rows.start
+    for b in range(max(-(-size // per) for size in self.sizes)):
+      idx = np.arange(b * per, min((b + 1) * per, self.sizes[index]))
+      batch = {k: np.concatenate([v[idx], np.zeros((per - len(idx), *v.shape[1:]), v.dtype)])
+               for k, v in self.arrays.items()}
+      batch['weight'] = (np.arange(per) < len(idx)).astype(np.float32)
+      yield batch
+
+  def __getitem__(self, key):
+    return self.arrays[key]
+
+  def __iter__(self):
+    return iter(self.arrays)
+
+  def __len__(self):
+    return len(self.arrays)
+
+
 def take(split: Split, idx: np.ndarray) -> dict[str, np.ndarray]:
   """The examples ``idx`` of a split (only those are read from a `SourceSplit`)."""
   if isinstance(split, SourceSplit):
@@ -102,7 +159,7 @@ def process_rows(n: int, index: int, count: int) -> slice:
 
 
 def split_size(split: Split) -> int:
-  if isinstance(split, SourceSplit):
+  if isinstance(split, (SourceSplit, ProcessSplit)):
     return split.num_examples
   sizes = {len(v) for v in split.values()}
   if len(sizes) != 1:
@@ -243,8 +300,13 @@ def eval_batches(split: Split, batch_size: int, index: int = 0,
 
   The last batch is padded by repeating examples; ``weight`` is 1 for real examples and 0 for
   padding, so weighted sums count each example once. With ``count`` > 1 each batch is process
-  ``index``'s rows of the global batch, and only those are read.
+  ``index``'s rows of the global batch, and only those are read. A `ProcessSplit` (each
+  process holding its own examples) is batched by its own rule: each process's rows are a
+  chunk of its own examples.
   """
+  if isinstance(split, ProcessSplit):
+    yield from split.batches(batch_size, index, count)
+    return
   n = split_size(split)
   rows = process_rows(batch_size, index, count)
   for start in range(0, n, batch_size):

@@ -8,7 +8,9 @@ A ``gs://`` data_dir (any non-local one) is copied to this host first (`local_da
 prepared dataset's directory, once per host, into the data cache (``$COMPARENETS_DATA_CACHE``,
 else ``$XDG_CACHE_HOME/comparenets/tfds``, else ``~/.cache/comparenets/tfds``). ArrayRecord's
 reader is C++ and does not read through epath: on a bucket path it bypasses gcsfs (with no
-network it hangs at the first record), so every host of a pod reads its own local copy.
+network it hangs at the first record), so every host of a pod reads its own local copy. The
+bucket is asked once per process for each (dataset, bucket); a host whose bucket cannot be
+reached reads a complete copy it made before, with a warning.
 """
 
 from __future__ import annotations
@@ -47,7 +49,23 @@ def cache_root(environ: Mapping[str, str] | None = None) -> str:
   return os.path.join(runtime.user_cache_dir(environ), 'tfds')
 
 
+# (dataset, bucket data_dir, cache root) -> the local data directory, for this process
+_LOCAL_DIRS: dict[tuple[str, str, str], str] = {}
+_LOCAL_DIRS_LOCK = threading.Lock()
+
+
 def local_data_dir(name: str, data_dir: str) -> str:
+  """A local data directory with dataset ``name`` as prepared in the bucket ``data_dir``,
+  found once per process for each (dataset, bucket, data cache): a process opening several
+  splits asks the bucket once (`copy_from_bucket` does the work)."""
+  key = (name, data_dir.rstrip('/'), cache_root())
+  with _LOCAL_DIRS_LOCK:
+    if key not in _LOCAL_DIRS:
+      _LOCAL_DIRS[key] = copy_from_bucket(name, data_dir)
+    return _LOCAL_DIRS[key]
+
+
+def copy_from_bucket(name: str, data_dir: str) -> str:
   """A local data directory with dataset ``name`` as prepared in the bucket ``data_dir``.
 
   The dataset's prepared directory (``NAME[/CONFIG]/VERSION``, TFDS's layout) is copied whole
@@ -56,7 +74,10 @@ def local_data_dir(name: str, data_dir: str) -> str:
   copy is written to a temporary directory and renamed into place, so a copy cut short is never
   read. A copy whose dataset_info.json differs from the bucket's (the dataset prepared again) is
   replaced. A dataset not prepared in the bucket is a `DatasetNotFoundError`; a copy that fails
-  (space, permissions, the network) a `DataCopyError` naming the cache.
+  (space, permissions, the network) a `DataCopyError` naming the cache. A bucket that cannot be
+  reached, where this host has a complete copy (one renamed into place), gives that copy, with
+  a warning that it may be of an older preparation; without a copy it is a
+  `DatasetNotFoundError` that says the bucket could not be read.
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  # seconds to import
   data_dir = data_dir.rstrip('/')
@@ -66,13 +87,16 @@ def local_data_dir(name: str, data_dir: str) -> str:
     prepared = builder.is_prepared()
   except Exception as e:  # pylint: disable=broad-except  # tfds raises several kinds
     prepared, cause = False, f' ({_first_line(e)})'
-  if not prepared:
-    raise DatasetNotFoundError(f'TFDS dataset {name!r} is not prepared in {data_dir}{cause}; '
-                               f'{prepare_hint(name, data_dir)}')
-  remote = epath.Path(builder.data_dir)
   slug = re.sub(r'[^A-Za-z0-9._-]+', '_', data_dir)[-80:]
   root = os.path.join(cache_root(),
                       f'{slug}-{hashlib.sha256(data_dir.encode()).hexdigest()[:8]}')
+  if not prepared:
+    unreachable = _unreachable(data_dir)
+    if unreachable is None:
+      raise DatasetNotFoundError(f'TFDS dataset {name!r} is not prepared in {data_dir}{cause}; '
+                                 f'{prepare_hint(name, data_dir)}')
+    return _without_bucket(name, data_dir, root, unreachable)
+  remote = epath.Path(builder.data_dir)
   target = os.path.join(root, *posixpath.relpath(os.fspath(remote), data_dir).split('/'))
   try:
     info = (remote / INFO).read_text()
@@ -95,6 +119,45 @@ INFO = 'dataset_info.json'
 
 def _first_line(e: BaseException) -> str:
   return (str(e).splitlines() or [type(e).__name__])[0]
+
+
+def _without_bucket(name: str, data_dir: str, root: str, why: str) -> str:
+  """``root`` when it holds a complete copy of the dataset, for a bucket that cannot be reached
+  (``why``), with a warning; else the error that says so."""
+  copy = _complete_copy(name, root)
+  if copy is None:
+    raise DatasetNotFoundError(
+        f'TFDS dataset {name!r} cannot be read: the bucket {data_dir} cannot be reached '
+        f'({why}) and this host has no copy of the dataset in {root}; check the network and '
+        f'access to the bucket (gcloud storage ls {data_dir}), or {prepare_hint(name, data_dir)}')
+  logging.warning('TFDS dataset %s: the bucket %s cannot be reached (%s); reading this host\'s '
+                  'complete copy in %s, made earlier (if the dataset was prepared again since, '
+                  'this copy is of the older preparation)', name, data_dir, why, copy)
+  return root
+
+
+def _unreachable(data_dir: str) -> str | None:
+  """Why the bucket ``data_dir`` cannot be reached, or None when it answers (a listing, or a
+  missing folder, is an answer). Asked only when TFDS found no prepared dataset there: a
+  filesystem's ``exists`` reads any error as "missing", so that alone cannot tell."""
+  try:
+    next(iter(epath.Path(data_dir).iterdir()), None)
+  except FileNotFoundError:
+    return None
+  except Exception as e:  # pylint: disable=broad-except  # gcsfs's and fsspec's own
+    return f'{type(e).__name__}: {_first_line(e)}'
+  return None
+
+
+def _complete_copy(name: str, root: str) -> str | None:
+  """The dataset's directory in this host's copy ``root`` when a complete copy is there (a copy
+  is renamed into place whole, so its dataset_info.json says it is complete), else None."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  try:
+    target = os.fspath(tfds.builder(name, data_dir=root).data_dir)
+  except Exception:  # pylint: disable=broad-except  # no such dataset or copy
+    return None
+  return target if os.path.isfile(os.path.join(target, INFO)) else None
 
 
 def _copied(target: str, info: str) -> bool:

@@ -28,14 +28,17 @@ Evaluation: the train loop sums 'loss' (and 'bicubic_loss') over fixed-size tile
 held-out images, and `split_metrics` measures each held-out *whole* image (one at a time, so
 sizes may differ) after cropping ``scale`` pixels off each side, as the SR literature does:
 'psnr' and 'ssim' of the model, 'bicubic_psnr' and 'bicubic_ssim' of bicubic upscaling by the
-same code, 'psnr_gain' (dB) and 'ssim_gain', each the mean over the split's images.
+same code, 'psnr_gain' (dB) and 'ssim_gain', each the mean over the split's images. In a run of
+several processes each process reads only its share of the held-out images, sums the loss over
+their tiles and measures them; the per-image metrics are gathered (`splits`, `split_metrics`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable, Mapping, Sequence
+import itertools
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -57,6 +60,8 @@ TEST_PHOTOS = 'astronaut,camera,chelsea'
 VALIDATION_PHOTOS = 'coffee'
 # div2k: patches drawn from each image read in a step (decoding a 2K PNG is the slow part).
 DIV2K_PATCHES_PER_IMAGE = 8
+HELD_OUT = ('validation', 'test')
+READ_CHUNK = 8  # held-out images read at once by process 0 for the per-image results
 
 
 def upscale(lr, scale: int):
@@ -114,9 +119,14 @@ def div2k_pair(name: str, example: Mapping[str, Any], scale: int) -> Pair:
 def tiles(pairs: Sequence[Pair], scale: int, tile: int) -> dict[str, np.ndarray]:
   """Every non-overlapping ``tile``-pixel HR tile (and its LR) of every image: 'inputs' LR,
   'target' HR, 'image' (index into ``pairs``) and 'origin' (HR row, column). ``tile`` is first
-  shrunk to fit the smallest image and rounded down to a multiple of ``scale``."""
+  shrunk to fit the smallest image and rounded down to a multiple of ``scale``. No images: no
+  tiles, in arrays of the fields' shapes."""
   tile = min([tile] + [min(p.hr.shape[:2]) for p in pairs]) // scale * scale
   t = tile // scale
+  if not pairs:
+    return {'inputs': np.zeros((0, t, t, 1), np.float32),
+            'target': np.zeros((0, tile, tile, 1), np.float32),
+            'image': np.zeros((0,), np.int32), 'origin': np.zeros((0, 2), np.int32)}
   out: dict[str, list[Any]] = {'inputs': [], 'target': [], 'image': [], 'origin': []}
   for i, p in enumerate(pairs):
     for y in range(0, p.lr.shape[0] - t + 1, t):
@@ -129,6 +139,36 @@ def tiles(pairs: Sequence[Pair], scale: int, tile: int) -> dict[str, np.ndarray]
           'target': np.stack(out['target']).astype(np.float32),
           'image': np.asarray(out['image'], np.int32),
           'origin': np.asarray(out['origin'], np.int32)}
+
+
+class Images(Sequence):
+  """A held-out split's whole DIV2K images, read and decoded only when asked for and not kept
+  (each process of a run reads its share, `SuperResolution.splits`): ``take(indices)`` reads
+  those records in one batched read (`pipeline.read_records`)."""
+
+  def __init__(self, source: Sequence[Any], keys: Sequence[int], names: Sequence[str],
+               scale: int):
+    self.source, self.keys, self.names, self.scale = source, list(keys), list(names), scale
+
+  def __len__(self):
+    return len(self.keys)
+
+  def __getitem__(self, i):
+    if isinstance(i, slice):
+      return self.take(range(len(self))[i])
+    return self.take([range(len(self))[i]])[0]
+
+  def take(self, indices) -> list[Pair]:
+    indices = [int(i) for i in indices]
+    records = pipeline.read_records(self.source, [self.keys[i] for i in indices])
+    return [div2k_pair(self.names[i], r, self.scale) for i, r in zip(indices, records)]
+
+
+def _take(images: Sequence[Pair], indices) -> list[Pair]:
+  """The images ``indices`` of a held-out split (an `Images` view reads them in one batch)."""
+  if isinstance(images, Images):
+    return images.take(indices)
+  return [images[i] for i in indices]
 
 
 def random_patches(rng: np.random.Generator, read: Callable[[int], Pair], weights: np.ndarray,
@@ -209,7 +249,9 @@ class SuperResolution(Task):
 
   def data(self) -> dict[str, Any]:
     """``{'train': (read(i) -> Pair, weights, patches_per_image, train split),
-    'validation': [Pair], 'test': [Pair]}``, loaded once per task object."""
+    'validation': images, 'test': images}``, loaded once per task object. The held-out images
+    are a list of `Pair` (skimage, in memory) or an `Images` view (div2k) that reads and
+    decodes only the images asked for."""
     if not hasattr(self, '_data'):
       self._data = (  # pylint: disable=attribute-defined-outside-init
           self._load_skimage() if self.dataset == 'skimage' else self._load_div2k())
@@ -244,31 +286,86 @@ class SuperResolution(Task):
                                        np.arange(n_train))
     held = range(n_train, len(train))
     return {'train': (read, np.ones(n_train), DIV2K_PATCHES_PER_IMAGE, train_split),
-            'validation': [div2k_pair(f'train/{i}', example, self.scale) for i, example in
-                           zip(held, pipeline.read_records(train, held))],
-            'test': [div2k_pair(f'validation/{i}', example, self.scale) for i, example in
-                     enumerate(pipeline.read_records(test, range(n_test)))]}
+            'validation': Images(train, held, [f'train/{i}' for i in held], self.scale),
+            'test': Images(test, range(n_test), [f'validation/{i}' for i in range(n_test)],
+                           self.scale)}
 
   def splits(self):
     """'train': tiles of the training images (skimage) or one centre tile per image (div2k,
-    read lazily); 'validation' and 'test': every tile of the held-out images, with 'image'
-    (index into ``data()[split]``) and 'origin'."""
+    read lazily); 'validation' and 'test': every tile of the held-out images big enough to
+    measure (`_measurable`), with 'image' (index into those images) and 'origin'.
+
+    In a run of several processes each process reads and decodes only its contiguous share of
+    each held-out split's images (`parallel.share`), and the split is a `pipeline.ProcessSplit`
+    of the tiles of its images: the evaluation sums each tile's loss exactly once, with each
+    process's rows of a batch cut from its own tiles. The images' sizes are gathered
+    (`parallel.gather`, so every process calls this at one point: the train loop does at
+    start), for the tile size (fitted to the smallest image of the split, as in one process)
+    and every process's tile count. One process: every image, and the tiles as always."""
     if not hasattr(self, '_splits'):
       data = self.data()
-      self._splits = {  # pylint: disable=attribute-defined-outside-init
-          'train': data['train'][3],
-          **{s: tiles(self._measurable(data[s], s), self.scale, self.eval_tile)
-             for s in ('validation', 'test')}}
+      index, count = parallel.this_process()
+      need = 11 + 2 * self.scale
+      own = {s: [p for p in _take(data[s], parallel.share(len(data[s]), index, count))
+                 if self._measurable(p)] for s in HELD_OUT}
+      # (HR height, HR width, LR height, LR width) of every measurable image, by process
+      sizes = parallel.gather({s: [[*p.hr.shape[:2], *p.lr.shape[:2]] for p in own[s]]
+                               for s in HELD_OUT})
+      # pylint: disable=attribute-defined-outside-init
+      self._own, self._tile = own, {}
+      splits = {'train': data['train'][3]}
+      for s in HELD_OUT:
+        parts = [part[s] for part in sizes]
+        every = [size for part in parts for size in part]
+        if not every:
+          raise ConfigError(f'task super_resolution: no {s} image is at least {need} pixels '
+                            f'a side')
+        tile = min([self.eval_tile] + [min(h, w) for h, w, _, _ in every]) // self.scale \
+            * self.scale
+        self._tile[s] = tile
+        mine = tiles(own[s], self.scale, tile)
+        if count == 1:
+          splits[s] = mine
+          continue
+        t = tile // self.scale
+        mine['image'] += sum(len(part) for part in parts[:index])  # index among all images
+        splits[s] = pipeline.ProcessSplit(
+            mine, [sum((lh // t) * (lw // t) for _, _, lh, lw in part) for part in parts],
+            index, count)
+      self._splits = splits
+      # pylint: enable=attribute-defined-outside-init
     return self._splits
 
-  def _measurable(self, pairs: Sequence[Pair], split: str) -> list[Pair]:
-    """The images big enough for SSIM's window once the border is cropped (all real ones)."""
-    need = 11 + 2 * self.scale
-    kept = [p for p in pairs if min(p.hr.shape[:2]) >= need]
-    if not kept:
-      raise ConfigError(f'task super_resolution: no {split} image is at least {need} pixels '
-                        f'a side')
-    return kept
+  def _measurable(self, pair: Pair) -> bool:
+    """Whether the image is big enough for SSIM's window once the border is cropped (every
+    real one is)."""
+    return min(pair.hr.shape[:2]) >= 11 + 2 * self.scale
+
+  def _own_pairs(self, split: Mapping[str, np.ndarray]) -> list[Pair]:
+    """This process's measurable images of a validation or test split of `splits` (every
+    image in a one-process run)."""
+    for name in HELD_OUT:
+      if split is self.splits()[name]:
+        return self._own[name]
+    raise ValueError('super_resolution measures whole images of its validation or test split '
+                     'only')
+
+  def _every_pair(self, split: str) -> Iterator[Pair]:
+    """Every measurable image of a held-out split, in order: this process's from memory, the
+    others read a few at a time and not kept (process 0 writes the per-image results and the
+    figures)."""
+    self.splits()
+    images = self.data()[split]
+    mine = parallel.share(len(images), *parallel.this_process())
+
+    def others(indices):
+      for start in range(0, len(indices), READ_CHUNK):
+        yield from (p for p in _take(images, indices[start:start + READ_CHUNK])
+                    if self._measurable(p))
+
+    yield from others(range(mine.start))
+    yield from self._own[split]
+    yield from others(range(mine.stop, len(images)))
 
   def train_sampler(self, batch_size: int, seed: int):
     read, weights, per_image, _ = self.data()['train']
@@ -305,16 +402,6 @@ class SuperResolution(Task):
 
   # ------------------------------------------------------------------------------- metrics
 
-  def _pairs_of(self, split: Mapping[str, np.ndarray]) -> list[Pair]:
-    """The whole images behind a validation or test split of `splits` (by its tiles' ids)."""
-    data = self.data()
-    for name in ('test', 'validation'):
-      if split is self.splits()[name]:
-        pairs = self._measurable(data[name], name)
-        return [pairs[i] for i in np.unique(np.asarray(split['image']))]
-    raise ValueError('super_resolution measures whole images of its validation or test split '
-                     'only')
-
   def super_resolve(self, predict, pair: Pair) -> tuple[np.ndarray, np.ndarray]:
     """(model, bicubic) HR predictions of one whole image, clipped to [0, 1]."""
     bicubic = np.asarray(_upscale(pair.lr[None], self.scale))[0]
@@ -340,11 +427,9 @@ class SuperResolution(Task):
 
   def split_metrics(self, predict, split):
     """The means over the split's whole images of `measure`'s metrics. Each process of a run
-    measures its contiguous share of the images (`parallel.share`) and the per-image values
-    are gathered in image order, so every process gets the means one process computes."""
-    pairs = self._pairs_of(split)
-    mine = self.measure(predict, [pairs[i] for i in
-                                  parallel.share(len(pairs), *parallel.this_process())])
+    measures the images it read (its contiguous share, `splits`) and the per-image values are
+    gathered in image order, so every process gets the means one process computes."""
+    mine = self.measure(predict, self._own_pairs(split))
     keys = ('psnr', 'ssim', 'bicubic_psnr', 'bicubic_ssim')
     rows = [row for part in parallel.gather([[float(m[k]) for k in keys] for m in mine.values()])
             for row in part]
@@ -361,7 +446,7 @@ class SuperResolution(Task):
     so that reports show it beside the model."""
     del workdir, rng
     predict = make_predict(self, model, 'image', variables, batch_size=1)
-    per_image = self.measure(predict, self._pairs_of(self.splits()['test']))
+    per_image = self.measure(predict, self._every_pair('test'))
     mean = lambda key: float(np.mean([m[key] for m in per_image.values()]))
     bicubic = {'psnr': mean('bicubic_psnr'), 'ssim': mean('bicubic_ssim')}
     beats = {'bicubic': mean('psnr') > bicubic['psnr']}
@@ -371,24 +456,23 @@ class SuperResolution(Task):
   def figures(self, predict):
     """For each test image (up to 4), the tile where bicubic does worst: the LR input,
     bicubic, the model and the truth (luminance)."""
-    test = self.splits()['test']
-    pairs = self._measurable(self.data()['test'], 'test')
-    t = test['target'].shape[1]
+    self.splits()
+    t = self._tile['test']
     columns: dict[str, list[np.ndarray]] = {'low resolution': [], 'bicubic': [], 'model': [],
                                             'truth': []}
     names = []
-    for i in np.unique(test['image'])[:4]:
-      idx = np.flatnonzero(test['image'] == i)
-      bicubic_tiles = np.asarray(_upscale(test['inputs'][idx], self.scale))
-      errors = np.mean((bicubic_tiles - test['target'][idx]) ** 2, axis=(1, 2, 3))
-      y, x = test['origin'][idx[int(np.argmax(errors))]]
-      model, bicubic = self.super_resolve(predict, pairs[i])
+    for pair in itertools.islice(self._every_pair('test'), 4):
+      own = tiles([pair], self.scale, t)  # the image's tiles of the test split
+      bicubic_tiles = np.asarray(_upscale(own['inputs'], self.scale))
+      errors = np.mean((bicubic_tiles - own['target']) ** 2, axis=(1, 2, 3))
+      y, x = own['origin'][int(np.argmax(errors))]
+      model, bicubic = self.super_resolve(predict, pair)
       s = self.scale
-      columns['low resolution'].append(pairs[i].lr[y // s:(y + t) // s, x // s:(x + t) // s])
+      columns['low resolution'].append(pair.lr[y // s:(y + t) // s, x // s:(x + t) // s])
       columns['bicubic'].append(bicubic[y:y + t, x:x + t])
       columns['model'].append(model[y:y + t, x:x + t])
-      columns['truth'].append(pairs[i].hr[y:y + t, x:x + t])
-      names.append(pairs[i].name)
+      columns['truth'].append(pair.hr[y:y + t, x:x + t])
+      names.append(pair.name)
     title = f'x{self.scale} super-resolution, {self.dataset} test: {", ".join(names)} (Y)'
     return {'super_resolution': figures.image_comparison(
         {k: np.stack(v) for k, v in columns.items()}, n=len(names), title=title)}

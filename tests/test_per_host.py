@@ -156,8 +156,19 @@ def test_two_processes_read_their_shares_and_build_one_processs_vocabulary_and_b
     _same(whole, {k: np.concatenate([r[f'train/{step}/{k}'] for r in rows])
                   for k in sentiment.FIELDS})
     _same(whole, {k: v[sampler.indices(step)] for k, v in reference['train'].items()})
-  # a training batch read 4 records in each process: its rows, nothing more
-  assert [[len(keys) for keys in g['batch_reads']] for g in got] == [[BATCH // 2] * STEPS] * 2
+  # a training batch reads this process's rows (4 of 8) and nothing more, each record once a
+  # process: a review read in an earlier epoch is kept encoded (SourceSplit keep=True)
+  train_keys = one.splits()['train'].indices
+  for i, g in enumerate(got):
+    assert len(g['batch_reads']) == STEPS
+    seen = set()
+    for step, keys in enumerate(g['batch_reads']):
+      mine = {int(k) for k in train_keys[sampler.indices(step)[pipeline.process_rows(BATCH, i,
+                                                                                       2)]]}
+      assert len(mine) == BATCH // 2
+      assert sorted(keys) == sorted(mine - seen), step
+      seen |= mine
+    assert sum(map(len, g['batch_reads'])) < STEPS * BATCH // 2  # later epochs read less
   for name in ('validation', 'test'):
     batches = list(pipeline.eval_batches(one.splits()[name], BATCH))
     for b, batch in enumerate(batches):
@@ -375,3 +386,24 @@ def test_two_processes_read_their_div2k_images_and_evaluate_as_one_process(tmp_p
           assert g['metrics'][name][key] == pytest.approx(value, rel=1e-6, abs=0), key
         else:  # whole-image metrics, gathered in image order: exactly one process's
           assert g['metrics'][name][key] == value, key
+
+
+def test_a_kept_split_converts_each_example_once_and_gives_the_same_rows():
+  source = tfds_source.open_split('imdb_reviews', 'train', FIXTURE)
+  converted = []
+
+  def convert(example):
+    converted.append(int(example['label']))
+    return {'label': np.asarray(example['label'], np.int32), 'n': np.asarray(len(converted))}
+
+  plain = pipeline.SourceSplit(source, lambda e: {'label': np.asarray(e['label'], np.int32)},
+                               ('label',), np.arange(3, 20))
+  kept = pipeline.SourceSplit(source, convert, ('label', 'n'), np.arange(3, 20), keep=True)
+  first = kept.take(np.array([4, 0, 4, 9]))
+  assert len(converted) == 3  # 4, 0 and 9: a repeated position is converted once
+  again = kept.take(np.array([9, 1, 0]))
+  assert len(converted) == 4  # only 1 is new
+  np.testing.assert_array_equal(first['label'], plain.take(np.array([4, 0, 4, 9]))['label'])
+  np.testing.assert_array_equal(again['label'], plain.take(np.array([9, 1, 0]))['label'])
+  # the kept rows are the first conversions, not new ones
+  np.testing.assert_array_equal(again['n'][[0, 2]], first['n'][[3, 1]])

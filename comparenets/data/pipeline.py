@@ -60,20 +60,32 @@ class SourceSplit(Mapping):
   ``indices`` picks (and orders) the records of the source that form the split. Reading a
   whole field (``split['label']``) reads every record: it is there for inspection, the train
   loop only calls `take`.
+
+  ``keep=True`` keeps every converted example (by its position in the split), so an example is
+  read and converted once a process, not once an epoch: for sources whose conversion is the
+  cost and whose converted rows are small (tokenized reviews), never for decoded images.
   """
 
   def __init__(self, source: Sequence[Any], convert: Callable[[Any], dict[str, np.ndarray]],
-               keys: Sequence[str], indices: np.ndarray | None = None):
+               keys: Sequence[str], indices: np.ndarray | None = None, keep: bool = False):
     self.source, self.convert, self._keys = source, convert, tuple(keys)
     self.indices = np.arange(len(source)) if indices is None else np.asarray(indices)
     self._columns = None
+    self._kept: dict[int, dict[str, np.ndarray]] | None = {} if keep else None
 
   @property
   def num_examples(self) -> int:
     return len(self.indices)
 
   def take(self, idx: np.ndarray) -> dict[str, np.ndarray]:
-    rows = [self.convert(r) for r in read_records(self.source, self.indices[np.asarray(idx)])]
+    idx = [int(i) for i in np.asarray(idx).reshape(-1)]
+    if self._kept is None:
+      rows = [self.convert(r) for r in read_records(self.source, self.indices[idx])]
+    else:
+      new = sorted({i for i in idx if i not in self._kept})
+      for i, r in zip(new, read_records(self.source, self.indices[new])):
+        self._kept[i] = self.convert(r)  # one key at a time: safe under reading threads
+      rows = [self._kept[i] for i in idx]
     return {k: np.stack([r[k] for r in rows]) for k in self._keys}
 
   def __getitem__(self, key):

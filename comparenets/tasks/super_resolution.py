@@ -305,7 +305,6 @@ class SuperResolution(Task):
     if not hasattr(self, '_splits'):
       data = self.data()
       index, count = parallel.this_process()
-      need = 11 + 2 * self.scale
       own = {s: [p for p in _take(data[s], parallel.share(len(data[s]), index, count))
                  if self._measurable(p)] for s in HELD_OUT}
       # (HR height, HR width, LR height, LR width) of every measurable image, by process
@@ -318,8 +317,8 @@ class SuperResolution(Task):
         parts = [part[s] for part in sizes]
         every = [size for part in parts for size in part]
         if not every:
-          raise ConfigError(f'task super_resolution: no {s} image is at least {need} pixels '
-                            f'a side')
+          raise ConfigError(f'task super_resolution: no {s} image is at least '
+                            f'{self._min_side} pixels a side')
         tile = min([self.eval_tile] + [min(h, w) for h, w, _, _ in every]) // self.scale \
             * self.scale
         self._tile[s] = tile
@@ -336,10 +335,16 @@ class SuperResolution(Task):
       # pylint: enable=attribute-defined-outside-init
     return self._splits
 
+  @property
+  def _min_side(self) -> int:
+    """The smallest HR side SSIM's 11-pixel window fits once ``scale`` pixels are cropped off
+    each side."""
+    return 11 + 2 * self.scale
+
   def _measurable(self, pair: Pair) -> bool:
     """Whether the image is big enough for SSIM's window once the border is cropped (every
     real one is)."""
-    return min(pair.hr.shape[:2]) >= 11 + 2 * self.scale
+    return min(pair.hr.shape[:2]) >= self._min_side
 
   def _own_pairs(self, split: Mapping[str, np.ndarray]) -> list[Pair]:
     """This process's measurable images of a validation or test split of `splits` (every

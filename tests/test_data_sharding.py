@@ -167,3 +167,32 @@ def test_mock_data_sources_are_read_one_record_at_a_time():
     got = pipeline.read_records(source, [4, 2, 9])
     for record, key in zip(got, [4, 2, 9]):
       np.testing.assert_array_equal(record['image'], source[key]['image'])
+
+
+def test_div2k_patches_read_only_the_images_of_this_process(monkeypatch):
+  """A DIV2K training batch of 32 patches is cut from 4 images, 8 consecutive rows each: each of
+  two processes reads and decodes only the 2 images of its 16 rows, and its rows equal those of
+  the batch one process cuts."""
+  opened = {}
+
+  def recording_open(name, split, data_dir=None):
+    opened[split] = RecordingSource(open_split(name, split, data_dir))
+    return opened[split]
+
+  open_split = tfds_source.open_split
+  monkeypatch.setattr(tfds_source, 'open_split', recording_open)
+  with tfds.testing.mock_data(num_examples=12):
+    task = tasks.build('super_resolution', dataset='div2k', scale=2, patch=8,
+                       div2k_validation_images=3)
+    sampler = task.train_sampler(32, seed=5)
+    assert not opened['train'].read  # nothing read up front
+    whole = sampler.batch(3)
+    # the images the batch draws: its generator's first draw, with the task's uniform weights
+    chosen = np.random.default_rng([5, 3]).choice(9, size=4, p=np.ones(9) / 9)
+    assert sorted(opened['train'].read) == sorted(set(chosen.tolist()))
+    for i in range(2):
+      opened['train'].read.clear()
+      part = sampler.batch(3, index=i, count=2)
+      assert sorted(opened['train'].read) == sorted(set(chosen[2 * i:2 * i + 2].tolist()))
+      for key in ('inputs', 'target'):
+        np.testing.assert_array_equal(part[key], whole[key][16 * i:16 * (i + 1)])

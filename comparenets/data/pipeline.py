@@ -289,20 +289,30 @@ class StreamedSampler:
 
 
 class GeneratedSampler:
-  """Training batches generated on the fly: batch(step) = generate(default_rng([seed, step]), B)."""
+  """Training batches generated on the fly: batch(step) = generate(default_rng([seed, step]), B).
 
-  def __init__(self, generate: Callable[[np.random.Generator, int], dict[str, np.ndarray]],
-               batch_size: int, seed: int):
-    self.generate, self.batch_size, self.seed = generate, batch_size, seed
+  With ``rows=True`` the generator is called as ``generate(rng, B, rows)`` and returns only
+  the rows ``rows`` (a slice) of that global batch: for batches cut from data that costs
+  reading (DIV2K's decoded images), so that each process reads only what its rows need. Such a
+  generator must draw the same random numbers whatever ``rows`` is, so that the rows equal
+  those of the whole batch.
+  """
+
+  def __init__(self, generate: Callable[..., dict[str, np.ndarray]], batch_size: int,
+               seed: int, rows: bool = False):
+    self.generate, self.batch_size, self.seed, self.rows = generate, batch_size, seed, rows
 
   def batch(self, step: int, index: int = 0, count: int = 1) -> dict[str, np.ndarray]:
     """Process ``index`` of ``count``'s rows of the global batch of ``step`` (all by default).
 
-    Generated data has nothing to read: each process generates the global batch (so the data
-    does not depend on the process count) and keeps its rows.
+    Each process generates the global batch (so the data does not depend on the process
+    count) and keeps its rows; a ``rows`` generator makes only those.
     """
     rows = process_rows(self.batch_size, index, count)
-    full = self.generate(np.random.default_rng([self.seed, step]), self.batch_size)
+    rng = np.random.default_rng([self.seed, step])
+    if self.rows:
+      return self.generate(rng, self.batch_size, rows)
+    full = self.generate(rng, self.batch_size)
     return {k: v[rows] for k, v in full.items()}
 
 

@@ -22,7 +22,9 @@ whole images of any size. It needs a backbone that keeps the resolution: ``cnn``
 ``pool='none'``.
 
 Training batches are random aligned (LR, HR) patch pairs (``patch`` HR pixels a side) under a
-random flip / 90-degree rotation, a pure function of (seed, step). The loss is the MSE on Y.
+random flip / 90-degree rotation, a pure function of (seed, step); in a run of several
+processes each process reads (DIV2K: decodes) only the images of its rows of the global batch
+(`random_patches`). The loss is the MSE on Y.
 
 Evaluation: the train loop sums 'loss' (and 'bicubic_loss') over fixed-size tiles of the
 held-out images, and `split_metrics` measures each held-out *whole* image (one at a time, so
@@ -172,23 +174,32 @@ def _take(images: Sequence[Pair], indices) -> list[Pair]:
 
 
 def random_patches(rng: np.random.Generator, read: Callable[[int], Pair], weights: np.ndarray,
-                   batch_size: int, scale: int, patch: int,
-                   patches_per_image: int = 1) -> dict[str, np.ndarray]:
-  """``batch_size`` aligned (LR, HR) patch pairs from images drawn with probability
-  ``weights`` (0 for images smaller than the patch), ``patches_per_image`` from each image
-  read, each under one of the 8 flips/rotations."""
+                   batch_size: int, scale: int, patch: int, patches_per_image: int = 1,
+                   rows: slice | None = None) -> dict[str, np.ndarray]:
+  """Rows ``rows`` (all by default) of a batch of ``batch_size`` aligned (LR, HR) patch pairs:
+  consecutive runs of ``patches_per_image`` rows come from one image, drawn with probability
+  ``weights`` (0 for images smaller than the patch), each patch under one of the 8
+  flips/rotations.
+
+  Every random number of the whole batch is drawn first, and none depends on an image's size
+  (a patch's corner is a uniform fraction of the room its image leaves), so ``rows`` reads
+  only the images of those rows (one process's share of a global batch) and gives exactly
+  those rows of the whole batch."""
   p = patch // scale
   n_images = -(-batch_size // patches_per_image)
   chosen = rng.choice(len(weights), size=n_images, p=weights / weights.sum())
-  pairs = {int(i): read(int(i)) for i in np.unique(chosen)}
+  corners = rng.random((batch_size, 2))
+  turns = rng.integers(8, size=batch_size)
+  rows = range(batch_size)[rows if rows is not None else slice(None)]
+  image = lambda j: int(chosen[j // patches_per_image])
+  pairs = {i: read(i) for i in sorted({image(j) for j in rows})}
   lrs, hrs = [], []
-  for j in range(batch_size):
-    pair = pairs[int(chosen[j % n_images])]
-    y = rng.integers(0, pair.lr.shape[0] - p + 1)
-    x = rng.integers(0, pair.lr.shape[1] - p + 1)
+  for j in rows:
+    pair = pairs[image(j)]
+    y, x = (int(u * (n - p + 1)) for u, n in zip(corners[j], pair.lr.shape[:2]))
     lr = pair.lr[y:y + p, x:x + p]
     hr = pair.hr[y * scale:(y + p) * scale, x * scale:(x + p) * scale]
-    k = int(rng.integers(8))
+    k = int(turns[j])
     lr, hr = np.rot90(lr, k % 4), np.rot90(hr, k % 4)
     if k >= 4:
       lr, hr = lr[:, ::-1], hr[:, ::-1]
@@ -201,9 +212,10 @@ def _names(value: str) -> list[str]:
   return [n.strip() for n in value.split(',') if n.strip()]
 
 
-def _generate_batch(generate, rng, n):
-  """``generate``'s batch of ``n`` (a module-level function: grain's workers pickle it)."""
-  return generate(rng, batch_size=n)
+def _generate_batch(generate, rng, n, rows):
+  """``generate``'s rows ``rows`` of a batch of ``n`` (a module-level function: grain's workers
+  pickle it)."""
+  return generate(rng, batch_size=n, rows=rows)
 
 
 @dataclasses.dataclass
@@ -380,7 +392,7 @@ class SuperResolution(Task):
     generate = functools.partial(random_patches, read=read, weights=weights, scale=self.scale,
                                  patch=self.patch, patches_per_image=per_image)
     return self.streamed(pipeline.GeneratedSampler(
-        functools.partial(_generate_batch, generate), batch_size, seed))
+        functools.partial(_generate_batch, generate), batch_size, seed, rows=True))
 
   # ------------------------------------------------------------------------------- model
 

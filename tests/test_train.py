@@ -132,6 +132,25 @@ def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
     Checkpointer(os.path.join(workdir, 'checkpoints'), every=1).restore(2, target)
 
 
+@pytest.mark.parametrize('model', ['cnn', 'lstm', 'tcn', 'gru'])
+def test_initialisation_compiled_at_o1_gives_the_default_compilations_parameters(model,
+                                                                                 monkeypatch):
+  """`train.create_state` compiles the initialisation with `INIT_CPU_COMPILER_OPTIONS` (LLVM
+  -O1, for compile time): bitwise the parameters of XLA's default compilation; and the options
+  do reach the compiler (an unknown one fails)."""
+  setup = train.build_setup(_config(model))
+  batch = setup.task.train_sampler(4, 0).batch(0)
+  rng = jax.random.PRNGKey(3)
+  got = train.create_state(setup, rng, batch).params
+  one = {k: v[:1] for k, v in batch.items()}
+  want = jax.jit(train._init_fn(setup))(rng, one).params  # pylint: disable=protected-access
+  assert jax.tree.structure(got) == jax.tree.structure(want)
+  jax.tree.map(np.testing.assert_array_equal, got, want)
+  monkeypatch.setattr(train, 'INIT_CPU_COMPILER_OPTIONS', {'xla_no_such_option': 1})
+  with pytest.raises(Exception, match='xla_no_such_option'):
+    train.create_state(setup, rng, batch)
+
+
 def test_same_seed_same_results_and_resume_equals_uninterrupted(tmp_path):
   a = train.train_and_evaluate(_config('lstm', steps=6), str(tmp_path / 'a'))
   c_dir = tmp_path / 'c'

@@ -75,11 +75,14 @@ def _init_fn(setup: Setup):
 INIT_CPU_COMPILER_OPTIONS = {'xla_backend_optimization_level': 1}
 
 
-def _jit_init(init):
-  """``jax.jit(init)``, compiled with `INIT_CPU_COMPILER_OPTIONS` on the CPU (other backends:
-  their defaults, not measured)."""
-  cpu = jax.default_backend() == 'cpu'
-  return jax.jit(init, compiler_options=INIT_CPU_COMPILER_OPTIONS if cpu else None)
+def _jit_init(init, *args):
+  """``jax.jit(init)`` for ``args``, compiled with `INIT_CPU_COMPILER_OPTIONS` on the CPU (other
+  backends: their defaults, not measured). Inside a trace (``jax.eval_shape`` of a state, a
+  sweep's jitted member) it is a nested jit, which takes no compiler options, and compiles with
+  the program around it."""
+  traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(args))
+  cpu = not traced and jax.default_backend() == 'cpu'
+  return jax.jit(init, compiler_options=INIT_CPU_COMPILER_OPTIONS if cpu else None)(*args)
 
 
 def create_state(setup: Setup, rng: jax.Array, example_batch: Mapping[str, np.ndarray]):
@@ -103,7 +106,7 @@ def create_state(setup: Setup, rng: jax.Array, example_batch: Mapping[str, np.nd
     members = jax.vmap(init, in_axes=(0, None, 0))
     init = lambda rng, batch: members(rng, batch, rates)
   try:
-    return _jit_init(init)(rng, one)
+    return _jit_init(init, rng, one)
   except ValueError as e:  # shape checks of the backbones, raised while tracing
     raise ConfigError(f'model {setup.model_name!r} cannot read this task\'s input: {e}') from None
 

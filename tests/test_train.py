@@ -146,6 +146,9 @@ def test_initialisation_compiled_at_o1_gives_the_default_compilations_parameters
   want = jax.jit(train._init_fn(setup))(rng, one).params  # pylint: disable=protected-access
   assert jax.tree.structure(got) == jax.tree.structure(want)
   jax.tree.map(np.testing.assert_array_equal, got, want)
+  # traced (a nested jit takes no compiler options): the shapes, as `invariance` reads them
+  shapes = jax.eval_shape(lambda r: train.create_state(setup, r, batch), rng).params
+  assert jax.tree.map(lambda x: x.shape, shapes) == jax.tree.map(lambda x: x.shape, got)
   monkeypatch.setattr(train, 'INIT_CPU_COMPILER_OPTIONS', {'xla_no_such_option': 1})
   with pytest.raises(Exception, match='xla_no_such_option'):
     train.create_state(setup, rng, batch)

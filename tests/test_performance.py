@@ -182,3 +182,26 @@ def test_unknown_benchmark_case_is_a_clear_error():
   assert proc.returncode != 0
   assert 'unknown case(s) gpu_magic; choose from matmul' in proc.stderr
   assert 'Traceback' not in proc.stderr
+
+
+def test_the_compile_log_records_every_compilation_of_a_process_and_its_children(tmp_path):
+  """scripts/bench/compile_log: a process started with it on PYTHONPATH logs its compilations
+  (a subprocess's too), with the test's name; the summary adds them up."""
+  log = tmp_path / 'compiles.log'
+  tool = os.path.join(ROOT, 'scripts', 'bench', 'compile_log')
+  child = 'import jax; jax.jit(lambda x: x * 3)(2.0)'
+  parent = ('import subprocess, sys, jax; jax.jit(lambda x: x + 1)(1.0); '
+            f'subprocess.run([sys.executable, "-c", {child!r}], check=True)')
+  env = dict(os.environ, PYTHONPATH=tool, COMPILE_LOG=str(log), COMPARENETS_COMPILATION_CACHE='',
+             PYTEST_CURRENT_TEST='tests/x.py::test_y (call)')
+  subprocess.run([sys.executable, '-c', parent], check=True, env=env, timeout=120)
+  rows = [line.split('\t') for line in log.read_text().splitlines()]
+  compiled = [r for r in rows if r[1] == '/jax/core/compile/backend_compile_duration']
+  assert len({r[0] for r in compiled}) == 2  # both processes
+  assert [r[2] for r in compiled].count('jit(<lambda>)') == 2
+  assert all(r[4] == 'tests/x.py::test_y (call)' and float(r[3]) > 0 for r in compiled)
+  summary = subprocess.run([sys.executable, os.path.join(tool, 'summarize.py'), str(log)],
+                           capture_output=True, text=True, check=True).stdout
+  total = sum(float(r[3]) for r in compiled)
+  assert f'{total:7.1f}      2  /jax/core/compile/backend_compile_duration' in summary
+  assert 'tests/x.py::test_y' in summary and 'tests/x.py' in summary

@@ -24,6 +24,9 @@ Three settings, each measured on the 2-core CPU of BUILD_NOTES.md ("What changed
 `configure_cpu` applies them unless ``COMPARENETS_CPU_TUNING=0``; a flag already in
 ``XLA_FLAGS`` is left as the user set it. Library code never calls it: importing comparenets in a
 notebook changes nothing in the process.
+
+`run_once` compiles a program that runs once (a model's initialisation) with
+`ONCE_CPU_COMPILER_OPTIONS` on the CPU: for that program alone, not process-wide.
 """
 
 from __future__ import annotations
@@ -44,6 +47,26 @@ XLA_CPU_FLAGS = {'xla_cpu_experimental_ynn_fusion_type': 'reduce,individual_dot'
 XLA_CPU_ONLY_FLAGS = {'xla_multiheap_size_constraint_per_heap': str(32 * 2**20)}
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -2, -4, -8
+
+
+# A model's initialisation runs once, so its program's speed does not matter, but XLA:CPU's
+# compilation of it does: every parameter's random numbers (threefry, then the initialiser's
+# arithmetic) cost about 0.15 s of LLVM each at XLA's default optimisation. At LLVM's -O1 the
+# program compiles in about half the time (digits: 0.8-1.5 s -> 0.4-0.6 s a model) and gives
+# bitwise the same parameters (tests/test_train.py; BUILD_NOTES.md, "Compiling the
+# initialisation at -O1"). Train and eval steps, which run many times, keep XLA's default.
+ONCE_CPU_COMPILER_OPTIONS = {'xla_backend_optimization_level': 1}
+
+
+def run_once(fn, *args):
+  """``jax.jit(fn)(*args)`` for a program run once, compiled with `ONCE_CPU_COMPILER_OPTIONS` on
+  the CPU (other backends: their defaults, not measured). Inside a trace (``jax.eval_shape`` of
+  a state, a sweep's jitted member) it is a nested jit, which takes no compiler options, and
+  compiles with the program around it."""
+  import jax  # pylint: disable=g-import-not-at-top  # runtime.py is read before JAX starts
+  traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(args))
+  cpu = not traced and jax.default_backend() == 'cpu'
+  return jax.jit(fn, compiler_options=ONCE_CPU_COMPILER_OPTIONS if cpu else None)(*args)
 
 
 def tune_malloc() -> bool:

@@ -66,25 +66,6 @@ def _init_fn(setup: Setup):
   return init
 
 
-# The parameters' initialisation runs once a run, so its program's speed does not matter, but
-# XLA:CPU's compilation of it does: every parameter's random numbers (threefry, then the
-# initialiser's arithmetic) cost about 0.15 s of LLVM each at XLA's default optimisation. At
-# LLVM's -O1 the program compiles in about half the time (digits: 0.8-1.5 s -> 0.4-0.6 s a
-# model) and gives bitwise the same parameters (tests/test_train.py; BUILD_NOTES.md, "Compiling
-# the initialisation at -O1"). The train and eval steps, which run many times, keep the default.
-INIT_CPU_COMPILER_OPTIONS = {'xla_backend_optimization_level': 1}
-
-
-def _jit_init(init, *args):
-  """``jax.jit(init)`` for ``args``, compiled with `INIT_CPU_COMPILER_OPTIONS` on the CPU (other
-  backends: their defaults, not measured). Inside a trace (``jax.eval_shape`` of a state, a
-  sweep's jitted member) it is a nested jit, which takes no compiler options, and compiles with
-  the program around it."""
-  traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(args))
-  cpu = not traced and jax.default_backend() == 'cpu'
-  return jax.jit(init, compiler_options=INIT_CPU_COMPILER_OPTIONS if cpu else None)(*args)
-
-
 def create_state(setup: Setup, rng: jax.Array, example_batch: Mapping[str, np.ndarray]):
   """Initialises parameters on one device from a one-example batch.
 
@@ -106,7 +87,7 @@ def create_state(setup: Setup, rng: jax.Array, example_batch: Mapping[str, np.nd
     members = jax.vmap(init, in_axes=(0, None, 0))
     init = lambda rng, batch: members(rng, batch, rates)
   try:
-    return _jit_init(init, rng, one)
+    return runtime.run_once(init, rng, one)
   except ValueError as e:  # shape checks of the backbones, raised while tracing
     raise ConfigError(f'model {setup.model_name!r} cannot read this task\'s input: {e}') from None
 

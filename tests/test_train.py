@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from comparenets import parallel as parallels
+from comparenets import runtime
 from comparenets import train
 from comparenets import window as window_lib
 from comparenets.checkpointing import Checkpointer
@@ -135,8 +136,8 @@ def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize('model', ['cnn', 'lstm', 'tcn', 'gru'])
 def test_initialisation_compiled_at_o1_gives_the_default_compilations_parameters(model,
                                                                                  monkeypatch):
-  """`train.create_state` compiles the initialisation with `INIT_CPU_COMPILER_OPTIONS` (LLVM
-  -O1, for compile time): bitwise the parameters of XLA's default compilation; and the options
+  """`train.create_state` compiles the initialisation with `runtime.ONCE_CPU_COMPILER_OPTIONS`
+  (LLVM -O1, for compile time): bitwise the parameters of XLA's default compilation; and the options
   do reach the compiler (an unknown one fails)."""
   setup = train.build_setup(_config(model))
   batch = setup.task.train_sampler(4, 0).batch(0)
@@ -149,7 +150,7 @@ def test_initialisation_compiled_at_o1_gives_the_default_compilations_parameters
   # traced (a nested jit takes no compiler options): the shapes, as `invariance` reads them
   shapes = jax.eval_shape(lambda r: train.create_state(setup, r, batch), rng).params
   assert jax.tree.map(lambda x: x.shape, shapes) == jax.tree.map(lambda x: x.shape, got)
-  monkeypatch.setattr(train, 'INIT_CPU_COMPILER_OPTIONS', {'xla_no_such_option': 1})
+  monkeypatch.setattr(runtime, 'ONCE_CPU_COMPILER_OPTIONS', {'xla_no_such_option': 1})
   with pytest.raises(Exception, match='xla_no_such_option'):
     train.create_state(setup, rng, batch)
 

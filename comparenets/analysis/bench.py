@@ -214,7 +214,7 @@ def recurrent_cases(cell: str, batch: int, length: int, features: int, hidden: i
   """Lines for one cell: each implementation's tokens/s, forward and forward+backward."""
   x = jnp.asarray(np.random.default_rng(0).normal(size=(batch, length, features)), jnp.float32)
   ours = recurrent.RecurrentLayer(cell, hidden)
-  variables = ours.init(jax.random.PRNGKey(0), x)
+  variables = runtime.run_once(ours.init, jax.random.PRNGKey(0), x)
   impls = {}
   for impl in recurrent.IMPLS:
     layer = recurrent.RecurrentLayer(cell, hidden, impl=impl)
@@ -311,7 +311,7 @@ def cnn_cases(batch: int, size: int, repeats: int, min_time: float, peak_gflops:
   y = rng.integers(0, 10, batch).astype(np.int32)
   model = cnn_model()
   tx = optax.sgd(0.01, momentum=0.9)
-  params = model.init(jax.random.PRNGKey(0), jnp.asarray(x[:1]))['params']
+  params = runtime.run_once(model.init, jax.random.PRNGKey(0), jnp.asarray(x[:1]))['params']
   state = train_state.TrainState.create(apply_fn=model.apply,
                                         params=jax.tree.map(jnp.array, params), tx=tx)
   step = cnn_step(model)
@@ -403,7 +403,7 @@ def tcn_cases(length: int, batch: int, repeats: int, min_time: float,
 
   def add(name, model_name, kwargs):
     model = structure.build(model_name, kwargs)
-    variables = model.init(jax.random.PRNGKey(0), xb[:1])
+    variables = runtime.run_once(model.init, jax.random.PRNGKey(0), xb[:1])
     step = jax.jit(structure._programs(model, variables, xb)[1])  # pylint: disable=protected-access
     programs[name] = (step, variables, model_name, kwargs)
 
@@ -541,7 +541,7 @@ def compile_cases(cell: str, lengths: Sequence[int], hidden: int) -> Iterator[di
   for length in lengths:
     x = jnp.ones((8, length, 16))
     layer = recurrent.RecurrentLayer(cell, hidden)
-    variables = layer.init(jax.random.PRNGKey(0), x)
+    variables = runtime.run_once(layer.init, jax.random.PRNGKey(0), x)
     grad = jax.grad(lambda v, x: jnp.sum(layer.apply(v, x)[0] ** 2))
     start = time.perf_counter()
     jax.jit(grad).lower(variables, x).compile()

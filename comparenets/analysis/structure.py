@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from comparenets import console, models
+from comparenets import console, models, runtime
 from comparenets.models.heads import ClassificationHead, TaskModel
 
 
@@ -85,7 +85,7 @@ def xla_flops(name: str, kwargs: dict[str, Any], x: jax.Array) -> dict[str, floa
   for unroll in ((1, 2) if recurrent and steps > 1 else (None,)):
     kw = dict(kwargs, unroll=unroll) if unroll else kwargs
     model = build(name, kw)
-    variables = model.init(jax.random.PRNGKey(0), x)
+    variables = runtime.run_once(model.init, jax.random.PRNGKey(0), x)
     forward, train_step = _programs(model, variables, x)
     out[unroll] = (compiled_flops(forward, variables, x)[0],
                    compiled_flops(train_step, variables, x)[0])
@@ -104,7 +104,7 @@ def analyze(name: str, kwargs: dict[str, Any], length: int, features: int = 1,
   """Every structure metric of one backbone (with a 10-way head) at one input size."""
   x1 = example_input(name, length, features)
   model = build(name, kwargs)
-  variables = model.init(jax.random.PRNGKey(0), x1)
+  variables = runtime.run_once(model.init, jax.random.PRNGKey(0), x1)
   flops = xla_flops(name, kwargs, x1)
   xb = jnp.ones((batch,) + x1.shape[1:])
   _, train_step = _programs(model, variables, xb)

@@ -1,6 +1,7 @@
 """Process-wide CPU settings that the command lines apply before JAX starts.
 
-Three settings, each measured on the 2-core CPU of BUILD_NOTES.md ("What changed for speed"):
+Three XLA and allocator settings, each measured on the 2-core CPU of BUILD_NOTES.md ("What changed
+for speed"), and one of orbax's:
 
 * The C allocator (glibc only): XLA:CPU takes every buffer of a step from ``malloc``, and glibc
   serves a large request with a fresh ``mmap`` that it unmaps on ``free``, so every step paid a
@@ -21,6 +22,14 @@ Three settings, each measured on the 2-core CPU of BUILD_NOTES.md ("What changed
   not CPU-specific, so it is only set where JAX can run on nothing but the CPU
   (`cpu_only`): GPU and TPU runs keep XLA's default.
 
+A fourth is not XLA's: where JAX runs on the CPU alone (`cpu_only`), `single_replica_saves`
+turns off orbax's replica-parallel saving of `jax.Array`s, which orbax itself turns off for GPUs
+only. With several CPU devices a replicated train state has a replica on each, and orbax had each
+replica save its part, slicing it first: one compiled program per (array shape, part), about
+50 ms each, so a run on 8 devices compiled one slice per device for every shape of its state
+(1,337 of them in the test suite, 54 s). On a CPU the replicas share the host's memory, so
+nothing is gained: one replica writes each array.
+
 `configure_cpu` applies them unless ``COMPARENETS_CPU_TUNING=0``; a flag already in
 ``XLA_FLAGS`` is left as the user set it. Library code never calls it: importing comparenets in a
 notebook changes nothing in the process.
@@ -34,6 +43,7 @@ from __future__ import annotations
 import ctypes
 import importlib.metadata
 import importlib.util
+import logging
 import os
 import pkgutil
 import platform
@@ -120,22 +130,44 @@ def add_xla_flags(environ: MutableMapping[str, str] | None = None) -> list[str]:
   return added
 
 
+def single_replica_saves(environ: Mapping[str, str] | None = None) -> bool:
+  """Where `cpu_only`, registers orbax's `jax.Array` handler (as orbax builds its default one)
+  with ``use_replica_parallel=False``, for every checkpoint this process saves; returns whether
+  it did. Touches no device."""
+  if not cpu_only(environ):
+    return False
+  import jax  # pylint: disable=g-import-not-at-top  # runtime.py is read before JAX starts
+  from orbax.checkpoint import type_handlers  # pylint: disable=g-import-not-at-top
+  from orbax.checkpoint._src.metadata import array_metadata_store  # pylint: disable=g-import-not-at-top
+  handler = type_handlers.ArrayHandler(array_metadata_store=array_metadata_store.Store(),
+                                       use_replica_parallel=False)
+  absl_logger = logging.getLogger('absl')  # orbax warns that it overrides its default handler
+  level = absl_logger.level
+  absl_logger.setLevel(logging.ERROR)
+  try:
+    type_handlers.register_type_handler(jax.Array, handler, override=True)
+  finally:
+    absl_logger.setLevel(level)
+  return True
+
+
 def configure_cpu(environ: MutableMapping[str, str] | None = None) -> dict[str, object]:
-  """All three settings, for a command line to call first thing; returns what it applied.
+  """All four settings, for a command line to call first thing; returns what it applied.
 
   Must run before JAX initialises its backend (XLA reads its flags once); raises RuntimeError
   otherwise, since the flags would be silently ignored.
   """
   environ = os.environ if environ is None else environ
   if environ.get('COMPARENETS_CPU_TUNING', '1') == '0':
-    return {'xla_flags': [], 'malloc': False}
+    return {'xla_flags': [], 'malloc': False, 'single_replica_saves': False}
   # imported here, not at the top: runtime.py is read before JAX by the tests' conftest and the
   # command lines, and asks JAX only whether its backend has started
   from jax._src import xla_bridge  # pylint: disable=g-import-not-at-top
   if xla_bridge.backends_are_initialized():
     raise RuntimeError('configure_cpu() must run before JAX touches a device: its XLA flags '
                        'are read once, when the backend starts')
-  return {'xla_flags': add_xla_flags(environ), 'malloc': tune_malloc()}
+  return {'xla_flags': add_xla_flags(environ), 'malloc': tune_malloc(),
+          'single_replica_saves': single_replica_saves(environ)}
 
 
 def user_cache_dir(environ: Mapping[str, str] | None = None) -> str:

@@ -58,7 +58,8 @@ def test_cpu_only_is_what_jax_could_find(monkeypatch):
 
 def test_opt_out_and_too_late():
   env = {'COMPARENETS_CPU_TUNING': '0'}
-  assert runtime.configure_cpu(env) == {'xla_flags': [], 'malloc': False}
+  assert runtime.configure_cpu(env) == {'xla_flags': [], 'malloc': False,
+                                       'single_replica_saves': False}
   assert env == {'COMPARENETS_CPU_TUNING': '0'}
   jax.devices()  # the backend is up: flags set now would be ignored, so it refuses
   with pytest.raises(RuntimeError, match='before JAX touches a device'):
@@ -199,3 +200,43 @@ def test_a_cache_entry_whose_write_was_cut_short_no_longer_stops_every_write(tmp
   assert written and all(f'{key}-atime' in names for key in written)
   assert runtime.drop_unfinished_cache_entries(str(cache)) == []  # nothing left unfinished
   assert runtime.drop_unfinished_cache_entries(str(tmp_path / 'none')) == []
+
+
+def test_checkpoints_of_a_replicated_state_slice_nothing_on_the_cpu(tmp_path):
+  """conftest's `configure_cpu` registered orbax's array handler without replica-parallel saving:
+  a state replicated over the 8 CPU devices is saved without compiling a slice per replica (which
+  orbax's default handler does), and restores equal."""
+  from jax._src import monitoring  # pylint: disable=g-import-not-at-top
+  from orbax.checkpoint import type_handlers  # pylint: disable=g-import-not-at-top
+  from orbax.checkpoint._src.metadata import array_metadata_store  # pylint: disable=g-import-not-at-top
+  from comparenets.checkpointing import Checkpointer  # pylint: disable=g-import-not-at-top
+  assert type_handlers.get_type_handler(jax.Array)._use_replica_parallel is False  # pylint: disable=protected-access
+  mesh = jax.sharding.Mesh(jax.devices(), ('data',))
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  compiled = []
+
+  def record(event, duration, **kwargs):
+    del duration
+    if event == '/jax/core/compile/backend_compile_duration':
+      compiled.append(kwargs.get('fun_name'))
+
+  def save(directory, rows):  # a shape no other test saves, so no slice program is cached
+    tree = {'w': jax.device_put(jnp.arange(rows * 24.0).reshape(rows, 24), replicated)}
+    ckpt = Checkpointer(str(directory), every=1)
+    ckpt.save(1, tree)
+    ckpt.wait()
+    restored = ckpt.restore(1, tree)
+    assert (jax.device_get(restored['w']) == jax.device_get(tree['w'])).all()
+
+  monitoring.register_event_duration_secs_listener(record)
+  try:
+    save(tmp_path / 'single', 40)
+    assert 'jit(slice)' not in compiled, compiled
+    # orbax's own default (replica-parallel on a CPU): every replica slices its part
+    default = type_handlers.ArrayHandler(array_metadata_store=array_metadata_store.Store())
+    type_handlers.register_type_handler(jax.Array, default, override=True)
+    save(tmp_path / 'parallel', 48)
+    assert compiled.count('jit(slice)') == 8, compiled
+  finally:
+    monitoring.unregister_event_duration_listener(record)
+    assert runtime.single_replica_saves()  # this process's handler again

@@ -95,15 +95,21 @@ def test_eval_batches_per_process_cover_every_example_once():
   assert sorted(labels.tolist()) == list(range(45))
 
 
-def test_tfds_images_read_only_the_examples_of_this_process(monkeypatch):
-  opened = {}
+@pytest.fixture
+def opened(monkeypatch):
+  """``{split: RecordingSource}`` of every TFDS split a task opens (`tfds_source.open_split`)."""
+  sources = {}
+  open_split = tfds_source.open_split
 
   def recording_open(name, split, data_dir=None):
-    opened[split] = RecordingSource(open_split(name, split, data_dir))
-    return opened[split]
+    sources[split] = RecordingSource(open_split(name, split, data_dir))
+    return sources[split]
 
-  open_split = tfds_source.open_split
   monkeypatch.setattr(tfds_source, 'open_split', recording_open)
+  return sources
+
+
+def test_tfds_images_read_only_the_examples_of_this_process(opened):
   with tfds.testing.mock_data(num_examples=100):
     task = tasks.build('tfds_images', dataset='mnist', validation_fraction=0.2)
     splits = task.splits()
@@ -169,18 +175,10 @@ def test_mock_data_sources_are_read_one_record_at_a_time():
       np.testing.assert_array_equal(record['image'], source[key]['image'])
 
 
-def test_div2k_patches_read_only_the_images_of_this_process(monkeypatch):
+def test_div2k_patches_read_only_the_images_of_this_process(opened):
   """A DIV2K training batch of 32 patches is cut from 4 images, 8 consecutive rows each: each of
   two processes reads and decodes only the 2 images of its 16 rows, and its rows equal those of
   the batch one process cuts."""
-  opened = {}
-
-  def recording_open(name, split, data_dir=None):
-    opened[split] = RecordingSource(open_split(name, split, data_dir))
-    return opened[split]
-
-  open_split = tfds_source.open_split
-  monkeypatch.setattr(tfds_source, 'open_split', recording_open)
   with tfds.testing.mock_data(num_examples=12):
     task = tasks.build('super_resolution', dataset='div2k', scale=2, patch=8,
                        div2k_validation_images=3)

@@ -26,7 +26,7 @@ A fourth is not XLA's: where JAX runs on the CPU alone (`cpu_only`), `single_rep
 turns off orbax's replica-parallel saving of `jax.Array`s, which orbax itself turns off for GPUs
 only. With several CPU devices a replicated train state has a replica on each, and orbax had each
 replica save its part, slicing it first: one compiled program per (array shape, part), about
-50 ms each, so a run on 8 devices compiled one slice per device for every shape of its state
+40 ms each, so a run on 8 devices compiled one slice per device for every shape of its state
 (1,337 of them in the test suite, 54 s). On a CPU the replicas share the host's memory, so
 nothing is gained: one replica writes each array.
 
